@@ -1,0 +1,1 @@
+//! WebLoRA: LoRA fine-tuning of Llama-family language models in WGSL compute shaders.

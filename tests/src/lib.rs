@@ -1,0 +1,1 @@
+//! cross-cutting test helpers
