@@ -1,1 +1,91 @@
-//! cross-cutting test helpers
+//! Shared helpers of the cross-cutting tests: one GPU per test binary, seeded random data,
+//! tolerance presets, and the CPU references of every kernel (in [`cpu`]).
+
+pub mod cpu;
+
+use std::sync::OnceLock;
+
+use weblora::gpu::{Gpu, Tensor};
+
+/// The test binary's GPU (lavapipe in CI), opened once.
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| pollster::block_on(Gpu::new()).expect("a wgpu adapter (install mesa-vulkan-drivers for lavapipe)"))
+}
+
+/// Reads a tensor back to the host.
+pub fn read(t: &Tensor) -> Vec<f32> {
+    pollster::block_on(t.read_f32(gpu())).expect("readback")
+}
+
+/// A small seeded generator (SplitMix64) for test data.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [-1, 1).
+    pub fn uniform(&mut self) -> f32 {
+        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    pub fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform() * scale).collect()
+    }
+
+    pub fn below(&mut self, n: u32) -> u32 {
+        (self.next_u64() % n as u64) as u32
+    }
+}
+
+/// |got − want| ≤ atol + rtol·|want|, element-wise.
+#[derive(Clone, Copy, Debug)]
+pub struct Tolerance {
+    pub atol: f32,
+    pub rtol: f32,
+}
+
+/// f32 kernels against f64 references: the rounding of a few hundred f32 additions.
+pub const F32: Tolerance = Tolerance { atol: 1e-5, rtol: 1e-4 };
+/// Long reductions (dot products of thousands of terms, softmax over a vocabulary).
+pub const F32_LONG: Tolerance = Tolerance { atol: 1e-4, rtol: 1e-3 };
+
+/// Panics with the first offending index, got and expected, and the worst error.
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: Tolerance) {
+    assert_eq!(got.len(), want.len(), "{what}: length {} vs expected {}", got.len(), want.len());
+    let mut worst = (0usize, 0f32);
+    let mut bad = None;
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let err = (g - w).abs();
+        let ok = err <= tol.atol + tol.rtol * w.abs();
+        if !ok && bad.is_none() || g.is_nan() != w.is_nan() {
+            bad.get_or_insert(i);
+        }
+        if err > worst.1 {
+            worst = (i, err);
+        }
+    }
+    if let Some(i) = bad {
+        panic!(
+            "{what}: index {i}: got {} expected {} (worst |err| {} at {}; tolerance {tol:?})",
+            got[i], want[i], worst.1, worst.0
+        );
+    }
+}
+
+/// Relative L2 error ‖got − want‖ / ‖want‖.
+pub fn rel_l2(got: &[f32], want: &[f32]) -> f32 {
+    let num: f64 = got.iter().zip(want).map(|(g, w)| ((g - w) as f64).powi(2)).sum();
+    let den: f64 = want.iter().map(|w| (*w as f64).powi(2)).sum();
+    (num / den.max(1e-30)).sqrt() as f32
+}

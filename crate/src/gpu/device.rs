@@ -1,0 +1,86 @@
+//! Acquiring the wgpu device, natively and in the browser, with the adapter's real limits.
+
+use std::sync::Arc;
+
+use super::kernels::KernelCache;
+use crate::error::{Error, Result};
+
+/// What the adapter is and what it offers, for `inspect` and benchmarks.
+#[derive(Clone, Debug)]
+pub struct GpuInfo {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub shader_f16: bool,
+    pub subgroups: bool,
+    pub max_storage_binding: u64,
+    pub max_buffer: u64,
+}
+
+/// The device, its queue and the pipelines built on it. Cheap to clone.
+#[derive(Clone)]
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: Arc<GpuInfo>,
+    pub(crate) kernels: Arc<KernelCache>,
+}
+
+impl Gpu {
+    /// Finds a GPU and opens it with every limit the adapter has, plus `shader-f16` and
+    /// `subgroups` where offered. Natively the backend may be chosen with `WGPU_BACKEND`
+    /// (vulkan, metal, dx12); by default the primary backends are tried, never GL.
+    pub async fn new() -> Result<Gpu> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        if std::env::var_os("WGPU_BACKEND").is_none() {
+            desc.backends = if cfg!(target_arch = "wasm32") {
+                wgpu::Backends::BROWSER_WEBGPU
+            } else {
+                wgpu::Backends::PRIMARY
+            };
+        }
+        let instance = wgpu::Instance::new(desc);
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                force_fallback_adapter: false,
+                compatible_surface: None,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::NoGpu(e.to_string()))?;
+        let offered = adapter.features();
+        let features = offered & (wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP);
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("weblora"),
+                required_features: features,
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::NoGpu(e.to_string()))?;
+        let a = adapter.get_info();
+        let info = GpuInfo {
+            name: a.name,
+            backend: format!("{:?}", a.backend),
+            device_type: format!("{:?}", a.device_type),
+            shader_f16: features.contains(wgpu::Features::SHADER_F16),
+            subgroups: features.contains(wgpu::Features::SUBGROUP),
+            max_storage_binding: limits.max_storage_buffer_binding_size as u64,
+            max_buffer: limits.max_buffer_size,
+        };
+        Ok(Gpu { device, queue, info: Arc::new(info), kernels: Arc::new(KernelCache::default()) })
+    }
+
+    /// Submits a program as one command buffer, with an optional readback copy at its end.
+    pub fn submit(&self, program: &super::Program, readback: Option<(&super::Readback, &super::Tensor)>) {
+        let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        program.record(&mut encoder);
+        if let Some((rb, t)) = readback {
+            rb.copy_from(&mut encoder, t);
+        }
+        self.queue.submit([encoder.finish()]);
+    }
+}

@@ -1,0 +1,139 @@
+//! The kernel registry: a closed set of WGSL entry points, each compiled once per device.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// One WGSL source file of `shaders/`.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+enum Shader {
+    Embedding,
+    Rmsnorm,
+    Matmul,
+    Rope,
+    Attention,
+    Swiglu,
+    Elementwise,
+    CrossEntropy,
+    Optimizer,
+}
+
+impl Shader {
+    fn source(self) -> &'static str {
+        match self {
+            Shader::Embedding => include_str!("../../../shaders/embedding.wgsl"),
+            Shader::Rmsnorm => include_str!("../../../shaders/rmsnorm.wgsl"),
+            Shader::Matmul => include_str!("../../../shaders/matmul.wgsl"),
+            Shader::Rope => include_str!("../../../shaders/rope.wgsl"),
+            Shader::Attention => include_str!("../../../shaders/attention.wgsl"),
+            Shader::Swiglu => include_str!("../../../shaders/swiglu.wgsl"),
+            Shader::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
+            Shader::CrossEntropy => include_str!("../../../shaders/cross_entropy.wgsl"),
+            Shader::Optimizer => include_str!("../../../shaders/optimizer.wgsl"),
+        }
+    }
+}
+
+/// Every compute entry point the engine dispatches. The pipeline cache is keyed by this enum
+/// alone: sizes and floats travel in each dispatch's `Params` uniform, never in the key.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Kernel {
+    EmbeddingForward,
+    RmsnormForward,
+    RmsnormBackward,
+    MatmulNt,
+    MatmulNn,
+    MatmulTn,
+    RopeForward,
+    RopeBackward,
+    AttentionForward,
+    AttentionBackwardDq,
+    AttentionBackwardDkv,
+    SwigluForward,
+    SwigluBackward,
+    AddInplace,
+    AddBias,
+    Dropout,
+    CrossEntropyFused,
+    LossSum,
+    GradSumsqPartial,
+    GradNormFinalize,
+    Adamw,
+}
+
+impl Kernel {
+    fn shader(self) -> Shader {
+        use Kernel::*;
+        match self {
+            EmbeddingForward => Shader::Embedding,
+            RmsnormForward | RmsnormBackward => Shader::Rmsnorm,
+            MatmulNt | MatmulNn | MatmulTn => Shader::Matmul,
+            RopeForward | RopeBackward => Shader::Rope,
+            AttentionForward | AttentionBackwardDq | AttentionBackwardDkv => Shader::Attention,
+            SwigluForward | SwigluBackward => Shader::Swiglu,
+            AddInplace | AddBias | Dropout => Shader::Elementwise,
+            CrossEntropyFused => Shader::CrossEntropy,
+            LossSum | GradSumsqPartial | GradNormFinalize | Adamw => Shader::Optimizer,
+        }
+    }
+
+    fn entry_point(self) -> &'static str {
+        use Kernel::*;
+        match self {
+            EmbeddingForward => "embedding_forward",
+            RmsnormForward => "rmsnorm_forward",
+            RmsnormBackward => "rmsnorm_backward",
+            MatmulNt => "matmul_nt",
+            MatmulNn => "matmul_nn",
+            MatmulTn => "matmul_tn",
+            RopeForward => "rope_forward",
+            RopeBackward => "rope_backward",
+            AttentionForward => "attention_forward",
+            AttentionBackwardDq => "attention_backward_dq",
+            AttentionBackwardDkv => "attention_backward_dkv",
+            SwigluForward => "swiglu_forward",
+            SwigluBackward => "swiglu_backward",
+            AddInplace => "add_inplace",
+            AddBias => "add_bias",
+            Dropout => "dropout",
+            CrossEntropyFused => "cross_entropy_fused",
+            LossSum => "loss_sum",
+            GradSumsqPartial => "grad_sumsq_partial",
+            GradNormFinalize => "grad_norm_finalize",
+            Adamw => "adamw",
+        }
+    }
+}
+
+/// Shader modules and pipelines, built on first use and kept for the device's life.
+#[derive(Default)]
+pub(crate) struct KernelCache {
+    modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<Kernel, Arc<wgpu::ComputePipeline>>>,
+}
+
+impl KernelCache {
+    pub(crate) fn pipeline(&self, device: &wgpu::Device, kernel: Kernel) -> Arc<wgpu::ComputePipeline> {
+        let mut pipelines = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = pipelines.get(&kernel) {
+            return p.clone();
+        }
+        let shader = kernel.shader();
+        let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+        let module = modules.entry(shader).or_insert_with(|| {
+            device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(kernel.entry_point()),
+                source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+            })
+        });
+        let pipeline = Arc::new(device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kernel.entry_point()),
+            layout: None,
+            module,
+            entry_point: Some(kernel.entry_point()),
+            compilation_options: Default::default(),
+            cache: None,
+        }));
+        pipelines.insert(kernel, pipeline.clone());
+        pipeline
+    }
+}

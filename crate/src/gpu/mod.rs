@@ -1,0 +1,14 @@
+//! The GPU runtime: device acquisition, tensors, the kernel registry, recorded programs and
+//! readback. Everything above this module records work into [`Program`]s; only [`Gpu`] submits.
+
+mod device;
+mod kernels;
+mod program;
+mod readback;
+mod tensor;
+
+pub use device::{Gpu, GpuInfo};
+pub use kernels::Kernel;
+pub use program::{grid, Binding, Program};
+pub use readback::Readback;
+pub use tensor::{DType, Tensor};

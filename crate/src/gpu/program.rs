@@ -1,0 +1,152 @@
+//! Programs: GPU work recorded once for a shape (pipelines, bind groups and uniforms built up
+//! front) and replayed into a command encoder as often as needed.
+
+use std::sync::Arc;
+
+use wgpu::util::DeviceExt;
+
+use super::{Gpu, Kernel, Tensor};
+use crate::error::{shape_err, Result};
+
+/// A tensor bound at a WGSL binding number (the `Params` uniform is always binding 0).
+pub type Binding<'a> = (u32, &'a Tensor);
+
+enum Command {
+    Dispatch { label: Kernel, pipeline: Arc<wgpu::ComputePipeline>, bind_group: wgpu::BindGroup, groups: [u32; 3] },
+    Copy { src: Tensor, dst: Tensor },
+    Clear(Tensor),
+}
+
+/// An ordered list of dispatches, copies and clears.
+pub struct Program {
+    gpu: Gpu,
+    commands: Vec<Command>,
+}
+
+/// The most workgroups in one grid dimension (WebGPU's maxComputeWorkgroupsPerDimension).
+const MAX_GROUPS: u32 = 65535;
+
+impl Program {
+    pub fn new(gpu: &Gpu) -> Program {
+        Program { gpu: gpu.clone(), commands: Vec::new() }
+    }
+
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    pub fn len(&self) -> usize {
+        self.commands.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty()
+    }
+
+    /// Appends a dispatch of `kernel` with `params` as its uniform and `bindings` as its
+    /// storage buffers, over `groups` workgroups.
+    pub fn dispatch<P: bytemuck::Pod>(
+        &mut self,
+        kernel: Kernel,
+        params: &P,
+        bindings: &[Binding],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        let max = self.gpu.info.max_storage_binding;
+        for (slot, t) in bindings {
+            if t.byte_size() > max {
+                return Err(shape_err(
+                    "dispatch",
+                    format!("{kernel:?} binding {slot}: {} bytes exceed the device's binding limit {max}", t.byte_size()),
+                ));
+            }
+        }
+        if groups.iter().any(|&g| g > MAX_GROUPS) {
+            return Err(shape_err("dispatch", format!("{kernel:?}: grid {groups:?} too large")));
+        }
+        let device = &self.gpu.device;
+        let pipeline = self.gpu.kernels.pipeline(device, kernel);
+        let mut bytes = bytemuck::bytes_of(params).to_vec();
+        bytes.resize(bytes.len().next_multiple_of(16), 0);
+        let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: &bytes,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
+        entries.extend(bindings.iter().map(|(slot, t)| wgpu::BindGroupEntry { binding: *slot, resource: t.binding() }));
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        self.commands.push(Command::Dispatch { label: kernel, pipeline, bind_group, groups });
+        Ok(())
+    }
+
+    /// Appends a buffer copy of all of `src` into `dst` (same byte size).
+    pub fn copy(&mut self, src: &Tensor, dst: &Tensor) -> Result<()> {
+        if src.byte_size() != dst.byte_size() {
+            return Err(shape_err("copy", format!("{:?} into {:?}", src.shape(), dst.shape())));
+        }
+        self.commands.push(Command::Copy { src: src.clone(), dst: dst.clone() });
+        Ok(())
+    }
+
+    /// Appends a fill of `t` with zeros.
+    pub fn clear(&mut self, t: &Tensor) {
+        self.commands.push(Command::Clear(t.clone()));
+    }
+
+    /// Appends every command of `other`.
+    pub fn extend(&mut self, other: Program) {
+        self.commands.extend(other.commands);
+    }
+
+    /// Records the program into `encoder`; consecutive dispatches share one compute pass.
+    pub fn record(&self, encoder: &mut wgpu::CommandEncoder) {
+        let mut i = 0;
+        while i < self.commands.len() {
+            match &self.commands[i] {
+                Command::Dispatch { .. } => {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+                    while let Some(Command::Dispatch { pipeline, bind_group, groups, .. }) = self.commands.get(i) {
+                        pass.set_pipeline(pipeline);
+                        pass.set_bind_group(0, bind_group, &[]);
+                        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+                        i += 1;
+                    }
+                }
+                Command::Copy { src, dst } => {
+                    encoder.copy_buffer_to_buffer(src.buffer(), src.offset(), dst.buffer(), dst.offset(), src.byte_size());
+                    i += 1;
+                }
+                Command::Clear(t) => {
+                    encoder.clear_buffer(t.buffer(), t.offset(), Some(t.byte_size().next_multiple_of(4)));
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    /// The kernels this program dispatches, in order (for tests and profiling).
+    pub fn kernels(&self) -> Vec<Kernel> {
+        self.commands
+            .iter()
+            .filter_map(|c| match c {
+                Command::Dispatch { label, .. } => Some(*label),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// A grid of `groups` workgroups folded into two dimensions under the per-dimension limit.
+/// Kernels recover the flat index as `gid.x + gid.y · num_workgroups.x · WG`.
+pub fn grid(groups: u32) -> [u32; 3] {
+    if groups <= MAX_GROUPS {
+        [groups.max(1), 1, 1]
+    } else {
+        [MAX_GROUPS, groups.div_ceil(MAX_GROUPS), 1]
+    }
+}

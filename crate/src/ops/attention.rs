@@ -1,0 +1,141 @@
+//! Wrappers of `shaders/rope.wgsl` and `shaders/attention.wgsl`.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{expect, expect_numel, groups_for, u32_of};
+use crate::error::{shape_err, Result};
+use crate::gpu::{grid, Kernel, Program, Tensor};
+
+/// The sizes of one attention call.
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionShape {
+    pub b: usize,
+    pub t: usize,
+    pub nh: usize,
+    pub nkv: usize,
+    pub hd: usize,
+}
+
+impl AttentionShape {
+    fn check(&self, op: &'static str) -> Result<()> {
+        if self.hd % 4 != 0 || self.hd > 128 || self.hd == 0 {
+            return Err(shape_err(op, format!("head dim {} must be a multiple of 4 and at most 128", self.hd)));
+        }
+        if self.nkv == 0 || self.nh % self.nkv != 0 {
+            return Err(shape_err(op, format!("{} heads are not a multiple of {} kv heads", self.nh, self.nkv)));
+        }
+        Ok(())
+    }
+
+    fn q_numel(&self) -> usize {
+        self.b * self.t * self.nh * self.hd
+    }
+
+    fn kv_numel(&self) -> usize {
+        self.b * self.t * self.nkv * self.hd
+    }
+
+    fn params(&self, op: &'static str) -> Result<AttentionParams> {
+        Ok(AttentionParams {
+            b: u32_of(op, self.b)?,
+            t: u32_of(op, self.t)?,
+            nh: u32_of(op, self.nh)?,
+            nkv: u32_of(op, self.nkv)?,
+            hd: u32_of(op, self.hd)?,
+            scale: 1.0 / (self.hd as f32).sqrt(),
+        })
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct RopeParams {
+    n: u32,
+    nh: u32,
+    hd: u32,
+}
+
+fn rope(prog: &mut Program, kernel: Kernel, op: &'static str, x: &Tensor, cos: &Tensor, sin: &Tensor, pos: &Tensor, nh: usize, hd: usize) -> Result<()> {
+    let n = pos.numel();
+    expect_numel(op, "x", x, n * nh * hd)?;
+    if hd % 2 != 0 || cos.numel() != sin.numel() || cos.numel() % (hd / 2).max(1) != 0 {
+        return Err(shape_err(op, format!("tables {:?} do not fit head dim {hd}", cos.shape())));
+    }
+    let params = RopeParams { n: u32_of(op, n)?, nh: u32_of(op, nh)?, hd: u32_of(op, hd)? };
+    prog.dispatch(kernel, &params, &[(1, x), (2, cos), (3, sin), (4, pos)], grid(groups_for(n * nh * hd / 2)))
+}
+
+/// Rotates x (N, NH, HD) in place by the angles of positions pos (N); cos, sin (maxT, HD/2).
+pub fn rope_forward(prog: &mut Program, x: &Tensor, cos: &Tensor, sin: &Tensor, pos: &Tensor, nh: usize, hd: usize) -> Result<()> {
+    rope(prog, Kernel::RopeForward, "rope_forward", x, cos, sin, pos, nh, hd)
+}
+
+/// Applies the inverse rotation to a gradient dx (N, NH, HD), in place.
+pub fn rope_backward(prog: &mut Program, dx: &Tensor, cos: &Tensor, sin: &Tensor, pos: &Tensor, nh: usize, hd: usize) -> Result<()> {
+    rope(prog, Kernel::RopeBackward, "rope_backward", dx, cos, sin, pos, nh, hd)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct AttentionParams {
+    b: u32,
+    t: u32,
+    nh: u32,
+    nkv: u32,
+    hd: u32,
+    scale: f32,
+}
+
+/// out (B, T, NH, HD) = causal softmax(q·kᵀ/√HD)·v; lse (B, NH, T) is kept for backward.
+pub fn attention_forward(prog: &mut Program, out: &Tensor, lse: &Tensor, q: &Tensor, k: &Tensor, v: &Tensor, s: AttentionShape) -> Result<()> {
+    let op = "attention_forward";
+    s.check(op)?;
+    expect_numel(op, "out", out, s.q_numel())?;
+    expect(op, "lse", lse, &[s.b, s.nh, s.t])?;
+    expect_numel(op, "q", q, s.q_numel())?;
+    expect_numel(op, "k", k, s.kv_numel())?;
+    expect_numel(op, "v", v, s.kv_numel())?;
+    let rows = groups_for(s.b * s.nh * s.t);
+    prog.dispatch(Kernel::AttentionForward, &s.params(op)?, &[(1, out), (2, lse), (3, q), (4, k), (5, v)], grid(rows))
+}
+
+/// dq, dk, dv from dout, recomputing probabilities from q, k, v and lse.
+/// `dstat` (B, NH, T) is scratch for rowsum(dout ⊙ out).
+pub fn attention_backward(
+    prog: &mut Program,
+    dq: &Tensor,
+    dk: &Tensor,
+    dv: &Tensor,
+    dstat: &Tensor,
+    dout: &Tensor,
+    out: &Tensor,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    lse: &Tensor,
+    s: AttentionShape,
+) -> Result<()> {
+    let op = "attention_backward";
+    s.check(op)?;
+    for (name, t) in [("dq", dq), ("dout", dout), ("out", out), ("q", q)] {
+        expect_numel(op, name, t, s.q_numel())?;
+    }
+    for (name, t) in [("dk", dk), ("dv", dv), ("k", k), ("v", v)] {
+        expect_numel(op, name, t, s.kv_numel())?;
+    }
+    expect(op, "lse", lse, &[s.b, s.nh, s.t])?;
+    expect(op, "dstat", dstat, &[s.b, s.nh, s.t])?;
+    let params = s.params(op)?;
+    prog.dispatch(
+        Kernel::AttentionBackwardDq,
+        &params,
+        &[(1, dq), (2, dstat), (3, q), (4, k), (5, v), (6, dout), (7, out), (8, lse)],
+        grid(groups_for(s.b * s.nh * s.t)),
+    )?;
+    prog.dispatch(
+        Kernel::AttentionBackwardDkv,
+        &params,
+        &[(1, dk), (3, q), (4, k), (5, v), (6, dout), (8, lse), (9, dstat), (10, dv)],
+        grid(groups_for(s.b * s.nkv * s.t)),
+    )
+}

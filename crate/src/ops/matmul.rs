@@ -1,0 +1,75 @@
+//! Wrappers of `shaders/matmul.wgsl`.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{expect_numel, u32_of};
+use crate::error::{shape_err, Result};
+use crate::gpu::{Kernel, Program, Tensor};
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    alpha: f32,
+    beta: f32,
+}
+
+fn record(
+    prog: &mut Program,
+    kernel: Kernel,
+    op: &'static str,
+    c: &Tensor,
+    a: &Tensor,
+    b: &Tensor,
+    (m, n, k): (usize, usize, usize),
+    alpha: f32,
+    beta: f32,
+) -> Result<()> {
+    if m == 0 || n == 0 {
+        return Err(shape_err(op, format!("empty output ({m}, {n})")));
+    }
+    let params = Params { m: u32_of(op, m)?, n: u32_of(op, n)?, k: u32_of(op, k)?, alpha, beta };
+    let groups = [u32_of(op, n.div_ceil(32))?, u32_of(op, m.div_ceil(32))?, 1];
+    prog.dispatch(kernel, &params, &[(1, c), (2, a), (3, b)], groups)
+}
+
+fn need_mult4(op: &'static str, what: &str, v: usize) -> Result<()> {
+    if v % 4 != 0 {
+        return Err(shape_err(op, format!("{what} = {v} must be a multiple of 4 (vec4 loads)")));
+    }
+    Ok(())
+}
+
+/// c (M, N) = alpha · a (M, K) · b (N, K)ᵀ + beta · c. The forward of a linear layer, y = x·Wᵀ.
+pub fn matmul_nt(prog: &mut Program, c: &Tensor, a: &Tensor, b: &Tensor, m: usize, n: usize, k: usize, alpha: f32, beta: f32) -> Result<()> {
+    let op = "matmul_nt";
+    need_mult4(op, "K", k)?;
+    expect_numel(op, "c", c, m * n)?;
+    expect_numel(op, "a", a, m * k)?;
+    expect_numel(op, "b", b, n * k)?;
+    record(prog, Kernel::MatmulNt, op, c, a, b, (m, n, k), alpha, beta)
+}
+
+/// c (M, N) = alpha · a (M, K) · b (K, N) + beta · c. The input gradient of a linear layer, dx = dy·W.
+pub fn matmul_nn(prog: &mut Program, c: &Tensor, a: &Tensor, b: &Tensor, m: usize, n: usize, k: usize, alpha: f32, beta: f32) -> Result<()> {
+    let op = "matmul_nn";
+    need_mult4(op, "K", k)?;
+    need_mult4(op, "N", n)?;
+    expect_numel(op, "c", c, m * n)?;
+    expect_numel(op, "a", a, m * k)?;
+    expect_numel(op, "b", b, k * n)?;
+    record(prog, Kernel::MatmulNn, op, c, a, b, (m, n, k), alpha, beta)
+}
+
+/// c (M, N) = alpha · a (K, M)ᵀ · b (K, N) + beta · c. The weight gradient of a linear layer, dW = dyᵀ·x.
+pub fn matmul_tn(prog: &mut Program, c: &Tensor, a: &Tensor, b: &Tensor, m: usize, n: usize, k: usize, alpha: f32, beta: f32) -> Result<()> {
+    let op = "matmul_tn";
+    need_mult4(op, "M", m)?;
+    need_mult4(op, "N", n)?;
+    expect_numel(op, "c", c, m * n)?;
+    expect_numel(op, "a", a, k * m)?;
+    expect_numel(op, "b", b, k * n)?;
+    record(prog, Kernel::MatmulTn, op, c, a, b, (m, n, k), alpha, beta)
+}

@@ -1,0 +1,47 @@
+//! One thin wrapper per kernel of `shaders/`: it checks shapes, fills the kernel's `Params`,
+//! sizes the grid and appends the dispatch to a [`Program`](crate::gpu::Program). It never
+//! submits. Shapes use one alphabet: B batch, T tokens, N = B·T rows, C channels, NH heads,
+//! NKV kv-heads, HD head dim, F ffn width, V vocab, R LoRA rank, P flat parameter count.
+
+mod attention;
+mod elementwise;
+mod loss;
+mod matmul;
+mod norm;
+mod optim;
+
+pub use attention::{attention_backward, attention_forward, rope_backward, rope_forward, AttentionShape};
+pub use elementwise::{add_bias, add_inplace, dropout, swiglu_backward, swiglu_forward};
+pub use loss::{cross_entropy_fused, loss_sum};
+pub use matmul::{matmul_nn, matmul_nt, matmul_tn};
+pub use norm::{embedding_forward, rmsnorm_backward, rmsnorm_forward};
+pub use optim::{adamw, grad_norm, AdamwParams, StepParams, PARTIALS, STATS_LEN};
+
+use crate::error::{shape_err, Result};
+use crate::gpu::Tensor;
+
+/// Checks that `t` has exactly `shape`.
+fn expect(op: &'static str, name: &str, t: &Tensor, shape: &[usize]) -> Result<()> {
+    if t.shape() != shape {
+        return Err(shape_err(op, format!("{name} is {:?}, expected {shape:?}", t.shape())));
+    }
+    Ok(())
+}
+
+/// Checks that `t` holds exactly `numel` elements (any shape).
+fn expect_numel(op: &'static str, name: &str, t: &Tensor, numel: usize) -> Result<()> {
+    if t.numel() != numel {
+        return Err(shape_err(op, format!("{name} {:?} has {} elements, expected {numel}", t.shape(), t.numel())));
+    }
+    Ok(())
+}
+
+/// Converts a size to the u32 the kernels take.
+fn u32_of(op: &'static str, n: usize) -> Result<u32> {
+    u32::try_from(n).map_err(|_| shape_err(op, format!("size {n} does not fit in u32")))
+}
+
+/// Workgroups of 64 invocations for one invocation per element.
+fn groups_for(n: usize) -> u32 {
+    (n.div_ceil(64)).min(u32::MAX as usize) as u32
+}

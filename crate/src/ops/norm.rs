@@ -1,0 +1,63 @@
+//! Wrappers of `shaders/rmsnorm.wgsl` and `shaders/embedding.wgsl`.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{expect, groups_for, u32_of};
+use crate::error::Result;
+use crate::gpu::{grid, Kernel, Program, Tensor};
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct NormParams {
+    n: u32,
+    c: u32,
+    eps: f32,
+}
+
+/// out (N, C) = weight ⊙ inp · rstd; rstd (N) is kept for backward.
+pub fn rmsnorm_forward(prog: &mut Program, out: &Tensor, rstd: &Tensor, inp: &Tensor, weight: &Tensor, n: usize, c: usize, eps: f32) -> Result<()> {
+    let op = "rmsnorm_forward";
+    expect(op, "out", out, &[n, c])?;
+    expect(op, "rstd", rstd, &[n])?;
+    expect(op, "inp", inp, &[n, c])?;
+    expect(op, "weight", weight, &[c])?;
+    let params = NormParams { n: u32_of(op, n)?, c: u32_of(op, c)?, eps };
+    prog.dispatch(Kernel::RmsnormForward, &params, &[(1, out), (2, rstd), (3, inp), (4, weight)], grid(u32_of(op, n)?))
+}
+
+/// dinp (N, C) += the input gradient of rmsnorm for dout (N, C).
+pub fn rmsnorm_backward(prog: &mut Program, dinp: &Tensor, dout: &Tensor, inp: &Tensor, rstd: &Tensor, weight: &Tensor, n: usize, c: usize) -> Result<()> {
+    let op = "rmsnorm_backward";
+    expect(op, "dinp", dinp, &[n, c])?;
+    expect(op, "dout", dout, &[n, c])?;
+    expect(op, "inp", inp, &[n, c])?;
+    expect(op, "rstd", rstd, &[n])?;
+    expect(op, "weight", weight, &[c])?;
+    let params = NormParams { n: u32_of(op, n)?, c: u32_of(op, c)?, eps: 0.0 };
+    prog.dispatch(
+        Kernel::RmsnormBackward,
+        &params,
+        &[(1, dinp), (2, rstd), (3, inp), (4, weight), (5, dout)],
+        grid(u32_of(op, n)?),
+    )
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct EmbeddingParams {
+    n: u32,
+    c: u32,
+    v: u32,
+}
+
+/// out (N, C) = wte[ids] with ids (N) u32 and wte (V, C).
+pub fn embedding_forward(prog: &mut Program, out: &Tensor, ids: &Tensor, wte: &Tensor) -> Result<()> {
+    let op = "embedding_forward";
+    let &[v, c] = wte.shape() else {
+        return Err(crate::error::shape_err(op, format!("wte is {:?}, expected (V, C)", wte.shape())));
+    };
+    let n = ids.numel();
+    expect(op, "out", out, &[n, c])?;
+    let params = EmbeddingParams { n: u32_of(op, n)?, c: u32_of(op, c)?, v: u32_of(op, v)? };
+    prog.dispatch(Kernel::EmbeddingForward, &params, &[(1, out), (2, ids), (3, wte)], grid(groups_for(n * c)))
+}

@@ -1,0 +1,171 @@
+// Causal self-attention with grouped-query heads, flash style: the (T, T) score matrix is never
+// stored. Forward keeps only the log-sum-exp of each query row; backward recomputes the
+// probabilities from it. Query head h reads kv head h / (NH / NKV), as Hugging Face's repeat_kv.
+//
+// One invocation per query row (forward, dq) or per key row (dk, dv); HD % 4 == 0, HD ≤ 128.
+
+struct Params {
+    B: u32,
+    T: u32,
+    NH: u32,    // query heads
+    NKV: u32,   // key/value heads
+    HD: u32,    // head dim
+    scale: f32, // 1 / sqrt(HD)
+}
+
+const MAX_HD4: u32 = 32u;   // HD / 4 ≤ 32
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;   // forward: (B, T, NH, HD); dq: dq (B, T, NH, HD); dkv: dk (B, T, NKV, HD)
+@group(0) @binding(2) var<storage, read_write> stat: array<f32>;       // forward: lse (B, NH, T); dq: D = rowsum(dO ⊙ O) (B, NH, T), written
+@group(0) @binding(3) var<storage, read> q: array<vec4<f32>>;          // (B, T, NH, HD)
+@group(0) @binding(4) var<storage, read> k: array<vec4<f32>>;          // (B, T, NKV, HD)
+@group(0) @binding(5) var<storage, read> v: array<vec4<f32>>;          // (B, T, NKV, HD)
+@group(0) @binding(6) var<storage, read> dout: array<vec4<f32>>;       // backward: dO (B, T, NH, HD)
+@group(0) @binding(7) var<storage, read> o: array<vec4<f32>>;          // dq: O (B, T, NH, HD)
+@group(0) @binding(8) var<storage, read> lse: array<f32>;              // dkv: (B, NH, T)
+@group(0) @binding(9) var<storage, read> dstat: array<f32>;            // dkv: D (B, NH, T)
+@group(0) @binding(10) var<storage, read_write> dv: array<vec4<f32>>;  // dkv: (B, T, NKV, HD)
+
+fn q_row(b: u32, t: u32, h: u32) -> u32 {
+    return ((b * p.T + t) * p.NH + h) * (p.HD / 4u);
+}
+
+fn kv_row(b: u32, t: u32, h: u32) -> u32 {
+    return ((b * p.T + t) * p.NKV + h) * (p.HD / 4u);
+}
+
+fn stat_index(b: u32, h: u32, t: u32) -> u32 {
+    return (b * p.NH + h) * p.T + t;
+}
+
+@compute @workgroup_size(64)
+fn attention_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 64u;   // (b, h, t)
+    if (i >= p.B * p.NH * p.T) {
+        return;
+    }
+    let t = i % p.T;
+    let h = (i / p.T) % p.NH;
+    let b = i / (p.T * p.NH);
+    let hk = h / (p.NH / p.NKV);
+    let hd4 = p.HD / 4u;
+    let qi = q_row(b, t, h);
+    var qv: array<vec4<f32>, MAX_HD4>;
+    var acc: array<vec4<f32>, MAX_HD4>;
+    for (var d = 0u; d < hd4; d++) {
+        qv[d] = q[qi + d] * p.scale;
+    }
+    var m = -3.0e38;
+    var l = 0.0;
+    for (var j = 0u; j <= t; j++) {
+        let kj = kv_row(b, j, hk);
+        var s = 0.0;
+        for (var d = 0u; d < hd4; d++) {
+            s += dot(qv[d], k[kj + d]);
+        }
+        let m_new = max(m, s);
+        let corr = exp(m - m_new);
+        let pj = exp(s - m_new);
+        l = l * corr + pj;
+        for (var d = 0u; d < hd4; d++) {
+            acc[d] = acc[d] * corr + pj * v[kj + d];
+        }
+        m = m_new;
+    }
+    let inv_l = 1.0 / l;
+    for (var d = 0u; d < hd4; d++) {
+        out[qi + d] = acc[d] * inv_l;
+    }
+    stat[stat_index(b, h, t)] = m + log(l);
+}
+
+// dq_t = scale · Σ_j p_tj (dO_t·v_j − D_t) k_j, with D_t = dO_t·O_t (also written for the dkv pass).
+@compute @workgroup_size(64)
+fn attention_backward_dq(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 64u;
+    if (i >= p.B * p.NH * p.T) {
+        return;
+    }
+    let t = i % p.T;
+    let h = (i / p.T) % p.NH;
+    let b = i / (p.T * p.NH);
+    let hk = h / (p.NH / p.NKV);
+    let hd4 = p.HD / 4u;
+    let qi = q_row(b, t, h);
+    var qv: array<vec4<f32>, MAX_HD4>;
+    var dov: array<vec4<f32>, MAX_HD4>;
+    var acc: array<vec4<f32>, MAX_HD4>;
+    var dsum = 0.0;
+    for (var d = 0u; d < hd4; d++) {
+        qv[d] = q[qi + d] * p.scale;
+        dov[d] = dout[qi + d];
+        dsum += dot(dov[d], o[qi + d]);
+    }
+    let si = stat_index(b, h, t);
+    let lse_t = lse[si];
+    for (var j = 0u; j <= t; j++) {
+        let kj = kv_row(b, j, hk);
+        var s = 0.0;
+        var dp = 0.0;
+        for (var d = 0u; d < hd4; d++) {
+            s += dot(qv[d], k[kj + d]);
+            dp += dot(dov[d], v[kj + d]);
+        }
+        let ds = exp(s - lse_t) * (dp - dsum);
+        for (var d = 0u; d < hd4; d++) {
+            acc[d] += ds * k[kj + d];
+        }
+    }
+    for (var d = 0u; d < hd4; d++) {
+        out[qi + d] = acc[d] * p.scale;
+    }
+    stat[si] = dsum;
+}
+
+// For key row j of kv head hk, over the query heads of its group and the rows t ≥ j:
+//   dv_j = Σ p_tj dO_t,   dk_j = scale · Σ p_tj (dO_t·v_j − D_t) q_t
+@compute @workgroup_size(64)
+fn attention_backward_dkv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 64u;   // (b, hk, j)
+    if (i >= p.B * p.NKV * p.T) {
+        return;
+    }
+    let j = i % p.T;
+    let hk = (i / p.T) % p.NKV;
+    let b = i / (p.T * p.NKV);
+    let group = p.NH / p.NKV;
+    let hd4 = p.HD / 4u;
+    let kj = kv_row(b, j, hk);
+    var kv: array<vec4<f32>, MAX_HD4>;
+    var vv: array<vec4<f32>, MAX_HD4>;
+    var dk: array<vec4<f32>, MAX_HD4>;
+    var dvv: array<vec4<f32>, MAX_HD4>;
+    for (var d = 0u; d < hd4; d++) {
+        kv[d] = k[kj + d];
+        vv[d] = v[kj + d];
+    }
+    for (var g = 0u; g < group; g++) {
+        let h = hk * group + g;
+        for (var t = j; t < p.T; t++) {
+            let qi = q_row(b, t, h);
+            var s = 0.0;
+            var dp = 0.0;
+            for (var d = 0u; d < hd4; d++) {
+                s += dot(q[qi + d], kv[d]);
+                dp += dot(dout[qi + d], vv[d]);
+            }
+            let si = stat_index(b, h, t);
+            let pr = exp(s * p.scale - lse[si]);
+            let ds = pr * (dp - dstat[si]);
+            for (var d = 0u; d < hd4; d++) {
+                dvv[d] += pr * dout[qi + d];
+                dk[d] += ds * q[qi + d];
+            }
+        }
+    }
+    for (var d = 0u; d < hd4; d++) {
+        out[kj + d] = dk[d] * p.scale;
+        dv[kj + d] = dvv[d];
+    }
+}
