@@ -62,12 +62,12 @@ fn cross_entropy_fused(
         s += exp(logits[base + i] - m);
     }
     s = workgroup_reduce(lid, s, false);
-    let target = targets[row];
-    let ignored = target < 0 || u32(target) >= p.V;
+    let label = targets[row];
+    let ignored = label < 0 || u32(label) >= p.V;
     if (lid == 0u) {
         var loss = 0.0;
         if (!ignored) {
-            loss = log(s) + m - logits[base + u32(target)];
+            loss = log(s) + m - logits[base + u32(label)];
         }
         losses[row] = loss;
     }
@@ -75,7 +75,7 @@ fn cross_entropy_fused(
     let scale = select(step.inv_count, 0.0, ignored);
     let inv_s = 1.0 / s;
     for (var i = lid; i < p.V; i += WG) {
-        let onehot = select(0.0, 1.0, i32(i) == target);
+        let onehot = select(0.0, 1.0, i32(i) == label);
         logits[base + i] = (exp(logits[base + i] - m) * inv_s - onehot) * scale;
     }
 }
