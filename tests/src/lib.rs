@@ -2,6 +2,7 @@
 //! tolerance presets, and the CPU references of every kernel (in [`cpu`]).
 
 pub mod cpu;
+pub mod fixture;
 
 use std::sync::OnceLock;
 

@@ -1,0 +1,298 @@
+//! LoRA adapters as PEFT defines them: y = x·Wᵀ + s · B·(A·dropout(x)), with A (R, in),
+//! B (out, R), s = alpha / R (or alpha / √R for rsLoRA), B initialised to zero.
+//!
+//! All adapter tensors live in one flat parameter buffer (P), with gradients and AdamW moments
+//! beside it. Inside it each A is stored with R rounded up to a multiple of 4 (Rp) and each B
+//! with Rp columns; the extra rows and columns are zero, get zero gradients and stay zero, so
+//! the padded adapter computes exactly what the unpadded one does.
+
+use crate::error::{Error, Result};
+use crate::gpu::{DType, Gpu, Tensor};
+use crate::model::ModelConfig;
+
+/// The projections LoRA can adapt, with their Hugging Face names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Target {
+    Q,
+    K,
+    V,
+    O,
+    Gate,
+    Up,
+    Down,
+}
+
+impl Target {
+    pub const ALL: [Target; 7] = [Target::Q, Target::K, Target::V, Target::O, Target::Gate, Target::Up, Target::Down];
+
+    pub fn hf_name(self) -> &'static str {
+        match self {
+            Target::Q => "q_proj",
+            Target::K => "k_proj",
+            Target::V => "v_proj",
+            Target::O => "o_proj",
+            Target::Gate => "gate_proj",
+            Target::Up => "up_proj",
+            Target::Down => "down_proj",
+        }
+    }
+
+    /// The module path inside a decoder layer, as in PEFT keys.
+    pub fn module_path(self) -> &'static str {
+        match self {
+            Target::Q => "self_attn.q_proj",
+            Target::K => "self_attn.k_proj",
+            Target::V => "self_attn.v_proj",
+            Target::O => "self_attn.o_proj",
+            Target::Gate => "mlp.gate_proj",
+            Target::Up => "mlp.up_proj",
+            Target::Down => "mlp.down_proj",
+        }
+    }
+
+    /// (in, out) features of this projection.
+    pub fn dims(self, c: &ModelConfig) -> (usize, usize) {
+        let (h, f) = (c.hidden_size, c.intermediate_size);
+        match self {
+            Target::Q => (h, c.q_dim()),
+            Target::K | Target::V => (h, c.kv_dim()),
+            Target::O => (c.q_dim(), h),
+            Target::Gate | Target::Up => (h, f),
+            Target::Down => (f, h),
+        }
+    }
+
+    /// Parses PEFT's `target_modules`: names such as "q_proj", or "all-linear".
+    pub fn parse_list(names: &[String]) -> Result<Vec<Target>> {
+        let mut out = Vec::new();
+        for n in names {
+            if n == "all-linear" {
+                return Ok(Target::ALL.to_vec());
+            }
+            let t = Target::ALL
+                .into_iter()
+                .find(|t| t.hf_name() == n)
+                .ok_or_else(|| Error::Lora(format!("unknown target module {n:?} (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, all-linear)")))?;
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+        out.sort();
+        if out.is_empty() {
+            return Err(Error::Lora("no target modules".into()));
+        }
+        Ok(out)
+    }
+}
+
+/// LoRA settings, named as in PEFT's LoraConfig.
+#[derive(Clone, Debug)]
+pub struct LoraConfig {
+    pub r: usize,
+    pub alpha: f32,
+    pub dropout: f32,
+    pub targets: Vec<Target>,
+    pub use_rslora: bool,
+}
+
+impl LoraConfig {
+    /// s = alpha / r, or alpha / √r with rsLoRA.
+    pub fn scaling(&self) -> f32 {
+        if self.use_rslora {
+            self.alpha / (self.r as f32).sqrt()
+        } else {
+            self.alpha / self.r as f32
+        }
+    }
+
+    /// The rank as stored on the GPU: r rounded up to a multiple of 4.
+    pub fn r_padded(&self) -> usize {
+        self.r.next_multiple_of(4)
+    }
+
+    fn validate(&self, model: &ModelConfig) -> Result<()> {
+        if self.r == 0 {
+            return Err(Error::Lora("rank r must be at least 1".into()));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::Lora(format!("dropout {} must be in [0, 1)", self.dropout)));
+        }
+        for t in &self.targets {
+            let (i, o) = t.dims(model);
+            if self.r > i.min(o) {
+                return Err(Error::Lora(format!("rank {} is larger than {} ({i} → {o})", self.r, t.hf_name())));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One adapted projection: views into the flat buffers.
+pub struct LoraModule {
+    pub layer: usize,
+    pub target: Target,
+    pub in_features: usize,
+    pub out_features: usize,
+    pub a: Tensor,  // (Rp, in)
+    pub b: Tensor,  // (out, Rp)
+    pub ga: Tensor, // (Rp, in), accumulated
+    pub gb: Tensor, // (out, Rp), accumulated
+    a_start: usize,
+    b_start: usize,
+}
+
+impl LoraModule {
+    /// PEFT's key for lora_A ("A") or lora_B ("B") of this module.
+    pub fn peft_key(&self, which: &str) -> String {
+        format!("base_model.model.model.layers.{}.{}.lora_{which}.weight", self.layer, self.target.module_path())
+    }
+
+    /// A stream number for this module's dropout masks.
+    pub fn dropout_stream(&self) -> u32 {
+        (self.layer * 8 + self.target as usize) as u32
+    }
+}
+
+/// Elements per alignment unit of views into the flat buffer (256 bytes).
+const ALIGN: usize = 64;
+
+/// The adapter's parameters, gradients and AdamW moments on the GPU.
+pub struct Lora {
+    pub config: LoraConfig,
+    pub params: Tensor, // (P)
+    pub grads: Tensor,  // (P)
+    pub m: Tensor,      // (P)
+    pub v: Tensor,      // (P)
+    pub modules: Vec<LoraModule>,
+}
+
+impl Lora {
+    /// A zero adapter for `model` (call [`Lora::init_peft`] or load values next).
+    pub fn new(gpu: &Gpu, model: &ModelConfig, config: LoraConfig) -> Result<Lora> {
+        config.validate(model)?;
+        let rp = config.r_padded();
+        let mut layout = Vec::new();
+        let mut p = 0;
+        for layer in 0..model.num_hidden_layers {
+            for &target in &config.targets {
+                let (i, o) = target.dims(model);
+                let a_start = p;
+                p = (p + rp * i).next_multiple_of(ALIGN);
+                let b_start = p;
+                p = (p + o * rp).next_multiple_of(ALIGN);
+                layout.push((layer, target, i, o, a_start, b_start));
+            }
+        }
+        let flat = |name: &str| Tensor::zeros(gpu, name, &[p], DType::F32);
+        let (params, grads, m, v) = (flat("lora.params")?, flat("lora.grads")?, flat("lora.m")?, flat("lora.v")?);
+        let mut modules = Vec::new();
+        for (layer, target, i, o, a_start, b_start) in layout {
+            modules.push(LoraModule {
+                layer,
+                target,
+                in_features: i,
+                out_features: o,
+                a: params.view(a_start, &[rp, i])?,
+                b: params.view(b_start, &[o, rp])?,
+                ga: grads.view(a_start, &[rp, i])?,
+                gb: grads.view(b_start, &[o, rp])?,
+                a_start,
+                b_start,
+            });
+        }
+        Ok(Lora { config, params, grads, m, v, modules })
+    }
+
+    /// The module adapting `target` in `layer`, if any.
+    pub fn module(&self, layer: usize, target: Target) -> Option<&LoraModule> {
+        self.modules.iter().find(|m| m.layer == layer && m.target == target)
+    }
+
+    /// Trainable parameters (unpadded), as PEFT counts them.
+    pub fn num_params(&self) -> usize {
+        self.modules.iter().map(|m| self.config.r * (m.in_features + m.out_features)).sum()
+    }
+
+    /// Packs unpadded host tensors, A (r, in) and B (out, r) by PEFT key, into the flat
+    /// layout (P). Every module's A and B must be given.
+    pub fn pack(&self, get: impl Fn(&str) -> Option<Vec<f32>>) -> Result<Vec<f32>> {
+        let (r, rp) = (self.config.r, self.config.r_padded());
+        let mut flat = vec![0.0f32; self.params.numel()];
+        for m in &self.modules {
+            let (ka, kb) = (m.peft_key("A"), m.peft_key("B"));
+            let a = get(&ka).ok_or_else(|| Error::Lora(format!("missing tensor {ka}")))?;
+            let b = get(&kb).ok_or_else(|| Error::Lora(format!("missing tensor {kb}")))?;
+            if a.len() != r * m.in_features {
+                return Err(Error::Lora(format!("{ka} has {} values, expected ({r}, {})", a.len(), m.in_features)));
+            }
+            if b.len() != m.out_features * r {
+                return Err(Error::Lora(format!("{kb} has {} values, expected ({}, {r})", b.len(), m.out_features)));
+            }
+            flat[m.a_start..m.a_start + a.len()].copy_from_slice(&a);
+            for row in 0..m.out_features {
+                let dst = m.b_start + row * rp;
+                flat[dst..dst + r].copy_from_slice(&b[row * r..(row + 1) * r]);
+            }
+        }
+        Ok(flat)
+    }
+
+    /// The inverse of [`Lora::pack`]: (PEFT key, shape, values) for every tensor.
+    pub fn unpack(&self, flat: &[f32]) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        let (r, rp) = (self.config.r, self.config.r_padded());
+        let mut out = Vec::new();
+        for m in &self.modules {
+            let a = flat[m.a_start..m.a_start + r * m.in_features].to_vec();
+            let b = (0..m.out_features).flat_map(|row| flat[m.b_start + row * rp..m.b_start + row * rp + r].to_vec()).collect();
+            out.push((m.peft_key("A"), vec![r, m.in_features], a));
+            out.push((m.peft_key("B"), vec![m.out_features, r], b));
+        }
+        out
+    }
+
+    /// PEFT's default initialisation: A ~ U(−1/√in, 1/√in) (kaiming_uniform with a = √5),
+    /// B = 0, drawn from `seed`. Clears the optimizer moments.
+    pub fn init_peft(&self, gpu: &Gpu, seed: u64) -> Result<()> {
+        let mut rng = SplitMix64(seed);
+        let mut values = std::collections::HashMap::new();
+        for m in &self.modules {
+            let bound = 1.0 / (m.in_features as f64).sqrt();
+            let a: Vec<f32> = (0..self.config.r * m.in_features).map(|_| ((rng.unit() * 2.0 - 1.0) * bound) as f32).collect();
+            values.insert(m.peft_key("A"), a);
+            values.insert(m.peft_key("B"), vec![0.0; m.out_features * self.config.r]);
+        }
+        self.load(gpu, |k| values.get(k).cloned())
+    }
+
+    /// Loads A and B values by PEFT key (see [`Lora::pack`]) and clears the optimizer moments.
+    pub fn load(&self, gpu: &Gpu, get: impl Fn(&str) -> Option<Vec<f32>>) -> Result<()> {
+        let flat = self.pack(get)?;
+        self.params.write_f32(gpu, &flat)?;
+        let zeros = vec![0.0; flat.len()];
+        self.m.write_f32(gpu, &zeros)?;
+        self.v.write_f32(gpu, &zeros)
+    }
+
+    /// Reads the adapter back: (PEFT key, shape, values).
+    pub async fn read_params(&self, gpu: &Gpu) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+        Ok(self.unpack(&self.params.read_f32(gpu).await?))
+    }
+
+    /// Reads the accumulated gradients back, keyed like the parameters.
+    pub async fn read_grads(&self, gpu: &Gpu) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+        Ok(self.unpack(&self.grads.read_f32(gpu).await?))
+    }
+}
+
+/// The seeded generator behind adapter initialisation.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn unit(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}

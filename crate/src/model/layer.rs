@@ -1,0 +1,157 @@
+//! One decoder layer, forward and backward, as flat ordered lists of kernel calls. Backward is
+//! forward walked in reverse. Residual gradients accumulate in one (N, C) buffer, `dres`.
+
+use super::weights::{LayerWeights, Linear};
+use crate::error::Result;
+use crate::gpu::{Program, Tensor};
+use crate::lora::{LoraConfig, LoraModule, Target};
+use crate::ops::{self, AttentionShape};
+
+/// Activations of one layer that backward reads (shared by all layers under recompute).
+pub(super) struct LayerActs {
+    pub x: Tensor,     // (N, C) layer input: the residual stream
+    pub ln1: Tensor,   // (N, C)
+    pub rstd1: Tensor, // (N)
+    pub q: Tensor,     // (N, NH·HD), after RoPE
+    pub k: Tensor,     // (N, NKV·HD), after RoPE
+    pub v: Tensor,     // (N, NKV·HD)
+    pub att: Tensor,   // (N, NH·HD)
+    pub lse: Tensor,   // (B, NH, T)
+    pub xmid: Tensor,  // (N, C) residual after attention
+    pub ln2: Tensor,   // (N, C)
+    pub rstd2: Tensor, // (N)
+    pub g: Tensor,     // (N, F)
+    pub u: Tensor,     // (N, F)
+    pub h: Tensor,     // (N, F)
+    pub lora_u: Vec<(Target, Tensor)>, // (N, Rp) = dropout(x)·Aᵀ per adapted module
+}
+
+impl LayerActs {
+    fn lora_u(&self, t: Target) -> &Tensor {
+        &self.lora_u.iter().find(|(x, _)| *x == t).expect("an activation for every adapted module").1
+    }
+}
+
+/// Gradient scratch shared by every layer.
+pub(super) struct Scratch {
+    pub dres: Tensor,    // (N, C) gradient of the residual stream
+    pub dln: Tensor,     // (N, C)
+    pub dq: Tensor,      // (N, NH·HD)
+    pub dk: Tensor,      // (N, NKV·HD)
+    pub dv: Tensor,      // (N, NKV·HD)
+    pub datt: Tensor,    // (N, NH·HD)
+    pub dstat: Tensor,   // (B, NH, T)
+    pub dh: Tensor,      // (N, F)
+    pub dg: Tensor,      // (N, F)
+    pub du: Tensor,      // (N, F)
+    pub dlora_u: Tensor, // (N, Rp)
+    pub drop_a: Tensor,  // (N·max(C, F, NH·HD)) dropout scratch
+    pub drop_b: Tensor,  // (N·max(C, F, NH·HD)) dropout scratch
+}
+
+/// What every layer call needs besides its weights and activations.
+pub(super) struct Ctx<'a> {
+    pub n: usize,
+    pub shape: AttentionShape,
+    pub eps: f32,
+    pub lora_cfg: &'a LoraConfig,
+    pub step: &'a Tensor,
+    pub cos: &'a Tensor,
+    pub sin: &'a Tensor,
+    pub pos: &'a Tensor,
+}
+
+impl Ctx<'_> {
+    /// The LoRA input: x itself, or dropout(x) drawn into `scratch`.
+    fn lora_input(&self, prog: &mut Program, x: &Tensor, m: &LoraModule, scratch: &Tensor) -> Result<Tensor> {
+        if self.lora_cfg.dropout == 0.0 {
+            return Ok(x.clone());
+        }
+        let xd = scratch.view(0, &[self.n, m.in_features])?;
+        ops::dropout(prog, &xd, x, self.step, self.lora_cfg.dropout, m.dropout_stream())?;
+        Ok(xd)
+    }
+
+    /// y (N, out) = beta·y + x·Wᵀ + b + s·(dropout(x)·Aᵀ)·Bᵀ, keeping u = dropout(x)·Aᵀ.
+    fn linear_forward(&self, prog: &mut Program, y: &Tensor, x: &Tensor, lin: &Linear, lora: Option<(&LoraModule, &Tensor)>, beta: f32, s: &Scratch) -> Result<()> {
+        let (n, i, o) = (self.n, lin.in_features, lin.out_features);
+        ops::matmul_nt(prog, y, x, &lin.weight, n, o, i, 1.0, beta)?;
+        if let Some(bias) = &lin.bias {
+            ops::add_bias(prog, y, bias)?;
+        }
+        if let Some((m, u)) = lora {
+            let rp = self.lora_cfg.r_padded();
+            let xin = self.lora_input(prog, x, m, &s.drop_a)?;
+            ops::matmul_nt(prog, u, &xin, &m.a, n, rp, i, 1.0, 0.0)?;
+            ops::matmul_nt(prog, y, u, &m.b, n, o, rp, self.lora_cfg.scaling(), 1.0)?;
+        }
+        Ok(())
+    }
+
+    /// dx (N, in) = beta·dx + dy·W (+ the LoRA path's share), and the LoRA gradients
+    /// gB += s·dyᵀ·u, gA += (s·dy·B)ᵀ·dropout(x).
+    fn linear_backward(&self, prog: &mut Program, dx: &Tensor, dy: &Tensor, x: &Tensor, lin: &Linear, lora: Option<(&LoraModule, &Tensor)>, beta: f32, s: &Scratch) -> Result<()> {
+        let (n, i, o) = (self.n, lin.in_features, lin.out_features);
+        ops::matmul_nn(prog, dx, dy, &lin.weight, n, i, o, 1.0, beta)?;
+        let Some((m, u)) = lora else { return Ok(()) };
+        let (rp, scale) = (self.lora_cfg.r_padded(), self.lora_cfg.scaling());
+        let du = &s.dlora_u;
+        ops::matmul_tn(prog, &m.gb, dy, u, o, rp, n, scale, 1.0)?;
+        ops::matmul_nn(prog, du, dy, &m.b, n, rp, o, scale, 0.0)?;
+        let xin = self.lora_input(prog, x, m, &s.drop_a)?;
+        ops::matmul_tn(prog, &m.ga, du, &xin, rp, i, n, 1.0, 1.0)?;
+        if self.lora_cfg.dropout == 0.0 {
+            ops::matmul_nn(prog, dx, du, &m.a, n, i, rp, 1.0, 1.0)
+        } else {
+            let dxd = s.drop_b.view(0, &[n, i])?;
+            let dxm = s.drop_a.view(0, &[n, i])?;
+            ops::matmul_nn(prog, &dxd, du, &m.a, n, i, rp, 1.0, 0.0)?;
+            ops::dropout(prog, &dxm, &dxd, self.step, self.lora_cfg.dropout, m.dropout_stream())?;
+            ops::add_inplace(prog, dx, &dxm)
+        }
+    }
+}
+
+fn adapted<'a>(lora: &'a [&'a LoraModule], acts: &'a LayerActs, t: Target) -> Option<(&'a LoraModule, &'a Tensor)> {
+    lora.iter().find(|m| m.target == t).map(|m| (*m, acts.lora_u(t)))
+}
+
+/// Records layer forward: a reads `a.x`, writes the other activations and `out` (N, C).
+pub(super) fn layer_forward(prog: &mut Program, cx: &Ctx, out: &Tensor, a: &LayerActs, w: &LayerWeights, lora: &[&LoraModule], s: &Scratch) -> Result<()> {
+    let (n, sh) = (cx.n, cx.shape);
+    let c = w.input_layernorm.numel();
+    ops::rmsnorm_forward(prog, &a.ln1, &a.rstd1, &a.x, &w.input_layernorm, n, c, cx.eps)?;
+    cx.linear_forward(prog, &a.q, &a.ln1, &w.q_proj, adapted(lora, a, Target::Q), 0.0, s)?;
+    cx.linear_forward(prog, &a.k, &a.ln1, &w.k_proj, adapted(lora, a, Target::K), 0.0, s)?;
+    cx.linear_forward(prog, &a.v, &a.ln1, &w.v_proj, adapted(lora, a, Target::V), 0.0, s)?;
+    ops::rope_forward(prog, &a.q, cx.cos, cx.sin, cx.pos, sh.nh, sh.hd)?;
+    ops::rope_forward(prog, &a.k, cx.cos, cx.sin, cx.pos, sh.nkv, sh.hd)?;
+    ops::attention_forward(prog, &a.att, &a.lse, &a.q, &a.k, &a.v, sh)?;
+    prog.copy(&a.x, &a.xmid)?;
+    cx.linear_forward(prog, &a.xmid, &a.att, &w.o_proj, adapted(lora, a, Target::O), 1.0, s)?;
+    ops::rmsnorm_forward(prog, &a.ln2, &a.rstd2, &a.xmid, &w.post_attention_layernorm, n, c, cx.eps)?;
+    cx.linear_forward(prog, &a.g, &a.ln2, &w.gate_proj, adapted(lora, a, Target::Gate), 0.0, s)?;
+    cx.linear_forward(prog, &a.u, &a.ln2, &w.up_proj, adapted(lora, a, Target::Up), 0.0, s)?;
+    ops::swiglu_forward(prog, &a.h, &a.g, &a.u)?;
+    prog.copy(&a.xmid, out)?;
+    cx.linear_forward(prog, out, &a.h, &w.down_proj, adapted(lora, a, Target::Down), 1.0, s)
+}
+
+/// Records layer backward: on entry `s.dres` holds dL/d(out); on exit dL/d(a.x).
+pub(super) fn layer_backward(prog: &mut Program, cx: &Ctx, a: &LayerActs, w: &LayerWeights, lora: &[&LoraModule], s: &Scratch) -> Result<()> {
+    let (n, sh) = (cx.n, cx.shape);
+    let c = w.input_layernorm.numel();
+    cx.linear_backward(prog, &s.dh, &s.dres, &a.h, &w.down_proj, adapted(lora, a, Target::Down), 0.0, s)?;
+    ops::swiglu_backward(prog, &s.dg, &s.du, &s.dh, &a.g, &a.u)?;
+    cx.linear_backward(prog, &s.dln, &s.du, &a.ln2, &w.up_proj, adapted(lora, a, Target::Up), 0.0, s)?;
+    cx.linear_backward(prog, &s.dln, &s.dg, &a.ln2, &w.gate_proj, adapted(lora, a, Target::Gate), 1.0, s)?;
+    ops::rmsnorm_backward(prog, &s.dres, &s.dln, &a.xmid, &a.rstd2, &w.post_attention_layernorm, n, c)?;
+    cx.linear_backward(prog, &s.datt, &s.dres, &a.att, &w.o_proj, adapted(lora, a, Target::O), 0.0, s)?;
+    ops::attention_backward(prog, &s.dq, &s.dk, &s.dv, &s.dstat, &s.datt, &a.att, &a.q, &a.k, &a.v, &a.lse, sh)?;
+    ops::rope_backward(prog, &s.dk, cx.cos, cx.sin, cx.pos, sh.nkv, sh.hd)?;
+    ops::rope_backward(prog, &s.dq, cx.cos, cx.sin, cx.pos, sh.nh, sh.hd)?;
+    cx.linear_backward(prog, &s.dln, &s.dv, &a.ln1, &w.v_proj, adapted(lora, a, Target::V), 0.0, s)?;
+    cx.linear_backward(prog, &s.dln, &s.dk, &a.ln1, &w.k_proj, adapted(lora, a, Target::K), 1.0, s)?;
+    cx.linear_backward(prog, &s.dln, &s.dq, &a.ln1, &w.q_proj, adapted(lora, a, Target::Q), 1.0, s)?;
+    ops::rmsnorm_backward(prog, &s.dres, &s.dln, &a.x, &a.rstd1, &w.input_layernorm, n, c)
+}

@@ -1,0 +1,17 @@
+//! The Llama-family decoder (Llama, SmolLM, Mistral, Qwen2): its config, its frozen weights, and
+//! [`Plan`], the forward and backward programs recorded for one (batch, sequence) shape.
+
+mod config;
+mod layer;
+mod plan;
+mod weights;
+
+pub use config::{ModelConfig, RopeParameters};
+pub use plan::{Batch, Plan, PlanOptions, StepStats};
+pub use weights::{LayerWeights, Linear, ModelWeights};
+
+/// A base model on the GPU: its config and frozen weights.
+pub struct Model {
+    pub config: ModelConfig,
+    pub weights: ModelWeights,
+}

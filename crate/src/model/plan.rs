@@ -1,0 +1,321 @@
+//! A [`Plan`]: every buffer and program for one (batch B, sequence T) shape, built once and
+//! replayed each step. A training step is one submission with one 16-byte readback.
+
+use super::layer::{layer_backward, layer_forward, Ctx, LayerActs, Scratch};
+use super::Model;
+use crate::error::{Error, Result};
+use crate::gpu::{DType, Gpu, Program, Readback, Tensor};
+use crate::lora::{Lora, LoraModule};
+use crate::ops::{self, AdamwParams, AttentionShape, StepParams, PARTIALS, STATS_LEN};
+
+/// Rows of logits held at once by the fused cross-entropy (a multiple of 64, so chunk views
+/// of (N, C) tensors stay 256-byte aligned).
+const CE_CHUNK: usize = 64;
+
+/// How a plan trains.
+#[derive(Clone, Copy, Debug)]
+pub struct PlanOptions {
+    /// Keep only each layer's input and recompute the rest in backward.
+    pub recompute: bool,
+    /// Global gradient-norm clip; 0 turns clipping off.
+    pub max_grad_norm: f32,
+    pub adamw: AdamwParams,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            recompute: false,
+            max_grad_norm: 1.0,
+            adamw: AdamwParams { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 },
+        }
+    }
+}
+
+/// One batch of token ids (B, T) and next-token targets (B, T): targets[t] is the label of
+/// position t + 1, or −100 where no loss is taken (prompt, padding, the last position).
+#[derive(Clone, Debug)]
+pub struct Batch {
+    pub ids: Vec<u32>,
+    pub targets: Vec<i32>,
+}
+
+impl Batch {
+    /// From Hugging Face style `labels` (B, T), which the model shifts: the label at t + 1 is
+    /// the target at t.
+    pub fn from_labels(ids: Vec<u32>, labels: &[i64], t: usize) -> Batch {
+        let mut targets = vec![-100i32; labels.len()];
+        for (row, chunk) in labels.chunks(t).enumerate() {
+            for i in 0..t.saturating_sub(1) {
+                let l = chunk[i + 1];
+                targets[row * t + i] = if l < 0 { -100 } else { l as i32 };
+            }
+        }
+        Batch { ids, targets }
+    }
+
+    /// Tokens that carry a loss.
+    pub fn supervised(&self) -> usize {
+        self.targets.iter().filter(|&&t| t >= 0).count()
+    }
+}
+
+/// The numbers a step reads back.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepStats {
+    pub loss: f32,
+    /// Gradient norm before clipping (0 when the step did not update).
+    pub grad_norm: f32,
+}
+
+pub struct Plan {
+    gpu: Gpu,
+    pub b: usize,
+    pub t: usize,
+    vocab: usize,
+    ids: Tensor,     // (N) u32
+    targets: Tensor, // (N) i32
+    step: Tensor,    // StepParams
+    stats: Tensor,   // (STATS_LEN)
+    lnf: Tensor,     // (N, C)
+    output: Tensor,  // (V, C) lm_head or the tied embedding
+    input_grad: Tensor, // (N, C): dL/d(embeddings) after backward
+    forward_train: Program,
+    forward_eval: Program,
+    backward: Program,
+    optimizer: Program,
+    zero_grads: Program,
+    readback: Readback,
+    _keep: Vec<Tensor>,
+}
+
+impl Plan {
+    pub fn new(gpu: &Gpu, model: &Model, lora: &Lora, b: usize, t: usize, opts: PlanOptions) -> Result<Plan> {
+        let cfg = &model.config;
+        if b == 0 || t == 0 {
+            return Err(Error::Config(format!("batch {b} × sequence {t} is empty")));
+        }
+        if t > cfg.max_position_embeddings {
+            return Err(Error::Config(format!("sequence length {t} exceeds max_position_embeddings {}", cfg.max_position_embeddings)));
+        }
+        let n = b * t;
+        let (c, f, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
+        let (qd, kvd, rp) = (cfg.q_dim(), cfg.kv_dim(), lora.config.r_padded());
+        let shape = AttentionShape { b, t, nh: cfg.num_attention_heads, nkv: cfg.n_kv_heads(), hd: cfg.head_dim() };
+        let z = |name: &str, shape: &[usize]| Tensor::zeros(gpu, name, shape, DType::F32);
+
+        let ids = Tensor::zeros(gpu, "ids", &[n], DType::U32)?;
+        let targets = Tensor::zeros(gpu, "targets", &[n], DType::I32)?;
+        let pos = Tensor::zeros(gpu, "positions", &[n], DType::U32)?;
+        pos.write_u32(gpu, &(0..n).map(|i| (i % t) as u32).collect::<Vec<_>>())?;
+        let step = Tensor::zeros(gpu, "step", &[8], DType::U32)?;
+        let stats = z("stats", &[STATS_LEN])?;
+        let partials = z("partials", &[PARTIALS])?;
+        let (cos, sin) = cfg.rope().tables(cfg.head_dim(), t);
+        let cos = Tensor::from_f32(gpu, "rope.cos", &[t, cfg.head_dim() / 2], &cos)?;
+        let sin = Tensor::from_f32(gpu, "rope.sin", &[t, cfg.head_dim() / 2], &sin)?;
+
+        let new_acts = |x: Tensor| -> Result<LayerActs> {
+            Ok(LayerActs {
+                x,
+                ln1: z("ln1", &[n, c])?,
+                rstd1: z("rstd1", &[n])?,
+                q: z("q", &[n, qd])?,
+                k: z("k", &[n, kvd])?,
+                v: z("v", &[n, kvd])?,
+                att: z("att", &[n, qd])?,
+                lse: z("lse", &[b, shape.nh, t])?,
+                xmid: z("xmid", &[n, c])?,
+                ln2: z("ln2", &[n, c])?,
+                rstd2: z("rstd2", &[n])?,
+                g: z("g", &[n, f])?,
+                u: z("u", &[n, f])?,
+                h: z("h", &[n, f])?,
+                lora_u: lora.config.targets.iter().map(|&tg| Ok((tg, z("lora_u", &[n, rp])?))).collect::<Result<_>>()?,
+            })
+        };
+        // Under recompute every layer shares one set of activations except its input x.
+        let mut acts: Vec<LayerActs> = Vec::with_capacity(cfg.num_hidden_layers);
+        for l in 0..cfg.num_hidden_layers {
+            let x = z("x", &[n, c])?;
+            let a = if opts.recompute && l > 0 { LayerActs { x, ..share(&acts[0]) } } else { new_acts(x)? };
+            acts.push(a);
+        }
+        let x_final = z("x_final", &[n, c])?;
+        let lnf = z("lnf", &[n, c])?;
+        let rstdf = z("rstdf", &[n])?;
+        let wide = c.max(f).max(qd);
+        let s = Scratch {
+            dres: z("dres", &[n, c])?,
+            dln: z("dln", &[n, c])?,
+            dq: z("dq", &[n, qd])?,
+            dk: z("dk", &[n, kvd])?,
+            dv: z("dv", &[n, kvd])?,
+            datt: z("datt", &[n, qd])?,
+            dstat: z("dstat", &[b, shape.nh, t])?,
+            dh: z("dh", &[n, f])?,
+            dg: z("dg", &[n, f])?,
+            du: z("du", &[n, f])?,
+            dlora_u: z("dlora_u", &[n, rp])?,
+            drop_a: z("drop_a", &[n * wide])?,
+            drop_b: z("drop_b", &[n * wide])?,
+        };
+        let dlnf = z("dlnf", &[n, c])?;
+        let losses = z("losses", &[n])?;
+        let chunk_rows = n.min(CE_CHUNK);
+        let logits = z("logits_chunk", &[chunk_rows, v])?;
+
+        let cx = Ctx { n, shape, eps: cfg.rms_norm_eps, lora_cfg: &lora.config, step: &step, cos: &cos, sin: &sin, pos: &pos };
+        let w = &model.weights;
+        let layer_lora = |l: usize| -> Vec<&LoraModule> { lora.modules.iter().filter(|m| m.layer == l).collect() };
+        let out_of = |l: usize| if l + 1 < acts.len() { &acts[l + 1].x } else { &x_final };
+
+        // Forward: embeddings, layers, final norm, then the loss head (with dlnf when training).
+        let forward = |with_grad: bool| -> Result<Program> {
+            let mut p = Program::new(gpu);
+            ops::embedding_forward(&mut p, &acts[0].x, &ids, &w.embed_tokens)?;
+            for (l, a) in acts.iter().enumerate() {
+                layer_forward(&mut p, &cx, out_of(l), a, &w.layers[l], &layer_lora(l), &s)?;
+            }
+            ops::rmsnorm_forward(&mut p, &lnf, &rstdf, &x_final, &w.norm, n, c, cfg.rms_norm_eps)?;
+            let wout = w.output();
+            for start in (0..n).step_by(CE_CHUNK) {
+                let rows = (n - start).min(CE_CHUNK);
+                let chunk = logits.view(0, &[rows, v])?;
+                ops::matmul_nt(&mut p, &chunk, &lnf.view(start * c, &[rows, c])?, wout, rows, v, c, 1.0, 0.0)?;
+                ops::cross_entropy_fused(&mut p, &chunk, &losses.view(start, &[rows])?, &targets.view(start, &[rows])?, &step, rows, v)?;
+                if with_grad {
+                    ops::matmul_nn(&mut p, &dlnf.view(start * c, &[rows, c])?, &chunk, wout, rows, c, v, 1.0, 0.0)?;
+                }
+            }
+            ops::loss_sum(&mut p, &stats, &losses, &step)?;
+            Ok(p)
+        };
+        let forward_train = forward(true)?;
+        let forward_eval = forward(false)?;
+
+        // Backward: the same list reversed. Under recompute each layer's forward is replayed first.
+        let mut backward = Program::new(gpu);
+        backward.clear(&s.dres);
+        ops::rmsnorm_backward(&mut backward, &s.dres, &dlnf, &x_final, &rstdf, &w.norm, n, c)?;
+        for l in (0..acts.len()).rev() {
+            if opts.recompute {
+                layer_forward(&mut backward, &cx, out_of(l), &acts[l], &w.layers[l], &layer_lora(l), &s)?;
+            }
+            layer_backward(&mut backward, &cx, &acts[l], &w.layers[l], &layer_lora(l), &s)?;
+        }
+
+        let mut optimizer = Program::new(gpu);
+        ops::grad_norm(&mut optimizer, &stats, &partials, &lora.grads, opts.max_grad_norm)?;
+        ops::adamw(&mut optimizer, &lora.params, &lora.m, &lora.v, &lora.grads, &stats, &step, opts.adamw)?;
+        let mut zero_grads = Program::new(gpu);
+        zero_grads.clear(&lora.grads);
+        zero_grads.clear(&stats);
+
+        let keep = vec![pos, partials, cos, sin, x_final, rstdf, dlnf, losses, logits];
+        Ok(Plan {
+            gpu: gpu.clone(),
+            b,
+            t,
+            vocab: v,
+            ids,
+            targets,
+            step,
+            stats,
+            lnf,
+            output: w.output().clone(),
+            input_grad: s.dres.clone(),
+            forward_train,
+            forward_eval,
+            backward,
+            optimizer,
+            zero_grads,
+            readback: Readback::new(gpu, (STATS_LEN * 4) as u64),
+            _keep: keep,
+        })
+    }
+
+    /// Uploads a batch, checking its size and token ids.
+    pub fn set_batch(&self, batch: &Batch) -> Result<()> {
+        let n = self.b * self.t;
+        if batch.ids.len() != n || batch.targets.len() != n {
+            return Err(Error::Config(format!("batch has {} ids and {} targets, the plan takes {} × {}", batch.ids.len(), batch.targets.len(), self.b, self.t)));
+        }
+        if let Some(&bad) = batch.ids.iter().find(|&&i| i as usize >= self.vocab) {
+            return Err(Error::Config(format!("token id {bad} is outside the vocabulary of {}", self.vocab)));
+        }
+        if let Some(&bad) = batch.targets.iter().find(|&&i| i >= self.vocab as i32) {
+            return Err(Error::Config(format!("target id {bad} is outside the vocabulary of {}", self.vocab)));
+        }
+        self.ids.write_u32(&self.gpu, &batch.ids)?;
+        self.targets.write_i32(&self.gpu, &batch.targets)
+    }
+
+    /// One forward and backward pass on the current batch, as one submission: gradients are
+    /// zeroed first when `zero_grads`, AdamW updates the adapter after when `update`.
+    pub async fn step(&self, params: StepParams, zero_grads: bool, update: bool) -> Result<StepStats> {
+        self.step.write_u32(&self.gpu, bytemuck::cast_slice(bytemuck::bytes_of(&params)))?;
+        let mut encoder = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
+        if zero_grads {
+            self.zero_grads.record(&mut encoder);
+        }
+        self.forward_train.record(&mut encoder);
+        self.backward.record(&mut encoder);
+        if update {
+            self.optimizer.record(&mut encoder);
+        }
+        self.readback.copy_from(&mut encoder, &self.stats);
+        self.gpu.queue.submit([encoder.finish()]);
+        let stats: Vec<f32> = bytemuck::pod_collect_to_vec(&self.readback.read(&self.gpu).await?);
+        Ok(StepStats { loss: stats[0], grad_norm: if update { stats[1] } else { 0.0 } })
+    }
+
+    /// The mean loss over the supervised tokens of `batch` (uploaded here), without gradients.
+    pub async fn eval_loss(&self, batch: &Batch) -> Result<f32> {
+        self.set_batch(batch)?;
+        let params = StepParams { inv_count: 1.0 / batch.supervised().max(1) as f32, ..Default::default() };
+        self.step.write_u32(&self.gpu, bytemuck::cast_slice(bytemuck::bytes_of(&params)))?;
+        self.gpu.submit(&self.forward_eval, Some((&self.readback, &self.stats)));
+        let stats: Vec<f32> = bytemuck::pod_collect_to_vec(&self.readback.read(&self.gpu).await?);
+        Ok(stats[0])
+    }
+
+    /// All logits (B, T, V) of `batch`: a forward pass, then the output projection of every
+    /// position at once (for tests and short prompts; training never materialises these).
+    pub async fn logits(&self, batch: &Batch) -> Result<Vec<f32>> {
+        self.eval_loss(batch).await?;
+        let n = self.b * self.t;
+        let c = self.lnf.shape()[1];
+        let out = Tensor::zeros(&self.gpu, "logits", &[n, self.vocab], DType::F32)?;
+        let mut p = Program::new(&self.gpu);
+        ops::matmul_nt(&mut p, &out, &self.lnf, &self.output, n, self.vocab, c, 1.0, 0.0)?;
+        self.gpu.submit(&p, None);
+        out.read_f32(&self.gpu).await
+    }
+
+    /// dL/d(input embeddings) (N, C) after the last [`Plan::step`].
+    pub fn input_grad(&self) -> &Tensor {
+        &self.input_grad
+    }
+}
+
+/// Shares every activation of `a` (used for the layers of a recomputing plan).
+fn share(a: &LayerActs) -> LayerActs {
+    LayerActs {
+        x: a.x.clone(),
+        ln1: a.ln1.clone(),
+        rstd1: a.rstd1.clone(),
+        q: a.q.clone(),
+        k: a.k.clone(),
+        v: a.v.clone(),
+        att: a.att.clone(),
+        lse: a.lse.clone(),
+        xmid: a.xmid.clone(),
+        ln2: a.ln2.clone(),
+        rstd2: a.rstd2.clone(),
+        g: a.g.clone(),
+        u: a.u.clone(),
+        h: a.h.clone(),
+        lora_u: a.lora_u.clone(),
+    }
+}

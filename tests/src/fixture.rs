@@ -1,0 +1,73 @@
+//! Reading the PyTorch fixtures of `tests/fixtures/` (whole files in memory: they are tiny).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::{Dtype, SafeTensors};
+use weblora::gpu::Gpu;
+use weblora::lora::{Lora, LoraConfig, Target};
+use weblora::model::{Model, ModelConfig, ModelWeights};
+
+/// A folder under `tests/fixtures/`.
+pub fn fixture_dir(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
+}
+
+/// A tensor of a safetensors file as f32 (f32 or i64 sources), with its shape.
+pub struct HostTensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+    pub ints: Vec<i64>,
+}
+
+/// Every tensor of a safetensors file, by name.
+pub fn read_safetensors(path: &Path) -> HashMap<String, HostTensor> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut out = HashMap::new();
+    for (name, view) in st.tensors() {
+        let raw = view.data();
+        let (data, ints) = match view.dtype() {
+            Dtype::F32 => (bytemuck::pod_collect_to_vec::<u8, f32>(raw), vec![]),
+            Dtype::I64 => {
+                let ints: Vec<i64> = bytemuck::pod_collect_to_vec(raw);
+                (ints.iter().map(|&v| v as f32).collect(), ints)
+            }
+            other => panic!("{name}: dtype {other:?} in a fixture"),
+        };
+        out.insert(name.to_string(), HostTensor { shape: view.shape().to_vec(), data, ints });
+    }
+    out
+}
+
+/// The base model of a fixture folder (config.json + model.safetensors) on the GPU.
+pub fn load_model(gpu: &Gpu, dir: &Path) -> Model {
+    let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let config = ModelConfig::from_json(&text, "config.json").unwrap();
+    let weights = ModelWeights::allocate(gpu, &config).unwrap();
+    let tensors = read_safetensors(&dir.join("model.safetensors"));
+    for (name, t) in &tensors {
+        weights.write(gpu, name, &t.shape, &t.data).unwrap();
+    }
+    for (name, _) in weights.named() {
+        assert!(tensors.contains_key(&name), "fixture lacks {name}");
+    }
+    Model { config, weights }
+}
+
+/// The PEFT adapter in `dir` (adapter_config.json + adapter_model.safetensors) on the GPU.
+pub fn load_adapter(gpu: &Gpu, model: &ModelConfig, dir: &Path) -> Lora {
+    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("adapter_config.json")).unwrap()).unwrap();
+    let targets: Vec<String> = serde_json::from_value(cfg["target_modules"].clone()).unwrap();
+    let config = LoraConfig {
+        r: cfg["r"].as_u64().unwrap() as usize,
+        alpha: cfg["lora_alpha"].as_f64().unwrap() as f32,
+        dropout: cfg["lora_dropout"].as_f64().unwrap() as f32,
+        targets: Target::parse_list(&targets).unwrap(),
+        use_rslora: cfg["use_rslora"].as_bool().unwrap(),
+    };
+    let lora = Lora::new(gpu, model, config).unwrap();
+    let tensors = read_safetensors(&dir.join("adapter_model.safetensors"));
+    lora.load(gpu, |k| tensors.get(k).map(|t| t.data.clone())).unwrap();
+    lora
+}
