@@ -59,12 +59,14 @@ pub(super) struct Ctx<'a> {
     pub cos: &'a Tensor,
     pub sin: &'a Tensor,
     pub pos: &'a Tensor,
+    /// Training applies LoRA dropout; evaluation does not (as PEFT in eval mode).
+    pub train: bool,
 }
 
 impl Ctx<'_> {
     /// The LoRA input: x itself, or dropout(x) drawn into `scratch`.
     fn lora_input(&self, prog: &mut Program, x: &Tensor, m: &LoraModule, scratch: &Tensor) -> Result<Tensor> {
-        if self.lora_cfg.dropout == 0.0 {
+        if !self.train || self.lora_cfg.dropout == 0.0 {
             return Ok(x.clone());
         }
         let xd = scratch.view(0, &[self.n, m.in_features])?;

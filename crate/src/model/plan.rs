@@ -165,17 +165,19 @@ impl Plan {
         let chunk_rows = n.min(CE_CHUNK);
         let logits = z("logits_chunk", &[chunk_rows, v])?;
 
-        let cx = Ctx { n, shape, eps: cfg.rms_norm_eps, lora_cfg: &lora.config, step: &step, cos: &cos, sin: &sin, pos: &pos };
+        let cx = Ctx { n, shape, eps: cfg.rms_norm_eps, lora_cfg: &lora.config, step: &step, cos: &cos, sin: &sin, pos: &pos, train: true };
+        let cx_eval = Ctx { train: false, ..cx };
         let w = &model.weights;
         let layer_lora = |l: usize| -> Vec<&LoraModule> { lora.modules.iter().filter(|m| m.layer == l).collect() };
         let out_of = |l: usize| if l + 1 < acts.len() { &acts[l + 1].x } else { &x_final };
 
         // Forward: embeddings, layers, final norm, then the loss head (with dlnf when training).
         let forward = |with_grad: bool| -> Result<Program> {
+            let cx = if with_grad { &cx } else { &cx_eval };
             let mut p = Program::new(gpu);
             ops::embedding_forward(&mut p, &acts[0].x, &ids, &w.embed_tokens)?;
             for (l, a) in acts.iter().enumerate() {
-                layer_forward(&mut p, &cx, out_of(l), a, &w.layers[l], &layer_lora(l), &s)?;
+                layer_forward(&mut p, cx, out_of(l), a, &w.layers[l], &layer_lora(l), &s)?;
             }
             ops::rmsnorm_forward(&mut p, &lnf, &rstdf, &x_final, &w.norm, n, c, cfg.rms_norm_eps)?;
             let wout = w.output();
