@@ -119,16 +119,25 @@ impl GgufHeader {
     }
 
     fn require(&self, key: &str) -> Result<&GgufValue, LoadError> {
-        self.get(key).ok_or_else(|| LoadError::MissingKey { file: self.file.clone(), key: key.into() })
+        self.get(key).ok_or_else(|| LoadError::MissingKey {
+            file: self.file.clone(),
+            key: key.into(),
+        })
     }
 
     fn wrong(&self, key: &str, expected: &'static str) -> LoadError {
-        LoadError::WrongValueType { file: self.file.clone(), key: key.into(), expected }
+        LoadError::WrongValueType {
+            file: self.file.clone(),
+            key: key.into(),
+            expected,
+        }
     }
 
     /// A non-negative integer of any width.
     pub fn get_u64(&self, key: &str) -> Result<u64, LoadError> {
-        self.require(key)?.to_u64().ok_or_else(|| self.wrong(key, "a non-negative integer"))
+        self.require(key)?
+            .to_u64()
+            .ok_or_else(|| self.wrong(key, "a non-negative integer"))
     }
 
     /// A non-negative integer that fits in u32.
@@ -189,7 +198,10 @@ pub enum GgufEvent<'a> {
     /// Once, before any tensor.
     Header(&'a GgufHeader),
     /// Each tensor in file order, with exactly `info.n_bytes` bytes.
-    Tensor { info: &'a GgufTensorInfo, bytes: &'a [u8] },
+    Tensor {
+        info: &'a GgufTensorInfo,
+        bytes: &'a [u8],
+    },
 }
 
 /// The push-based GGUF reader; see the module docs.
@@ -236,11 +248,19 @@ impl GgufReader {
             metadata: BTreeMap::new(),
             tensors: Vec::new(),
         };
-        Self { file: file.into(), total, consumed: 0, state: State::Header(header) }
+        Self {
+            file: file.into(),
+            total,
+            consumed: 0,
+            state: State::Header(header),
+        }
     }
 
     pub fn progress(&self) -> Progress {
-        Progress { consumed: self.consumed, total: self.total }
+        Progress {
+            consumed: self.consumed,
+            total: self.total,
+        }
     }
 
     /// The header, once it has been parsed.
@@ -285,7 +305,10 @@ impl GgufReader {
         if let State::Header(_) = self.state {
             self.parse_header(true, &mut on_event)?;
         }
-        let truncated = |what: String| LoadError::Truncated { file: self.file.clone(), what };
+        let truncated = |what: String| LoadError::Truncated {
+            file: self.file.clone(),
+            what,
+        };
         match &mut self.state {
             State::Header(h) => Err(truncated(h.item_name()).into()),
             State::Data(d) => {
@@ -305,14 +328,19 @@ impl GgufReader {
         last: bool,
         on_event: &mut impl FnMut(GgufEvent<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
-        let State::Header(h) = &mut self.state else { return Ok(()) };
+        let State::Header(h) = &mut self.state else {
+            return Ok(());
+        };
         loop {
             if h.done() {
                 let h = std::mem::replace(h, HeaderState::empty());
                 let leftover = h.buf[h.start..].to_vec();
                 let pos = h.base + h.start as u64;
                 let header = h.finish(&self.file, self.total)?;
-                let mut d = DataState { header, cursor: TensorCursor::new(pos) };
+                let mut d = DataState {
+                    header,
+                    cursor: TensorCursor::new(pos),
+                };
                 on_event(GgufEvent::Header(&d.header))?;
                 d.feed(&leftover, on_event)?;
                 self.state = State::Data(d);
@@ -331,7 +359,23 @@ impl GgufReader {
                 Err(Stop::NeedMore(need)) => {
                     if need > MAX_ITEM_BYTES {
                         let what = format!("the size of {}", h.item_name());
-                        return Err(LoadError::LimitExceeded { file: self.file.clone(), what, value: need as u64, limit: MAX_ITEM_BYTES as u64 }.into());
+                        return Err(LoadError::LimitExceeded {
+                            file: self.file.clone(),
+                            what,
+                            value: need as u64,
+                            limit: MAX_ITEM_BYTES as u64,
+                        }
+                        .into());
+                    }
+                    if self
+                        .total
+                        .is_some_and(|t| h.base + (h.start + need) as u64 > t)
+                    {
+                        return Err(LoadError::Truncated {
+                            file: self.file.clone(),
+                            what: h.item_name(),
+                        }
+                        .into());
                     }
                     // Wait for the bytes asked for and, so that a large item is not re-parsed
                     // for every small chunk, for at least twice the bytes tried.
@@ -346,18 +390,30 @@ impl GgufReader {
 
 impl HeaderState {
     fn empty() -> Self {
-        Self { buf: Vec::new(), base: 0, start: 0, retry_at: 0, preamble: None, metadata: BTreeMap::new(), tensors: Vec::new() }
+        Self {
+            buf: Vec::new(),
+            base: 0,
+            start: 0,
+            retry_at: 0,
+            preamble: None,
+            metadata: BTreeMap::new(),
+            tensors: Vec::new(),
+        }
     }
 
     fn done(&self) -> bool {
-        self.preamble.as_ref().is_some_and(|p| self.metadata.len() as u64 == p.n_kv && self.tensors.len() as u64 == p.n_tensors)
+        self.preamble.as_ref().is_some_and(|p| {
+            self.metadata.len() as u64 == p.n_kv && self.tensors.len() as u64 == p.n_tensors
+        })
     }
 
     /// The item being parsed, for messages.
     fn item_name(&self) -> String {
         match &self.preamble {
             None => "the GGUF preamble".into(),
-            Some(p) if (self.metadata.len() as u64) < p.n_kv => format!("metadata entry #{}", self.metadata.len()),
+            Some(p) if (self.metadata.len() as u64) < p.n_kv => {
+                format!("metadata entry #{}", self.metadata.len())
+            }
             Some(_) => format!("the info of tensor #{}", self.tensors.len()),
         }
     }
@@ -381,7 +437,10 @@ impl HeaderState {
             Some(p) if (self.metadata.len() as u64) < p.n_kv => {
                 let (key, value) = c.key_value(self.metadata.len() as u64)?;
                 if self.metadata.contains_key(&key) {
-                    return Err(Stop::Fail(LoadError::DuplicateKey { file: file.into(), key }));
+                    return Err(Stop::Fail(LoadError::DuplicateKey {
+                        file: file.into(),
+                        key,
+                    }));
                 }
                 self.metadata.insert(key, value);
             }
@@ -396,27 +455,55 @@ impl HeaderState {
         let alignment = match self.metadata.get("general.alignment") {
             None => DEFAULT_ALIGNMENT,
             Some(GgufValue::U32(a)) if a.is_power_of_two() => *a as u64,
-            Some(v) => return Err(LoadError::BadAlignment { file: file.into(), value: v.to_u64().unwrap_or(0) }),
+            Some(v) => {
+                return Err(LoadError::BadAlignment {
+                    file: file.into(),
+                    value: v.to_u64().unwrap_or(0),
+                })
+            }
         };
         let header_end = self.base + self.start as u64;
         let data_offset = header_end.div_ceil(alignment) * alignment;
-        let mut names = std::collections::HashSet::with_capacity(self.tensors.len().min(MAX_COUNT as usize));
+        let mut names =
+            std::collections::HashSet::with_capacity(self.tensors.len().min(MAX_COUNT as usize));
         let mut previous_end = 0u64;
         for t in &self.tensors {
-            let bad = |reason: String| LoadError::BadShape { file: file.into(), tensor: t.name.clone(), reason };
+            let bad = |reason: String| LoadError::BadShape {
+                file: file.into(),
+                tensor: t.name.clone(),
+                reason,
+            };
             if !names.insert(t.name.as_str()) {
-                return Err(LoadError::DuplicateTensor { file: file.into(), tensor: t.name.clone() });
+                return Err(LoadError::DuplicateTensor {
+                    file: file.into(),
+                    tensor: t.name.clone(),
+                });
             }
             if t.offset % alignment != 0 {
-                return Err(bad(format!("data offset {} is not a multiple of the alignment {alignment}", t.offset)));
+                return Err(bad(format!(
+                    "data offset {} is not a multiple of the alignment {alignment}",
+                    t.offset
+                )));
             }
             if t.offset < previous_end {
-                return Err(LoadError::OutOfOrder { file: file.into(), tensor: t.name.clone(), offset: t.offset, previous_end });
+                return Err(LoadError::OutOfOrder {
+                    file: file.into(),
+                    tensor: t.name.clone(),
+                    offset: t.offset,
+                    previous_end,
+                });
             }
-            let end = data_offset.checked_add(t.offset).and_then(|s| s.checked_add(t.n_bytes));
+            let end = data_offset
+                .checked_add(t.offset)
+                .and_then(|s| s.checked_add(t.n_bytes));
             let end = end.ok_or_else(|| bad(format!("data offset {} overflows", t.offset)))?;
             if let Some(len) = total.filter(|&len| end > len) {
-                return Err(LoadError::TensorOutOfBounds { file: file.into(), tensor: t.name.clone(), end, len });
+                return Err(LoadError::TensorOutOfBounds {
+                    file: file.into(),
+                    tensor: t.name.clone(),
+                    end,
+                    len,
+                });
             }
             previous_end = t.offset + t.n_bytes;
         }
@@ -438,8 +525,11 @@ impl DataState {
         on_event: &mut impl FnMut(GgufEvent<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
         let data_offset = self.header.data_offset;
-        self.cursor.feed(&self.header.tensors, |t| (data_offset + t.offset, t.n_bytes), chunk, |info, bytes| {
-            on_event(GgufEvent::Tensor { info, bytes })
-        })
+        self.cursor.feed(
+            &self.header.tensors,
+            |t| (data_offset + t.offset, t.n_bytes),
+            chunk,
+            |info, bytes| on_event(GgufEvent::Tensor { info, bytes }),
+        )
     }
 }

@@ -24,8 +24,10 @@ pub use error::LoadError;
 pub use file::{read_gguf_file, read_gguf_header, read_safetensors_file, DEFAULT_CHUNK_SIZE};
 pub use ggml::{dequantize, GgmlType};
 pub use gguf::{GgufArray, GgufEvent, GgufHeader, GgufReader, GgufTensorInfo, GgufValue};
-pub use permute::{hf_to_gguf_qk_rows, gguf_to_hf_qk_rows};
-pub use safetensors::{SafetensorsEvent, SafetensorsHeader, SafetensorsIndex, SafetensorsReader, SafetensorsTensorInfo};
+pub use permute::{gguf_to_hf_qk_rows, hf_to_gguf_qk_rows};
+pub use safetensors::{
+    SafetensorsEvent, SafetensorsHeader, SafetensorsIndex, SafetensorsReader, SafetensorsTensorInfo,
+};
 
 /// How far a reader is through its input: `consumed` bytes of `total`, when the total is known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
