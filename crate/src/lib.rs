@@ -3,8 +3,10 @@
 
 pub mod error;
 pub mod gpu;
-pub mod ops;
-
-pub use error::{Error, Result};
+pub mod io;
 pub mod lora;
 pub mod model;
+pub mod ops;
+pub mod tokenizer;
+
+pub use error::{Error, Result};
