@@ -243,7 +243,9 @@ impl Lora {
         let mut out = Vec::new();
         for m in &self.modules {
             let a = flat[m.a_start..m.a_start + r * m.in_features].to_vec();
-            let b = (0..m.out_features).flat_map(|row| flat[m.b_start + row * rp..m.b_start + row * rp + r].to_vec()).collect();
+            let b = (0..m.out_features)
+                .flat_map(|row| flat[m.b_start + row * rp..m.b_start + row * rp + r].to_vec())
+                .collect();
             out.push((m.peft_key("A"), vec![r, m.in_features], a));
             out.push((m.peft_key("B"), vec![m.out_features, r], b));
         }
@@ -257,7 +259,8 @@ impl Lora {
         let mut values = std::collections::HashMap::new();
         for m in &self.modules {
             let bound = 1.0 / (m.in_features as f64).sqrt();
-            let a: Vec<f32> = (0..self.config.r * m.in_features).map(|_| ((rng.unit() * 2.0 - 1.0) * bound) as f32).collect();
+            let a: Vec<f32> =
+                (0..self.config.r * m.in_features).map(|_| ((rng.unit() * 2.0 - 1.0) * bound) as f32).collect();
             values.insert(m.peft_key("A"), a);
             values.insert(m.peft_key("B"), vec![0.0; m.out_features * self.config.r]);
         }

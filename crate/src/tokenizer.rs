@@ -32,7 +32,8 @@ use crate::io::{GgufArray, GgufHeader, LoadError};
 /// Llama 3's pre-tokenizer split (`tokenizer.ggml.pre = "llama-bpe"`).
 const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 /// Qwen2's pre-tokenizer split: as Llama 3's, with digits one by one.
-const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN2_SPLIT: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// GGUF token types (`tokenizer.ggml.token_type`).
 const TOKEN_TYPE_NORMAL: i32 = 1;
@@ -73,36 +74,21 @@ impl Tokenizer {
     /// Loads a Hugging Face `tokenizer.json` (its special tokens are not read here; they come
     /// from `tokenizer_config.json`).
     pub fn from_json(file: &str, json: &[u8]) -> Result<Self, TokenizerError> {
-        let inner = tokenizers::Tokenizer::from_bytes(json).map_err(|e| TokenizerError::Build {
-            file: file.into(),
-            reason: e.to_string(),
-        })?;
-        Ok(Self {
-            inner,
-            special: SpecialTokens::default(),
-        })
+        let inner = tokenizers::Tokenizer::from_bytes(json)
+            .map_err(|e| TokenizerError::Build { file: file.into(), reason: e.to_string() })?;
+        Ok(Self { inner, special: SpecialTokens::default() })
     }
 
     /// Builds the tokenizer that the GGUF metadata describes.
     pub fn from_gguf(h: &GgufHeader) -> Result<Self, TokenizerError> {
         let file = h.file.as_str();
-        let unsupported = |what: String| TokenizerError::Unsupported {
-            file: file.into(),
-            what,
-        };
-        let build = |reason: String| TokenizerError::Build {
-            file: file.into(),
-            reason,
-        };
+        let unsupported = |what: String| TokenizerError::Unsupported { file: file.into(), what };
+        let build = |reason: String| TokenizerError::Build { file: file.into(), reason };
         let tokens = h.get_string_array("tokenizer.ggml.tokens")?;
         let mut inner = match h.get_str("tokenizer.ggml.model")? {
             "gpt2" => byte_level_bpe(h, tokens)?,
             "llama" => sentencepiece_bpe(h, tokens)?,
-            other => {
-                return Err(unsupported(format!(
-                    "tokenizer.ggml.model = \"{other}\" (supported: gpt2, llama)"
-                )))
-            }
+            other => return Err(unsupported(format!("tokenizer.ggml.model = \"{other}\" (supported: gpt2, llama)"))),
         };
         add_typed_tokens(&mut inner, h, tokens)?;
 
@@ -116,16 +102,10 @@ impl Tokenizer {
             add_bos: flag("tokenizer.ggml.add_bos_token")?.unwrap_or(false),
             add_eos: flag("tokenizer.ggml.add_eos_token")?.unwrap_or(false),
         };
-        for (key, v) in [
-            ("bos", special.bos),
-            ("eos", special.eos),
-            ("padding", special.pad),
-            ("unknown", special.unk),
-        ] {
+        for (key, v) in [("bos", special.bos), ("eos", special.eos), ("padding", special.pad), ("unknown", special.unk)]
+        {
             if v.is_some_and(|v| v as usize >= tokens.len()) {
-                return Err(build(format!(
-                    "`tokenizer.ggml.{key}_token_id` is past the vocabulary"
-                )));
+                return Err(build(format!("`tokenizer.ggml.{key}_token_id` is past the vocabulary")));
             }
         }
         if let Some(template) = template(&special, tokens).map_err(build)? {
@@ -136,18 +116,13 @@ impl Tokenizer {
 
     /// Token ids of `text`; with `add_special_tokens`, BOS/EOS as the model asks.
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, TokenizerError> {
-        let encoding = self
-            .inner
-            .encode(text, add_special_tokens)
-            .map_err(|e| TokenizerError::Run(e.to_string()))?;
+        let encoding = self.inner.encode(text, add_special_tokens).map_err(|e| TokenizerError::Run(e.to_string()))?;
         Ok(encoding.get_ids().to_vec())
     }
 
     /// The text of `ids`; with `skip_special_tokens`, special tokens are left out.
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, TokenizerError> {
-        self.inner
-            .decode(ids, skip_special_tokens)
-            .map_err(|e| TokenizerError::Run(e.to_string()))
+        self.inner.decode(ids, skip_special_tokens).map_err(|e| TokenizerError::Run(e.to_string()))
     }
 
     /// Vocabulary size, added tokens included.
@@ -175,59 +150,28 @@ fn vocab(tokens: &[String]) -> Vocab {
 }
 
 /// Byte-level BPE (`tokenizer.ggml.model = "gpt2"`) with its pre-tokenizer.
-fn byte_level_bpe(
-    h: &GgufHeader,
-    tokens: &[String],
-) -> Result<tokenizers::Tokenizer, TokenizerError> {
+fn byte_level_bpe(h: &GgufHeader, tokens: &[String]) -> Result<tokenizers::Tokenizer, TokenizerError> {
     let file = h.file.as_str();
-    let unsupported = |what: String| TokenizerError::Unsupported {
-        file: file.into(),
-        what,
-    };
-    let build = |reason: String| TokenizerError::Build {
-        file: file.into(),
-        reason,
-    };
+    let unsupported = |what: String| TokenizerError::Unsupported { file: file.into(), what };
+    let build = |reason: String| TokenizerError::Build { file: file.into(), reason };
     let merges = h
         .get_string_array("tokenizer.ggml.merges")?
         .iter()
-        .map(|m| {
-            m.split_once(' ')
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-        })
+        .map(|m| m.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| build("a `tokenizer.ggml.merges` entry has no space".into()))?;
     let vocab = vocab(tokens);
     let pre = h.get_str("tokenizer.ggml.pre").unwrap_or("default");
     let byte_level = ByteLevel::new(false, true, false);
     let split = |regex: &str| {
-        Split::new(
-            SplitPattern::Regex(regex.into()),
-            SplitDelimiterBehavior::Isolated,
-            false,
-        )
-        .map_err(|e| build(e.to_string()))
+        Split::new(SplitPattern::Regex(regex.into()), SplitDelimiterBehavior::Isolated, false)
+            .map_err(|e| build(e.to_string()))
     };
     let (pre_tokenizers, ignore_merges, nfc): (Vec<PreTokenizerWrapper>, _, _) = match pre {
         "default" | "gpt2" => (vec![ByteLevel::new(false, true, true).into()], false, false),
-        "smollm" => (
-            vec![
-                Digits::new(true).into(),
-                ByteLevel::new(false, true, true).into(),
-            ],
-            false,
-            false,
-        ),
-        "llama-bpe" | "llama3" => (
-            vec![split(LLAMA3_SPLIT)?.into(), byte_level.into()],
-            true,
-            false,
-        ),
-        "qwen2" => (
-            vec![split(QWEN2_SPLIT)?.into(), byte_level.into()],
-            false,
-            true,
-        ),
+        "smollm" => (vec![Digits::new(true).into(), ByteLevel::new(false, true, true).into()], false, false),
+        "llama-bpe" | "llama3" => (vec![split(LLAMA3_SPLIT)?.into(), byte_level.into()], true, false),
+        "qwen2" => (vec![split(QWEN2_SPLIT)?.into(), byte_level.into()], false, true),
         other => return Err(unsupported(format!("tokenizer.ggml.pre = \"{other}\""))),
     };
     let bpe = BPE::builder()
@@ -253,42 +197,26 @@ fn token_types(h: &GgufHeader) -> Result<Option<Vec<i32>>, TokenizerError> {
     match h.get_array(key)? {
         GgufArray::I32(v) => Ok(Some(v.clone())),
         GgufArray::U32(v) => Ok(Some(v.iter().map(|&t| t as i32).collect())),
-        _ => Err(LoadError::WrongValueType {
-            file: h.file.clone(),
-            key: key.into(),
-            expected: "an array of i32",
+        _ => {
+            Err(LoadError::WrongValueType { file: h.file.clone(), key: key.into(), expected: "an array of i32" }.into())
         }
-        .into()),
     }
 }
 
 /// SentencePiece BPE (`tokenizer.ggml.model = "llama"`), as Hugging Face converts it: merges
 /// ranked by the merged piece's score, byte fallback to `<0xXX>` tokens, `▁` for spaces.
-fn sentencepiece_bpe(
-    h: &GgufHeader,
-    tokens: &[String],
-) -> Result<tokenizers::Tokenizer, TokenizerError> {
-    let build = |reason: String| TokenizerError::Build {
-        file: h.file.clone(),
-        reason,
-    };
+fn sentencepiece_bpe(h: &GgufHeader, tokens: &[String]) -> Result<tokenizers::Tokenizer, TokenizerError> {
+    let build = |reason: String| TokenizerError::Build { file: h.file.clone(), reason };
     let scores = match h.get_array("tokenizer.ggml.scores")? {
         GgufArray::F32(v) if v.len() == tokens.len() => v,
-        _ => {
-            return Err(build(
-                "`tokenizer.ggml.scores` should be one f32 per token".into(),
-            ))
-        }
+        _ => return Err(build("`tokenizer.ggml.scores` should be one f32 per token".into())),
     };
     let types = token_types(h)?;
     let vocab = vocab(tokens);
     // Every split of a normal piece into two pieces of the vocabulary, best score first.
     let mut merges = Vec::new();
     for (id, piece) in tokens.iter().enumerate() {
-        if types
-            .as_ref()
-            .is_some_and(|t| t.get(id) != Some(&TOKEN_TYPE_NORMAL))
-        {
+        if types.as_ref().is_some_and(|t| t.get(id) != Some(&TOKEN_TYPE_NORMAL)) {
             continue;
         }
         let mut local: Vec<(u32, u32, &str, &str)> = piece
@@ -300,26 +228,17 @@ fn sentencepiece_bpe(
             })
             .collect();
         local.sort_unstable();
-        merges.extend(
-            local
-                .into_iter()
-                .map(|(_, _, l, r)| (scores[id], l.to_string(), r.to_string())),
-        );
+        merges.extend(local.into_iter().map(|(_, _, l, r)| (scores[id], l.to_string(), r.to_string())));
     }
     merges.sort_by(|a, b| b.0.total_cmp(&a.0));
     let merges = merges.into_iter().map(|(_, l, r)| (l, r)).collect();
-    let mut bpe = BPE::builder()
-        .vocab_and_merges(vocab, merges)
-        .fuse_unk(true)
-        .byte_fallback(true);
-    if let Some(unk) = h
-        .get("tokenizer.ggml.unknown_token_id")
-        .map(|_| h.get_u32("tokenizer.ggml.unknown_token_id"))
-        .transpose()?
+    let mut bpe = BPE::builder().vocab_and_merges(vocab, merges).fuse_unk(true).byte_fallback(true);
+    if let Some(unk) =
+        h.get("tokenizer.ggml.unknown_token_id").map(|_| h.get_u32("tokenizer.ggml.unknown_token_id")).transpose()?
     {
-        let unk = tokens.get(unk as usize).ok_or_else(|| {
-            build("`tokenizer.ggml.unknown_token_id` is past the vocabulary".into())
-        })?;
+        let unk = tokens
+            .get(unk as usize)
+            .ok_or_else(|| build("`tokenizer.ggml.unknown_token_id` is past the vocabulary".into()))?;
         bpe = bpe.unk_token(unk.clone());
     }
     let bpe = bpe.build().map_err(|e| build(e.to_string()))?;
@@ -330,11 +249,8 @@ fn sentencepiece_bpe(
         .transpose()?
         .unwrap_or(true);
     let mut normalizers: Vec<NormalizerWrapper> = vec![replace(" ", "\u{2581}")?.into()];
-    let mut decoders: Vec<DecoderWrapper> = vec![
-        replace("\u{2581}", " ")?.into(),
-        ByteFallback::default().into(),
-        Fuse::default().into(),
-    ];
+    let mut decoders: Vec<DecoderWrapper> =
+        vec![replace("\u{2581}", " ")?.into(), ByteFallback::default().into(), Fuse::default().into()];
     if add_space_prefix {
         normalizers.insert(0, Prepend::new("\u{2581}".into()).into());
         decoders.push(Strip::new(' ', 1, 0).into());
@@ -355,12 +271,7 @@ fn add_typed_tokens(
         return Ok(());
     };
     let of_type = |ty: i32, special: bool| -> Vec<AddedToken> {
-        tokens
-            .iter()
-            .zip(&types)
-            .filter(|(_, &t)| t == ty)
-            .map(|(s, _)| AddedToken::from(s.clone(), special))
-            .collect()
+        tokens.iter().zip(&types).filter(|(_, &t)| t == ty).map(|(s, _)| AddedToken::from(s.clone(), special)).collect()
     };
     inner.add_special_tokens(&of_type(TOKEN_TYPE_CONTROL, true));
     inner.add_tokens(&of_type(TOKEN_TYPE_USER_DEFINED, false));
@@ -368,10 +279,7 @@ fn add_typed_tokens(
 }
 
 /// The post-processor that adds BOS and/or EOS, when the model asks for either.
-fn template(
-    special: &SpecialTokens,
-    tokens: &[String],
-) -> Result<Option<TemplateProcessing>, String> {
+fn template(special: &SpecialTokens, tokens: &[String]) -> Result<Option<TemplateProcessing>, String> {
     let bos = special.bos.filter(|_| special.add_bos);
     let eos = special.eos.filter(|_| special.add_eos);
     if bos.is_none() && eos.is_none() {

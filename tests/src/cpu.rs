@@ -81,7 +81,16 @@ pub fn rope(x: &mut [f32], cos: &[f32], sin: &[f32], pos: &[u32], nh: usize, hd:
 
 /// Causal GQA attention, q (B, T, NH, HD), k, v (B, T, NKV, HD). Returns out and the
 /// probabilities (B, NH, T, T) for the backward reference.
-pub fn attention_forward(q: &[f32], k: &[f32], v: &[f32], b: usize, t: usize, nh: usize, nkv: usize, hd: usize) -> (Vec<f32>, Vec<f64>) {
+pub fn attention_forward(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    b: usize,
+    t: usize,
+    nh: usize,
+    nkv: usize,
+    hd: usize,
+) -> (Vec<f32>, Vec<f64>) {
     let scale = 1.0 / (hd as f64).sqrt();
     let mut out = vec![0.0; b * t * nh * hd];
     let mut probs = vec![0.0; b * nh * t * t];
@@ -92,7 +101,9 @@ pub fn attention_forward(q: &[f32], k: &[f32], v: &[f32], b: usize, t: usize, nh
             let hk = h / (nh / nkv);
             for i in 0..t {
                 let scores: Vec<f64> = (0..=i)
-                    .map(|j| (0..hd).map(|d| q[qi(bb, i, h) + d] as f64 * k[ki(bb, j, hk) + d] as f64).sum::<f64>() * scale)
+                    .map(|j| {
+                        (0..hd).map(|d| q[qi(bb, i, h) + d] as f64 * k[ki(bb, j, hk) + d] as f64).sum::<f64>() * scale
+                    })
                     .collect();
                 let m = scores.iter().cloned().fold(f64::MIN, f64::max);
                 let z: f64 = scores.iter().map(|s| (s - m).exp()).sum();
@@ -110,7 +121,18 @@ pub fn attention_forward(q: &[f32], k: &[f32], v: &[f32], b: usize, t: usize, nh
 }
 
 /// (dq, dk, dv) of causal GQA attention.
-pub fn attention_backward(dout: &[f32], q: &[f32], k: &[f32], v: &[f32], probs: &[f64], b: usize, t: usize, nh: usize, nkv: usize, hd: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+pub fn attention_backward(
+    dout: &[f32],
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    probs: &[f64],
+    b: usize,
+    t: usize,
+    nh: usize,
+    nkv: usize,
+    hd: usize,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let scale = 1.0 / (hd as f64).sqrt();
     let mut dq = vec![0.0f64; q.len()];
     let mut dk = vec![0.0f64; k.len()];
@@ -184,7 +206,19 @@ pub fn cross_entropy(logits: &[f32], targets: &[i32], v: usize, inv_count: f32) 
 }
 
 /// One torch.optim.AdamW step (after clipping by `clip`) on params, m, v in place.
-pub fn adamw(params: &mut [f32], m: &mut [f32], v: &mut [f32], grads: &[f32], clip: f32, lr: f32, beta1: f32, beta2: f32, eps: f32, wd: f32, step: i32) {
+pub fn adamw(
+    params: &mut [f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    grads: &[f32],
+    clip: f32,
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    wd: f32,
+    step: i32,
+) {
     let bc1 = 1.0 - (beta1 as f64).powi(step);
     let bc2 = (1.0 - (beta2 as f64).powi(step)).sqrt();
     for i in 0..params.len() {

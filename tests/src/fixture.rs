@@ -57,7 +57,8 @@ pub fn load_model(gpu: &Gpu, dir: &Path) -> Model {
 
 /// The PEFT adapter in `dir` (adapter_config.json + adapter_model.safetensors) on the GPU.
 pub fn load_adapter(gpu: &Gpu, model: &ModelConfig, dir: &Path) -> Lora {
-    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("adapter_config.json")).unwrap()).unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("adapter_config.json")).unwrap()).unwrap();
     let targets: Vec<String> = serde_json::from_value(cfg["target_modules"].clone()).unwrap();
     let config = LoraConfig {
         r: cfg["r"].as_u64().unwrap() as usize,

@@ -12,7 +12,9 @@ use weblora::gpu::{Gpu, Tensor};
 /// The test binary's GPU (lavapipe in CI), opened once.
 pub fn gpu() -> &'static Gpu {
     static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| pollster::block_on(Gpu::new()).expect("a wgpu adapter (install mesa-vulkan-drivers for lavapipe)"))
+    GPU.get_or_init(|| {
+        pollster::block_on(Gpu::new()).expect("a wgpu adapter (install mesa-vulkan-drivers for lavapipe)")
+    })
 }
 
 /// Reads a tensor back to the host.

@@ -60,11 +60,14 @@ fn check_model(name: &str, model: &Model, lora_cfg: LoraConfig, check_dx: bool) 
         is_a
     };
     let signs: Vec<f32> = (0..p0.len()).map(|_| if rng.uniform() < 0.0 { -1.0 } else { 1.0 }).collect();
-    let only = |want_a: bool| -> Vec<f32> { signs.iter().zip(&key_of).map(|(s, &a)| if a == want_a { *s } else { 0.0 }).collect() };
+    let only = |want_a: bool| -> Vec<f32> {
+        signs.iter().zip(&key_of).map(|(s, &a)| if a == want_a { *s } else { 0.0 }).collect()
+    };
     check_direction(&format!("{name}: lora_A"), &plan, &lora, &p0, &grads, &only(true), &batch);
     check_direction(&format!("{name}: lora_B"), &plan, &lora, &p0, &grads, &only(false), &batch);
     // The largest single gradient entry alone.
-    let (imax, _) = grads.iter().enumerate().fold((0, 0f32), |acc, (i, &v)| if v.abs() > acc.1 { (i, v.abs()) } else { acc });
+    let (imax, _) =
+        grads.iter().enumerate().fold((0, 0f32), |acc, (i, &v)| if v.abs() > acc.1 { (i, v.abs()) } else { acc });
     let mut one = vec![0.0; p0.len()];
     one[imax] = 1.0;
     check_direction(&format!("{name}: largest entry {imax}"), &plan, &lora, &p0, &grads, &one, &batch);
@@ -87,7 +90,8 @@ fn check_model(name: &str, model: &Model, lora_cfg: LoraConfig, check_dx: bool) 
                 loss[k] = pollster::block_on(plan.step(sp(&batch), true, false)).unwrap().loss as f64;
             }
             let fd = (loss[0] - loss[1]) / (2.0 * EPS as f64);
-            let analytic: f64 = batch.ids.iter().enumerate().filter(|(_, &id)| id == tok).map(|(pos, _)| dx[pos * c + j] as f64).sum();
+            let analytic: f64 =
+                batch.ids.iter().enumerate().filter(|(_, &id)| id == tok).map(|(pos, _)| dx[pos * c + j] as f64).sum();
             let err = (fd - analytic).abs() / analytic.abs().max(1e-2);
             assert!(err < 2e-2, "{name}: dx[{j}] of token {tok}: finite difference {fd} vs analytic {analytic}");
         }

@@ -36,7 +36,8 @@ fn rmsnorm_forward_and_backward() {
         let (want, want_rstd) = cpu::rmsnorm_forward(&x, &w, n, c, 1e-5);
         assert_close("rmsnorm out", &read(&out), &want, F32);
         assert_close("rmsnorm rstd", &read(&rstd), &want_rstd, F32);
-        let dwant: Vec<f32> = cpu::rmsnorm_backward(&dy, &x, &w, n, c, 1e-5).iter().zip(&acc).map(|(d, a)| d + a).collect();
+        let dwant: Vec<f32> =
+            cpu::rmsnorm_backward(&dy, &x, &w, n, c, 1e-5).iter().zip(&acc).map(|(d, a)| d + a).collect();
         assert_close("rmsnorm dinp (accumulated)", &read(&dx), &dwant, F32);
     }
 }
@@ -88,14 +89,17 @@ fn rope_forward_and_backward() {
 #[test]
 fn attention_forward_and_backward() {
     let g = gpu();
-    for &(b, t, nh, nkv, hd) in &[(1, 1, 1, 1, 4), (2, 5, 4, 2, 8), (1, 67, 3, 1, 16), (3, 9, 6, 6, 12), (1, 4, 2, 1, 128)] {
+    for &(b, t, nh, nkv, hd) in
+        &[(1, 1, 1, 1, 4), (2, 5, 4, 2, 8), (1, 67, 3, 1, 16), (3, 9, 6, 6, 12), (1, 4, 2, 1, 128)]
+    {
         let s = AttentionShape { b, t, nh, nkv, hd };
         let mut rng = Rng::new((b * 100 + t * 10 + nh) as u64);
         let q = rng.vec(b * t * nh * hd, 1.0);
         let k = rng.vec(b * t * nkv * hd, 1.0);
         let v = rng.vec(b * t * nkv * hd, 1.0);
         let dout = rng.vec(b * t * nh * hd, 1.0);
-        let (tq, tk, tv, tdo) = (f32_tensor("q", &q), f32_tensor("k", &k), f32_tensor("v", &v), f32_tensor("do", &dout));
+        let (tq, tk, tv, tdo) =
+            (f32_tensor("q", &q), f32_tensor("k", &k), f32_tensor("v", &v), f32_tensor("do", &dout));
         let out = Tensor::zeros(g, "out", &[q.len()], DType::F32).unwrap();
         let lse = Tensor::zeros(g, "lse", &[b, nh, t], DType::F32).unwrap();
         let dstat = Tensor::zeros(g, "dstat", &[b, nh, t], DType::F32).unwrap();
@@ -207,7 +211,8 @@ fn grad_norm_clip_and_adamw() {
         let mut rng = Rng::new(n as u64);
         let (p0, grads) = (rng.vec(n, 1.0), rng.vec(n, 0.1));
         let (m0, v0): (Vec<f32>, Vec<f32>) = (rng.vec(n, 0.01), rng.vec(n, 0.001).iter().map(|x| x.abs()).collect());
-        let (tp, tm, tv, tg) = (f32_tensor("p", &p0), f32_tensor("m", &m0), f32_tensor("v", &v0), f32_tensor("g", &grads));
+        let (tp, tm, tv, tg) =
+            (f32_tensor("p", &p0), f32_tensor("m", &m0), f32_tensor("v", &v0), f32_tensor("g", &grads));
         let stats = Tensor::zeros(g, "stats", &[ops::STATS_LEN], DType::F32).unwrap();
         let partials = Tensor::zeros(g, "partials", &[ops::PARTIALS], DType::F32).unwrap();
         let (lr, b1, b2, eps, wd, t): (f32, f32, f32, f32, f32, i32) = (1e-2, 0.9, 0.999, 1e-8, 0.01, 3);

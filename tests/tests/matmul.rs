@@ -5,15 +5,8 @@ use weblora::gpu::{Program, Tensor};
 use weblora::ops;
 use weblora_tests::{assert_close, cpu, gpu, read, Rng, F32, F32_LONG};
 
-const SHAPES: &[(usize, usize, usize)] = &[
-    (1, 4, 4),
-    (3, 8, 12),
-    (33, 20, 36),
-    (64, 64, 64),
-    (65, 36, 100),
-    (7, 132, 8),
-    (130, 12, 4),
-];
+const SHAPES: &[(usize, usize, usize)] =
+    &[(1, 4, 4), (3, 8, 12), (33, 20, 36), (64, 64, 64), (65, 36, 100), (7, 132, 8), (130, 12, 4)];
 
 #[derive(Clone, Copy, Debug)]
 enum Layout {

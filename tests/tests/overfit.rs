@@ -14,7 +14,10 @@ fn lora_overfits_a_small_batch() {
     let lora = weblora::lora::Lora::new(g, &model.config, cfg).unwrap();
     lora.init_peft(g, 1).unwrap();
     let batch = random_batch(2, 8, model.config.vocab_size as u32, 0, 4);
-    let opts = PlanOptions { adamw: AdamwParams { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }, ..Default::default() };
+    let opts = PlanOptions {
+        adamw: AdamwParams { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 },
+        ..Default::default()
+    };
     let plan = Plan::new(g, &model, &lora, 2, 8, opts).unwrap();
     plan.set_batch(&batch).unwrap();
     let mut losses = Vec::new();

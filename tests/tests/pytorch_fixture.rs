@@ -28,10 +28,19 @@ fn check_case(case: &str, recompute: bool) {
     let logits = pollster::block_on(plan.logits(&batch)).unwrap();
     let v = model.config.vocab_size;
     let real = |x: &[f32]| -> Vec<f32> {
-        x.chunks(v).zip(&exp["attention_mask"].ints).filter(|(_, &m)| m == 1).flat_map(|(row, _)| row.to_vec()).collect()
+        x.chunks(v)
+            .zip(&exp["attention_mask"].ints)
+            .filter(|(_, &m)| m == 1)
+            .flat_map(|(row, _)| row.to_vec())
+            .collect()
     };
     // Logits are O(1) sums of a few hundred f32 products: f32 rounding differs from PyTorch's.
-    assert_close(&format!("{case} logits"), &real(&logits), &real(&exp["logits"].data), Tolerance { atol: 2e-5, rtol: 1e-4 });
+    assert_close(
+        &format!("{case} logits"),
+        &real(&logits),
+        &real(&exp["logits"].data),
+        Tolerance { atol: 2e-5, rtol: 1e-4 },
+    );
 
     // Step 1: loss and gradients at the initial adapter; then 4 more AdamW steps.
     let inv_count = 1.0 / batch.supervised() as f32;
@@ -61,8 +70,18 @@ fn check_case(case: &str, recompute: bool) {
         norms.push(st.grad_norm);
     }
     // Five steps of f32 AdamW from the same start: differences stay at rounding level.
-    assert_close(&format!("{case} AdamW losses"), &losses, &exp["adamw_losses"].data, Tolerance { atol: 1e-5, rtol: 1e-4 });
-    assert_close(&format!("{case} grad norms"), &norms, &exp["adamw_grad_norms"].data, Tolerance { atol: 1e-5, rtol: 1e-4 });
+    assert_close(
+        &format!("{case} AdamW losses"),
+        &losses,
+        &exp["adamw_losses"].data,
+        Tolerance { atol: 1e-5, rtol: 1e-4 },
+    );
+    assert_close(
+        &format!("{case} grad norms"),
+        &norms,
+        &exp["adamw_grad_norms"].data,
+        Tolerance { atol: 1e-5, rtol: 1e-4 },
+    );
     for (key, _, value) in pollster::block_on(lora.read_params(g)).unwrap() {
         let want = &exp[&format!("after.{key}")].data;
         let err = rel_l2(&value, want);

@@ -1,6 +1,6 @@
 //! Acquiring the wgpu device, natively and in the browser, with the adapter's real limits.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::kernels::KernelCache;
 use crate::error::{Error, Result};
@@ -24,6 +24,9 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub info: Arc<GpuInfo>,
     pub(crate) kernels: Arc<KernelCache>,
+    /// The first validation or out-of-memory error the device reported, surfaced at the next
+    /// readback instead of wgpu's default panic (which would kill a browser worker).
+    errors: Arc<Mutex<Option<String>>>,
 }
 
 impl Gpu {
@@ -33,11 +36,8 @@ impl Gpu {
     pub async fn new() -> Result<Gpu> {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         if std::env::var_os("WGPU_BACKEND").is_none() {
-            desc.backends = if cfg!(target_arch = "wasm32") {
-                wgpu::Backends::BROWSER_WEBGPU
-            } else {
-                wgpu::Backends::PRIMARY
-            };
+            desc.backends =
+                if cfg!(target_arch = "wasm32") { wgpu::Backends::BROWSER_WEBGPU } else { wgpu::Backends::PRIMARY };
         }
         let instance = wgpu::Instance::new(desc);
         let adapter = instance
@@ -71,7 +71,21 @@ impl Gpu {
             max_storage_binding: limits.max_storage_buffer_binding_size as u64,
             max_buffer: limits.max_buffer_size,
         };
-        Ok(Gpu { device, queue, info: Arc::new(info), kernels: Arc::new(KernelCache::default()) })
+        let errors = Arc::new(Mutex::new(None));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| e.to_string());
+        }));
+        Ok(Gpu { device, queue, info: Arc::new(info), kernels: Arc::new(KernelCache::default()), errors })
+    }
+
+    /// The first error the device reported since the last call, if any.
+    pub fn take_error(&self) -> Result<()> {
+        match self.errors.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(e) => Err(Error::Gpu(e)),
+            None => Ok(()),
+        }
     }
 
     /// Submits a program as one command buffer, with an optional readback copy at its end.

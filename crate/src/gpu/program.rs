@@ -57,7 +57,10 @@ impl Program {
             if t.byte_size() > max {
                 return Err(shape_err(
                     "dispatch",
-                    format!("{kernel:?} binding {slot}: {} bytes exceed the device's binding limit {max}", t.byte_size()),
+                    format!(
+                        "{kernel:?} binding {slot}: {} bytes exceed the device's binding limit {max}",
+                        t.byte_size()
+                    ),
                 ));
             }
         }
@@ -109,7 +112,8 @@ impl Program {
         while i < self.commands.len() {
             match &self.commands[i] {
                 Command::Dispatch { .. } => {
-                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+                    let mut pass = encoder
+                        .begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
                     while let Some(Command::Dispatch { pipeline, bind_group, groups, .. }) = self.commands.get(i) {
                         pass.set_pipeline(pipeline);
                         pass.set_bind_group(0, bind_group, &[]);
@@ -118,7 +122,13 @@ impl Program {
                     }
                 }
                 Command::Copy { src, dst } => {
-                    encoder.copy_buffer_to_buffer(src.buffer(), src.offset(), dst.buffer(), dst.offset(), src.byte_size());
+                    encoder.copy_buffer_to_buffer(
+                        src.buffer(),
+                        src.offset(),
+                        dst.buffer(),
+                        dst.offset(),
+                        src.byte_size(),
+                    );
                     i += 1;
                 }
                 Command::Clear(t) => {

@@ -37,8 +37,6 @@ impl Readback {
         gpu.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
-        #[cfg(target_arch = "wasm32")]
-        let _ = gpu;
         rx.await
             .map_err(|_| Error::Gpu("readback was dropped".into()))?
             .map_err(|e| Error::Gpu(format!("mapping the readback buffer: {e}")))?;
@@ -50,6 +48,7 @@ impl Readback {
             view.to_vec()
         };
         self.staging.unmap();
+        gpu.take_error()?;
         Ok(bytes)
     }
 }

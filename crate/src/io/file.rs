@@ -14,10 +14,7 @@ pub const DEFAULT_CHUNK_SIZE: usize = 1 << 20;
 /// Opens `path`; returns the file, its display name and its length.
 fn open(path: &Path) -> Result<(File, String, u64), LoadError> {
     let name = path.display().to_string();
-    let io = |source| LoadError::Io {
-        file: name.clone(),
-        source,
-    };
+    let io = |source| LoadError::Io { file: name.clone(), source };
     let file = File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
     Ok((file, name, len))
@@ -37,13 +34,7 @@ fn read_chunks<E: From<LoadError>>(
             Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(source) => {
-                return Err(LoadError::Io {
-                    file: name.into(),
-                    source,
-                }
-                .into())
-            }
+            Err(source) => return Err(LoadError::Io { file: name.into(), source }.into()),
         };
         if !feed(&chunk[..n])? {
             return Ok(());
@@ -60,13 +51,9 @@ pub fn read_gguf_file<E: From<LoadError>>(
 ) -> Result<GgufHeader, E> {
     let (file, name, len) = open(path)?;
     let mut reader = GgufReader::new(name.clone(), Some(len));
-    read_chunks(file, &name, chunk_size, |chunk| {
-        reader.feed(chunk, &mut on_event).map(|()| true)
-    })?;
+    read_chunks(file, &name, chunk_size, |chunk| reader.feed(chunk, &mut on_event).map(|()| true))?;
     reader.finish(&mut on_event)?;
-    Ok(reader
-        .into_header()
-        .expect("finish succeeded, so the header was parsed"))
+    Ok(reader.into_header().expect("finish succeeded, so the header was parsed"))
 }
 
 /// Reads only the header of the GGUF file at `path`.
@@ -81,9 +68,7 @@ pub fn read_gguf_header(path: &Path) -> Result<GgufHeader, LoadError> {
     if reader.header().is_none() {
         reader.finish(ignore)?;
     }
-    Ok(reader
-        .into_header()
-        .expect("the header was parsed, or finish failed"))
+    Ok(reader.into_header().expect("the header was parsed, or finish failed"))
 }
 
 /// Streams the safetensors file at `path` through a [`SafetensorsReader`] in `chunk_size`
@@ -95,11 +80,7 @@ pub fn read_safetensors_file<E: From<LoadError>>(
 ) -> Result<SafetensorsHeader, E> {
     let (file, name, len) = open(path)?;
     let mut reader = SafetensorsReader::new(name.clone(), Some(len));
-    read_chunks(file, &name, chunk_size, |chunk| {
-        reader.feed(chunk, &mut on_event).map(|()| true)
-    })?;
+    read_chunks(file, &name, chunk_size, |chunk| reader.feed(chunk, &mut on_event).map(|()| true))?;
     reader.finish(&mut on_event)?;
-    Ok(reader
-        .into_header()
-        .expect("finish succeeded, so the header was parsed"))
+    Ok(reader.into_header().expect("finish succeeded, so the header was parsed"))
 }

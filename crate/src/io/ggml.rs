@@ -107,17 +107,9 @@ impl GgmlType {
 /// Dequantizes `bytes`, a whole number of `ty` blocks of tensor `tensor`, into `out`:
 /// `out.len()` elements, exactly `bytes.len() / block_bytes · block_size`. The arithmetic follows
 /// llama.cpp's reference `dequantize_row_*` in f32, operation for operation.
-pub fn dequantize(
-    tensor: &str,
-    ty: GgmlType,
-    bytes: &[u8],
-    out: &mut [f32],
-) -> Result<(), LoadError> {
+pub fn dequantize(tensor: &str, ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), LoadError> {
     if !ty.can_dequantize() {
-        return Err(LoadError::UnsupportedType {
-            tensor: tensor.to_string(),
-            ty: ty.name(),
-        });
+        return Err(LoadError::UnsupportedType { tensor: tensor.to_string(), ty: ty.name() });
     }
     let expected = ty.bytes_for(out.len() as u64);
     if expected != Some(bytes.len() as u64) {
@@ -130,13 +122,9 @@ pub fn dequantize(
     let (bb, bs) = (ty.block_bytes() as usize, ty.block_size() as usize);
     let blocks = bytes.chunks_exact(bb).zip(out.chunks_exact_mut(bs));
     match ty {
-        GgmlType::F32 => {
-            blocks.for_each(|(b, y)| y[0] = f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        }
+        GgmlType::F32 => blocks.for_each(|(b, y)| y[0] = f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
         GgmlType::F16 => blocks.for_each(|(b, y)| y[0] = f16_at(b, 0)),
-        GgmlType::BF16 => {
-            blocks.for_each(|(b, y)| y[0] = bf16::from_le_bytes([b[0], b[1]]).to_f32())
-        }
+        GgmlType::BF16 => blocks.for_each(|(b, y)| y[0] = bf16::from_le_bytes([b[0], b[1]]).to_f32()),
         GgmlType::Q8_0 => blocks.for_each(|(b, y)| dequantize_q8_0(b, y)),
         GgmlType::Q4_0 => blocks.for_each(|(b, y)| dequantize_q4_0(b, y)),
         GgmlType::Q4_1 => blocks.for_each(|(b, y)| dequantize_q4_1(b, y)),
@@ -148,12 +136,7 @@ pub fn dequantize(
 }
 
 /// Dequantizes a whole tensor of `n` elements into a new vector (see [`dequantize`]).
-pub fn dequantize_to_vec(
-    tensor: &str,
-    ty: GgmlType,
-    bytes: &[u8],
-    n: usize,
-) -> Result<Vec<f32>, LoadError> {
+pub fn dequantize_to_vec(tensor: &str, ty: GgmlType, bytes: &[u8], n: usize) -> Result<Vec<f32>, LoadError> {
     // Bound the allocation by the bytes at hand before trusting `n`.
     if ty.bytes_for(n as u64) != Some(bytes.len() as u64) {
         return Err(LoadError::ByteCount {
@@ -202,10 +185,7 @@ fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {
-        (
-            (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4),
-            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
-        )
+        ((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
     }
 }
 
@@ -214,11 +194,7 @@ fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
 fn dequantize_q4_k(b: &[u8], y: &mut [f32]) {
     let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
     let scales = &b[4..16];
-    for (g, (qs, y)) in b[16..144]
-        .chunks_exact(32)
-        .zip(y.chunks_exact_mut(64))
-        .enumerate()
-    {
+    for (g, (qs, y)) in b[16..144].chunks_exact(32).zip(y.chunks_exact_mut(64)).enumerate() {
         let (sc1, m1) = scale_min_k4(2 * g, scales);
         let (sc2, m2) = scale_min_k4(2 * g + 1, scales);
         let (d1, m1) = (d * sc1 as f32, dmin * m1 as f32);
@@ -258,18 +234,9 @@ mod tests {
 
     #[test]
     fn sizes_match_llama_cpp() {
-        let cases = [
-            (GgmlType::Q8_0, 32, 34),
-            (GgmlType::Q4_0, 32, 18),
-            (GgmlType::Q4_1, 32, 20),
-        ];
+        let cases = [(GgmlType::Q8_0, 32, 34), (GgmlType::Q4_0, 32, 18), (GgmlType::Q4_1, 32, 20)];
         for (ty, bs, bb) in cases {
-            assert_eq!(
-                (ty.block_size(), ty.block_bytes()),
-                (bs, bb),
-                "{}",
-                ty.name()
-            );
+            assert_eq!((ty.block_size(), ty.block_bytes()), (bs, bb), "{}", ty.name());
         }
         assert_eq!(GgmlType::Q4_K.block_bytes(), 144);
         assert_eq!(GgmlType::Q6_K.block_bytes(), 210);
@@ -282,19 +249,10 @@ mod tests {
 
     #[test]
     fn plain_types_and_errors() {
-        let bytes: Vec<u8> = [1.5f32, -2.0]
-            .iter()
-            .flat_map(|x| x.to_le_bytes())
-            .collect();
-        assert_eq!(
-            dequantize_to_vec("t", GgmlType::F32, &bytes, 2).unwrap(),
-            vec![1.5, -2.0]
-        );
+        let bytes: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+        assert_eq!(dequantize_to_vec("t", GgmlType::F32, &bytes, 2).unwrap(), vec![1.5, -2.0]);
         let bf = bf16::from_f32(-3.25).to_le_bytes();
-        assert_eq!(
-            dequantize_to_vec("t", GgmlType::BF16, &bf, 1).unwrap(),
-            vec![-3.25]
-        );
+        assert_eq!(dequantize_to_vec("t", GgmlType::BF16, &bf, 1).unwrap(), vec![-3.25]);
         let err = dequantize_to_vec("blk.0.x", GgmlType::Q4_1, &[0; 19], 32).unwrap_err();
         assert!(matches!(err, LoadError::ByteCount { .. }) && err.to_string().contains("blk.0.x"));
         let err = dequantize_to_vec("blk.0.y", GgmlType::Q5_K, &[0; 176], 256).unwrap_err();

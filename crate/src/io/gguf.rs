@@ -119,25 +119,16 @@ impl GgufHeader {
     }
 
     fn require(&self, key: &str) -> Result<&GgufValue, LoadError> {
-        self.get(key).ok_or_else(|| LoadError::MissingKey {
-            file: self.file.clone(),
-            key: key.into(),
-        })
+        self.get(key).ok_or_else(|| LoadError::MissingKey { file: self.file.clone(), key: key.into() })
     }
 
     fn wrong(&self, key: &str, expected: &'static str) -> LoadError {
-        LoadError::WrongValueType {
-            file: self.file.clone(),
-            key: key.into(),
-            expected,
-        }
+        LoadError::WrongValueType { file: self.file.clone(), key: key.into(), expected }
     }
 
     /// A non-negative integer of any width.
     pub fn get_u64(&self, key: &str) -> Result<u64, LoadError> {
-        self.require(key)?
-            .to_u64()
-            .ok_or_else(|| self.wrong(key, "a non-negative integer"))
+        self.require(key)?.to_u64().ok_or_else(|| self.wrong(key, "a non-negative integer"))
     }
 
     /// A non-negative integer that fits in u32.
@@ -198,10 +189,7 @@ pub enum GgufEvent<'a> {
     /// Once, before any tensor.
     Header(&'a GgufHeader),
     /// Each tensor in file order, with exactly `info.n_bytes` bytes.
-    Tensor {
-        info: &'a GgufTensorInfo,
-        bytes: &'a [u8],
-    },
+    Tensor { info: &'a GgufTensorInfo, bytes: &'a [u8] },
 }
 
 /// The push-based GGUF reader; see the module docs.
@@ -248,19 +236,11 @@ impl GgufReader {
             metadata: BTreeMap::new(),
             tensors: Vec::new(),
         };
-        Self {
-            file: file.into(),
-            total,
-            consumed: 0,
-            state: State::Header(header),
-        }
+        Self { file: file.into(), total, consumed: 0, state: State::Header(header) }
     }
 
     pub fn progress(&self) -> Progress {
-        Progress {
-            consumed: self.consumed,
-            total: self.total,
-        }
+        Progress { consumed: self.consumed, total: self.total }
     }
 
     /// The header, once it has been parsed.
@@ -305,10 +285,7 @@ impl GgufReader {
         if let State::Header(_) = self.state {
             self.parse_header(true, &mut on_event)?;
         }
-        let truncated = |what: String| LoadError::Truncated {
-            file: self.file.clone(),
-            what,
-        };
+        let truncated = |what: String| LoadError::Truncated { file: self.file.clone(), what };
         match &mut self.state {
             State::Header(h) => Err(truncated(h.item_name()).into()),
             State::Data(d) => {
@@ -337,10 +314,7 @@ impl GgufReader {
                 let leftover = h.buf[h.start..].to_vec();
                 let pos = h.base + h.start as u64;
                 let header = h.finish(&self.file, self.total)?;
-                let mut d = DataState {
-                    header,
-                    cursor: TensorCursor::new(pos),
-                };
+                let mut d = DataState { header, cursor: TensorCursor::new(pos) };
                 on_event(GgufEvent::Header(&d.header))?;
                 d.feed(&leftover, on_event)?;
                 self.state = State::Data(d);
@@ -367,15 +341,8 @@ impl GgufReader {
                         }
                         .into());
                     }
-                    if self
-                        .total
-                        .is_some_and(|t| h.base + (h.start + need) as u64 > t)
-                    {
-                        return Err(LoadError::Truncated {
-                            file: self.file.clone(),
-                            what: h.item_name(),
-                        }
-                        .into());
+                    if self.total.is_some_and(|t| h.base + (h.start + need) as u64 > t) {
+                        return Err(LoadError::Truncated { file: self.file.clone(), what: h.item_name() }.into());
                     }
                     // Wait for the bytes asked for and, so that a large item is not re-parsed
                     // for every small chunk, for at least twice the bytes tried.
@@ -402,9 +369,9 @@ impl HeaderState {
     }
 
     fn done(&self) -> bool {
-        self.preamble.as_ref().is_some_and(|p| {
-            self.metadata.len() as u64 == p.n_kv && self.tensors.len() as u64 == p.n_tensors
-        })
+        self.preamble
+            .as_ref()
+            .is_some_and(|p| self.metadata.len() as u64 == p.n_kv && self.tensors.len() as u64 == p.n_tensors)
     }
 
     /// The item being parsed, for messages.
@@ -437,10 +404,7 @@ impl HeaderState {
             Some(p) if (self.metadata.len() as u64) < p.n_kv => {
                 let (key, value) = c.key_value(self.metadata.len() as u64)?;
                 if self.metadata.contains_key(&key) {
-                    return Err(Stop::Fail(LoadError::DuplicateKey {
-                        file: file.into(),
-                        key,
-                    }));
+                    return Err(Stop::Fail(LoadError::DuplicateKey { file: file.into(), key }));
                 }
                 self.metadata.insert(key, value);
             }
@@ -455,35 +419,19 @@ impl HeaderState {
         let alignment = match self.metadata.get("general.alignment") {
             None => DEFAULT_ALIGNMENT,
             Some(GgufValue::U32(a)) if a.is_power_of_two() => *a as u64,
-            Some(v) => {
-                return Err(LoadError::BadAlignment {
-                    file: file.into(),
-                    value: v.to_u64().unwrap_or(0),
-                })
-            }
+            Some(v) => return Err(LoadError::BadAlignment { file: file.into(), value: v.to_u64().unwrap_or(0) }),
         };
         let header_end = self.base + self.start as u64;
         let data_offset = header_end.div_ceil(alignment) * alignment;
-        let mut names =
-            std::collections::HashSet::with_capacity(self.tensors.len().min(MAX_COUNT as usize));
+        let mut names = std::collections::HashSet::with_capacity(self.tensors.len().min(MAX_COUNT as usize));
         let mut previous_end = 0u64;
         for t in &self.tensors {
-            let bad = |reason: String| LoadError::BadShape {
-                file: file.into(),
-                tensor: t.name.clone(),
-                reason,
-            };
+            let bad = |reason: String| LoadError::BadShape { file: file.into(), tensor: t.name.clone(), reason };
             if !names.insert(t.name.as_str()) {
-                return Err(LoadError::DuplicateTensor {
-                    file: file.into(),
-                    tensor: t.name.clone(),
-                });
+                return Err(LoadError::DuplicateTensor { file: file.into(), tensor: t.name.clone() });
             }
             if t.offset % alignment != 0 {
-                return Err(bad(format!(
-                    "data offset {} is not a multiple of the alignment {alignment}",
-                    t.offset
-                )));
+                return Err(bad(format!("data offset {} is not a multiple of the alignment {alignment}", t.offset)));
             }
             if t.offset < previous_end {
                 return Err(LoadError::OutOfOrder {
@@ -493,17 +441,10 @@ impl HeaderState {
                     previous_end,
                 });
             }
-            let end = data_offset
-                .checked_add(t.offset)
-                .and_then(|s| s.checked_add(t.n_bytes));
+            let end = data_offset.checked_add(t.offset).and_then(|s| s.checked_add(t.n_bytes));
             let end = end.ok_or_else(|| bad(format!("data offset {} overflows", t.offset)))?;
             if let Some(len) = total.filter(|&len| end > len) {
-                return Err(LoadError::TensorOutOfBounds {
-                    file: file.into(),
-                    tensor: t.name.clone(),
-                    end,
-                    len,
-                });
+                return Err(LoadError::TensorOutOfBounds { file: file.into(), tensor: t.name.clone(), end, len });
             }
             previous_end = t.offset + t.n_bytes;
         }

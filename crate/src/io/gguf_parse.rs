@@ -74,12 +74,7 @@ impl<'a> Cursor<'a> {
 
     fn limit(&self, what: impl FnOnce() -> String, value: u64, limit: u64) -> Parsed<()> {
         if value > limit {
-            return Err(Stop::Fail(LoadError::LimitExceeded {
-                file: self.file.into(),
-                what: what(),
-                value,
-                limit,
-            }));
+            return Err(Stop::Fail(LoadError::LimitExceeded { file: self.file.into(), what: what(), value, limit }));
         }
         Ok(())
     }
@@ -89,12 +84,8 @@ impl<'a> Cursor<'a> {
         let len = self.u64()?;
         self.limit(|| format!("the length of {}", what()), len, MAX_STRING_LEN)?;
         let bytes = self.take(len as usize)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| {
-            Stop::Fail(LoadError::InvalidUtf8 {
-                file: self.file.into(),
-                what: what(),
-            })
-        })
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| Stop::Fail(LoadError::InvalidUtf8 { file: self.file.into(), what: what() }))
     }
 
     /// The room left in the buffer, in elements of at least `min_size` bytes: a bound for
@@ -106,27 +97,17 @@ impl<'a> Cursor<'a> {
     pub fn preamble(&mut self) -> Parsed<Preamble> {
         let magic: [u8; 4] = self.take(4)?.try_into().expect("4 bytes");
         if &magic != b"GGUF" {
-            return Err(Stop::Fail(LoadError::BadMagic {
-                file: self.file.into(),
-                found: magic,
-            }));
+            return Err(Stop::Fail(LoadError::BadMagic { file: self.file.into(), found: magic }));
         }
         let version = self.u32()?;
         if version != 2 && version != 3 {
-            return Err(Stop::Fail(LoadError::UnsupportedVersion {
-                file: self.file.into(),
-                version,
-            }));
+            return Err(Stop::Fail(LoadError::UnsupportedVersion { file: self.file.into(), version }));
         }
         let n_tensors = self.u64()?;
         self.limit(|| "the tensor count".into(), n_tensors, MAX_COUNT)?;
         let n_kv = self.u64()?;
         self.limit(|| "the metadata key count".into(), n_kv, MAX_COUNT)?;
-        Ok(Preamble {
-            version,
-            n_tensors,
-            n_kv,
-        })
+        Ok(Preamble { version, n_tensors, n_kv })
     }
 
     /// One metadata entry: key string, u32 value type, value.
@@ -157,11 +138,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn unknown_type(&self, key: &str, type_id: u32) -> LoadError {
-        LoadError::UnknownValueType {
-            file: self.file.into(),
-            key: key.into(),
-            type_id,
-        }
+        LoadError::UnknownValueType { file: self.file.into(), key: key.into(), type_id }
     }
 
     fn bool(&mut self, key: &str) -> Parsed<bool> {
@@ -180,11 +157,7 @@ impl<'a> Cursor<'a> {
     fn array(&mut self, key: &str, depth: u32) -> Parsed<GgufArray> {
         let elem = self.u32()?;
         let len = self.u64()?;
-        self.limit(
-            || format!("the array length of metadata key `{key}`"),
-            len,
-            MAX_ARRAY_LEN,
-        )?;
+        self.limit(|| format!("the array length of metadata key `{key}`"), len, MAX_ARRAY_LEN)?;
         let n = len as usize;
         macro_rules! many {
             ($variant:ident, $read:expr, $size:expr) => {{
@@ -204,11 +177,7 @@ impl<'a> Cursor<'a> {
             5 => many!(I32, Self::i32, 4),
             6 => many!(F32, Self::f32, 4),
             7 => many!(Bool, |c: &mut Self| c.bool(key), 1),
-            8 => many!(
-                String,
-                |c: &mut Self| c.string(&|| format!("an element of metadata key `{key}`")),
-                8
-            ),
+            8 => many!(String, |c: &mut Self| c.string(&|| format!("an element of metadata key `{key}`")), 8),
             9 => {
                 self.limit(
                     || format!("the array nesting depth of metadata key `{key}`"),
@@ -229,17 +198,9 @@ impl<'a> Cursor<'a> {
         let name = self.string(&|| format!("the name of tensor #{index}"))?;
         let n_dims = self.u32()?;
         let file = self.file;
-        let bad = |reason: String| {
-            Stop::Fail(LoadError::BadShape {
-                file: file.into(),
-                tensor: name.clone(),
-                reason,
-            })
-        };
+        let bad = |reason: String| Stop::Fail(LoadError::BadShape { file: file.into(), tensor: name.clone(), reason });
         if n_dims > MAX_DIMS {
-            return Err(bad(format!(
-                "{n_dims} dimensions, at most {MAX_DIMS} are allowed"
-            )));
+            return Err(bad(format!("{n_dims} dimensions, at most {MAX_DIMS} are allowed")));
         }
         let mut dims = Vec::with_capacity(n_dims as usize);
         for _ in 0..n_dims {
@@ -248,16 +209,11 @@ impl<'a> Cursor<'a> {
         let type_id = self.u32()?;
         let offset = self.u64()?;
         let ty = GgmlType::from_id(type_id).ok_or_else(|| {
-            Stop::Fail(LoadError::UnknownGgmlType {
-                file: file.into(),
-                tensor: name.clone(),
-                type_id,
-            })
+            Stop::Fail(LoadError::UnknownGgmlType { file: file.into(), tensor: name.clone(), type_id })
         })?;
         let n_elements = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
-        let n_elements = n_elements
-            .filter(|&n| n <= i64::MAX as u64)
-            .ok_or_else(|| bad(format!("dims {dims:?} overflow")))?;
+        let n_elements =
+            n_elements.filter(|&n| n <= i64::MAX as u64).ok_or_else(|| bad(format!("dims {dims:?} overflow")))?;
         if dims.first().is_some_and(|&d| d % ty.block_size() != 0) {
             return Err(bad(format!(
                 "row of {} elements is not a whole number of {} blocks of {}",
@@ -266,15 +222,7 @@ impl<'a> Cursor<'a> {
                 ty.block_size()
             )));
         }
-        let n_bytes = ty
-            .bytes_for(n_elements)
-            .ok_or_else(|| bad(format!("dims {dims:?} overflow")))?;
-        Ok(GgufTensorInfo {
-            name,
-            dims,
-            ty,
-            offset,
-            n_bytes,
-        })
+        let n_bytes = ty.bytes_for(n_elements).ok_or_else(|| bad(format!("dims {dims:?} overflow")))?;
+        Ok(GgufTensorInfo { name, dims, ty, offset, n_bytes })
     }
 }

@@ -45,30 +45,15 @@ fn permute_rows(
     n_head: usize,
     to_hf: bool,
 ) -> Result<Vec<u8>, LoadError> {
-    let fail = |reason: String| LoadError::Permute {
-        tensor: tensor.into(),
-        reason,
-    };
-    let row_bytes = ty
-        .bytes_for(cols as u64)
-        .and_then(|b| usize::try_from(b).ok())
-        .ok_or_else(|| {
-            fail(format!(
-                "a row of {cols} elements is not a whole number of {} blocks of {}",
-                ty.name(),
-                ty.block_size()
-            ))
-        })?;
+    let fail = |reason: String| LoadError::Permute { tensor: tensor.into(), reason };
+    let row_bytes = ty.bytes_for(cols as u64).and_then(|b| usize::try_from(b).ok()).ok_or_else(|| {
+        fail(format!("a row of {cols} elements is not a whole number of {} blocks of {}", ty.name(), ty.block_size()))
+    })?;
     if n_head == 0 || !rows.is_multiple_of(n_head) || !(rows / n_head).is_multiple_of(2) {
-        return Err(fail(format!(
-            "{rows} rows do not split into {n_head} heads of an even size"
-        )));
+        return Err(fail(format!("{rows} rows do not split into {n_head} heads of an even size")));
     }
     if rows.checked_mul(row_bytes) != Some(data.len()) {
-        return Err(fail(format!(
-            "{} bytes, expected {rows} rows of {row_bytes} bytes",
-            data.len()
-        )));
+        return Err(fail(format!("{} bytes, expected {rows} rows of {row_bytes} bytes", data.len())));
     }
     let hd = rows / n_head;
     let mut out = vec![0u8; data.len()];
@@ -96,26 +81,17 @@ mod tests {
     }
 
     fn values(bytes: &[u8]) -> Vec<f32> {
-        bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            .collect()
+        bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
     }
 
     #[test]
     fn follows_the_rule_on_a_small_example() {
         // 2 heads of HD = 6. Reading: GGUF row 2i+j of a head holds HF row j·3+i.
         let hf = values(&gguf_to_hf_qk_rows("q", &column(12), GgmlType::F32, 12, 1, 2).unwrap());
-        assert_eq!(
-            hf,
-            [0.0, 2.0, 4.0, 1.0, 3.0, 5.0, 6.0, 8.0, 10.0, 7.0, 9.0, 11.0]
-        );
+        assert_eq!(hf, [0.0, 2.0, 4.0, 1.0, 3.0, 5.0, 6.0, 8.0, 10.0, 7.0, 9.0, 11.0]);
         // Writing, as llama.cpp's converter does: GGUF row 2i+j = HF row j·HD/2+i.
         let gguf = values(&hf_to_gguf_qk_rows("q", &column(12), GgmlType::F32, 12, 1, 2).unwrap());
-        assert_eq!(
-            gguf,
-            [0.0, 3.0, 1.0, 4.0, 2.0, 5.0, 6.0, 9.0, 7.0, 10.0, 8.0, 11.0]
-        );
+        assert_eq!(gguf, [0.0, 3.0, 1.0, 4.0, 2.0, 5.0, 6.0, 9.0, 7.0, 10.0, 8.0, 11.0]);
         for (r, v) in gguf.iter().enumerate() {
             let (h, within) = (r / 6, r % 6);
             let (i, j) = (within / 2, within % 2);
@@ -132,27 +108,13 @@ mod tests {
         assert_ne!(hf, data);
         // Rows moved whole: HF row 1 (i = 1, j = 0) is GGUF row 2.
         assert_eq!(hf[40..80], data[80..120]);
-        assert_eq!(
-            hf_to_gguf_qk_rows("k", &hf, GgmlType::Q4_1, rows, cols, heads).unwrap(),
-            data
-        );
+        assert_eq!(hf_to_gguf_qk_rows("k", &hf, GgmlType::Q4_1, rows, cols, heads).unwrap(), data);
     }
 
     #[test]
     fn rejects_bad_shapes() {
-        let err = gguf_to_hf_qk_rows(
-            "blk.0.attn_q.weight",
-            &[0; 8 * 20],
-            GgmlType::Q4_1,
-            8,
-            33,
-            2,
-        )
-        .unwrap_err();
-        assert!(
-            matches!(err, LoadError::Permute { .. })
-                && err.to_string().contains("blk.0.attn_q.weight")
-        );
+        let err = gguf_to_hf_qk_rows("blk.0.attn_q.weight", &[0; 8 * 20], GgmlType::Q4_1, 8, 33, 2).unwrap_err();
+        assert!(matches!(err, LoadError::Permute { .. }) && err.to_string().contains("blk.0.attn_q.weight"));
         assert!(gguf_to_hf_qk_rows("q", &column(6), GgmlType::F32, 6, 1, 2).is_err());
         assert!(gguf_to_hf_qk_rows("q", &column(8), GgmlType::F32, 8, 1, 0).is_err());
         assert!(gguf_to_hf_qk_rows("q", &column(7), GgmlType::F32, 8, 1, 2).is_err());

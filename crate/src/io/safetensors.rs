@@ -59,19 +59,14 @@ pub struct SafetensorsHeader {
 impl SafetensorsHeader {
     /// Parses `json`, the header of file `file`, `total` bytes long when known.
     pub fn parse(file: &str, json: &[u8], total: Option<u64>) -> Result<Self, LoadError> {
-        let bad = |reason: String| LoadError::BadHeader {
-            file: file.into(),
-            reason,
-        };
-        let map: Map<String, Value> =
-            serde_json::from_slice(json).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+        let bad = |reason: String| LoadError::BadHeader { file: file.into(), reason };
+        let map: Map<String, Value> = serde_json::from_slice(json).map_err(|e| bad(format!("invalid JSON: {e}")))?;
         let data_offset = 8 + json.len() as u64;
         let mut metadata = HashMap::new();
         let mut tensors = Vec::with_capacity(map.len());
         for (name, value) in map {
             if name == "__metadata__" {
-                metadata = serde_json::from_value(value)
-                    .map_err(|e| bad(format!("`__metadata__`: {e}")))?;
+                metadata = serde_json::from_value(value).map_err(|e| bad(format!("`__metadata__`: {e}")))?;
             } else {
                 tensors.push(tensor_info(file, name, value)?);
             }
@@ -90,20 +85,10 @@ impl SafetensorsHeader {
             previous_end = t.offset + t.n_bytes;
             let end = data_offset.saturating_add(previous_end);
             if let Some(len) = total.filter(|&len| end > len) {
-                return Err(LoadError::TensorOutOfBounds {
-                    file: file.into(),
-                    tensor: t.name.clone(),
-                    end,
-                    len,
-                });
+                return Err(LoadError::TensorOutOfBounds { file: file.into(), tensor: t.name.clone(), end, len });
             }
         }
-        Ok(Self {
-            file: file.into(),
-            metadata,
-            tensors,
-            data_offset,
-        })
+        Ok(Self { file: file.into(), metadata, tensors, data_offset })
     }
 
     pub fn tensor(&self, name: &str) -> Option<&SafetensorsTensorInfo> {
@@ -113,21 +98,13 @@ impl SafetensorsHeader {
 
 /// Reads and checks one tensor's entry.
 fn tensor_info(file: &str, name: String, value: Value) -> Result<SafetensorsTensorInfo, LoadError> {
-    let bad = |reason: String| LoadError::BadShape {
-        file: file.into(),
-        tensor: name.clone(),
-        reason,
-    };
+    let bad = |reason: String| LoadError::BadShape { file: file.into(), tensor: name.clone(), reason };
     let ty = match value.get("dtype").and_then(Value::as_str) {
         Some("F32") => GgmlType::F32,
         Some("F16") => GgmlType::F16,
         Some("BF16") => GgmlType::BF16,
         Some(other) => {
-            return Err(LoadError::UnsupportedDtype {
-                file: file.into(),
-                tensor: name,
-                dtype: other.into(),
-            })
+            return Err(LoadError::UnsupportedDtype { file: file.into(), tensor: name, dtype: other.into() })
         }
         None => return Err(bad("no string `dtype`".into())),
     };
@@ -138,34 +115,18 @@ fn tensor_info(file: &str, name: String, value: Value) -> Result<SafetensorsTens
         shape: Vec<u64>,
         data_offsets: (u64, u64),
     }
-    let info: Entry =
-        serde_json::from_value(value).map_err(|e| bad(format!("invalid entry: {e}")))?;
+    let info: Entry = serde_json::from_value(value).map_err(|e| bad(format!("invalid entry: {e}")))?;
     if info.shape.len() > MAX_DIMS {
-        return Err(bad(format!(
-            "{} dimensions, at most {MAX_DIMS} are allowed",
-            info.shape.len()
-        )));
+        return Err(bad(format!("{} dimensions, at most {MAX_DIMS} are allowed", info.shape.len())));
     }
     let shape = info.shape;
-    let n_bytes = shape
-        .iter()
-        .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-        .and_then(|n| ty.bytes_for(n));
+    let n_bytes = shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).and_then(|n| ty.bytes_for(n));
     let n_bytes = n_bytes.ok_or_else(|| bad(format!("shape {shape:?} overflows")))?;
     let (start, end) = info.data_offsets;
     if end.checked_sub(start) != Some(n_bytes) {
-        return Err(bad(format!(
-            "data_offsets [{start}, {end}] do not hold {n_bytes} bytes of shape {shape:?}"
-        )));
+        return Err(bad(format!("data_offsets [{start}, {end}] do not hold {n_bytes} bytes of shape {shape:?}")));
     }
-    Ok(SafetensorsTensorInfo {
-        name,
-        dtype: info.dtype,
-        ty,
-        shape,
-        offset: start,
-        n_bytes,
-    })
+    Ok(SafetensorsTensorInfo { name, dtype: info.dtype, ty, shape, offset: start, n_bytes })
 }
 
 /// What [`SafetensorsReader::feed`] hands over.
@@ -174,10 +135,7 @@ pub enum SafetensorsEvent<'a> {
     /// Once, before any tensor.
     Header(&'a SafetensorsHeader),
     /// Each tensor in data offset order, with exactly `info.n_bytes` bytes.
-    Tensor {
-        info: &'a SafetensorsTensorInfo,
-        bytes: &'a [u8],
-    },
+    Tensor { info: &'a SafetensorsTensorInfo, bytes: &'a [u8] },
 }
 
 /// The push-based safetensors reader; see the module docs.
@@ -193,20 +151,11 @@ pub struct SafetensorsReader {
 impl SafetensorsReader {
     /// A reader for the file named `file` (used in messages), of `total` bytes when known.
     pub fn new(file: impl Into<String>, total: Option<u64>) -> Self {
-        Self {
-            file: file.into(),
-            total,
-            consumed: 0,
-            buf: Vec::new(),
-            data: None,
-        }
+        Self { file: file.into(), total, consumed: 0, buf: Vec::new(), data: None }
     }
 
     pub fn progress(&self) -> Progress {
-        Progress {
-            consumed: self.consumed,
-            total: self.total,
-        }
+        Progress { consumed: self.consumed, total: self.total }
     }
 
     /// The header, once it has been parsed.
@@ -225,19 +174,12 @@ impl SafetensorsReader {
             return Ok(None);
         };
         let n = u64::from_le_bytes(prefix.try_into().expect("8 bytes"));
-        let bad = |reason: String| LoadError::BadHeader {
-            file: self.file.clone(),
-            reason,
-        };
+        let bad = |reason: String| LoadError::BadHeader { file: self.file.clone(), reason };
         if n > MAX_HEADER_LEN {
-            return Err(bad(format!(
-                "header length {n} is above the limit of {MAX_HEADER_LEN}"
-            )));
+            return Err(bad(format!("header length {n} is above the limit of {MAX_HEADER_LEN}")));
         }
         if let Some(total) = self.total.filter(|&t| 8 + n > t) {
-            return Err(bad(format!(
-                "header length {n} runs past the end of the file ({total} bytes)"
-            )));
+            return Err(bad(format!("header length {n} runs past the end of the file ({total} bytes)")));
         }
         Ok(Some(n as usize))
     }
@@ -286,10 +228,7 @@ impl SafetensorsReader {
         on_event: impl FnMut(SafetensorsEvent<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
         self.feed(&[], on_event)?;
-        let truncated = |what: String| LoadError::Truncated {
-            file: self.file.clone(),
-            what,
-        };
+        let truncated = |what: String| LoadError::Truncated { file: self.file.clone(), what };
         match &self.data {
             None => Err(truncated("the JSON header".into()).into()),
             Some((header, cursor)) => match header.tensors.get(cursor.next()) {
@@ -314,25 +253,16 @@ impl SafetensorsIndex {
         struct Raw {
             weight_map: BTreeMap<String, String>,
         }
-        let raw: Raw = serde_json::from_slice(json).map_err(|e| LoadError::BadHeader {
-            file: file.into(),
-            reason: format!("invalid index JSON: {e}"),
-        })?;
+        let raw: Raw = serde_json::from_slice(json)
+            .map_err(|e| LoadError::BadHeader { file: file.into(), reason: format!("invalid index JSON: {e}") })?;
         for (tensor, shard) in &raw.weight_map {
-            let plain =
-                !shard.is_empty() && !shard.contains(['/', '\\']) && shard != "." && shard != "..";
+            let plain = !shard.is_empty() && !shard.contains(['/', '\\']) && shard != "." && shard != "..";
             if !plain {
                 let reason = format!("shard `{shard}` is not a plain file name");
-                return Err(LoadError::BadIndex {
-                    file: file.into(),
-                    tensor: tensor.clone(),
-                    reason,
-                });
+                return Err(LoadError::BadIndex { file: file.into(), tensor: tensor.clone(), reason });
             }
         }
-        Ok(Self {
-            weight_map: raw.weight_map,
-        })
+        Ok(Self { weight_map: raw.weight_map })
     }
 
     /// The shard file names, each once, sorted.

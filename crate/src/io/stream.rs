@@ -13,11 +13,7 @@ pub(super) struct TensorCursor {
 impl TensorCursor {
     /// A cursor whose next byte is at absolute file offset `pos`.
     pub fn new(pos: u64) -> Self {
-        Self {
-            pos,
-            next: 0,
-            partial: Vec::new(),
-        }
+        Self { pos, next: 0, partial: Vec::new() }
     }
 
     /// Index of the next tensor to hand over.

@@ -80,7 +80,9 @@ impl ModelConfig {
     fn validate(&self) -> std::result::Result<(), String> {
         match self.model_type.as_deref() {
             None | Some("llama" | "mistral" | "qwen2" | "smollm") => {}
-            Some(other) => return Err(format!("unsupported architecture model_type={other:?} (llama, mistral, qwen2)")),
+            Some(other) => {
+                return Err(format!("unsupported architecture model_type={other:?} (llama, mistral, qwen2)"))
+            }
         }
         if let Some(act) = self.hidden_act.as_deref() {
             if act != "silu" {
@@ -111,7 +113,11 @@ impl ModelConfig {
                 self.n_kv_heads()
             ));
         }
-        for (name, v) in [("hidden_size", self.hidden_size), ("intermediate_size", self.intermediate_size), ("vocab_size", self.vocab_size)] {
+        for (name, v) in [
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("vocab_size", self.vocab_size),
+        ] {
             if v % 4 != 0 {
                 return Err(format!("{name} = {v} must be a multiple of 4"));
             }
@@ -164,8 +170,14 @@ impl RopeParameters {
         match t {
             "default" => Ok(t),
             "linear" if self.factor.is_some() => Ok(t),
-            "llama3" if self.factor.is_some() && self.low_freq_factor.is_some() && self.high_freq_factor.is_some()
-                && self.original_max_position_embeddings.is_some() => Ok(t),
+            "llama3"
+                if self.factor.is_some()
+                    && self.low_freq_factor.is_some()
+                    && self.high_freq_factor.is_some()
+                    && self.original_max_position_embeddings.is_some() =>
+            {
+                Ok(t)
+            }
             "linear" | "llama3" => Err(format!("rope_scaling {t:?} is missing its factors")),
             other => Err(format!("rope type {other:?} is not supported (default, linear, llama3)")),
         }

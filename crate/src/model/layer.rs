@@ -9,20 +9,20 @@ use crate::ops::{self, AttentionShape};
 
 /// Activations of one layer that backward reads (shared by all layers under recompute).
 pub(super) struct LayerActs {
-    pub x: Tensor,     // (N, C) layer input: the residual stream
-    pub ln1: Tensor,   // (N, C)
-    pub rstd1: Tensor, // (N)
-    pub q: Tensor,     // (N, NH·HD), after RoPE
-    pub k: Tensor,     // (N, NKV·HD), after RoPE
-    pub v: Tensor,     // (N, NKV·HD)
-    pub att: Tensor,   // (N, NH·HD)
-    pub lse: Tensor,   // (B, NH, T)
-    pub xmid: Tensor,  // (N, C) residual after attention
-    pub ln2: Tensor,   // (N, C)
-    pub rstd2: Tensor, // (N)
-    pub g: Tensor,     // (N, F)
-    pub u: Tensor,     // (N, F)
-    pub h: Tensor,     // (N, F)
+    pub x: Tensor,                     // (N, C) layer input: the residual stream
+    pub ln1: Tensor,                   // (N, C)
+    pub rstd1: Tensor,                 // (N)
+    pub q: Tensor,                     // (N, NH·HD), after RoPE
+    pub k: Tensor,                     // (N, NKV·HD), after RoPE
+    pub v: Tensor,                     // (N, NKV·HD)
+    pub att: Tensor,                   // (N, NH·HD)
+    pub lse: Tensor,                   // (B, NH, T)
+    pub xmid: Tensor,                  // (N, C) residual after attention
+    pub ln2: Tensor,                   // (N, C)
+    pub rstd2: Tensor,                 // (N)
+    pub g: Tensor,                     // (N, F)
+    pub u: Tensor,                     // (N, F)
+    pub h: Tensor,                     // (N, F)
     pub lora_u: Vec<(Target, Tensor)>, // (N, Rp) = dropout(x)·Aᵀ per adapted module
 }
 
@@ -75,7 +75,16 @@ impl Ctx<'_> {
     }
 
     /// y (N, out) = beta·y + x·Wᵀ + b + s·(dropout(x)·Aᵀ)·Bᵀ, keeping u = dropout(x)·Aᵀ.
-    fn linear_forward(&self, prog: &mut Program, y: &Tensor, x: &Tensor, lin: &Linear, lora: Option<(&LoraModule, &Tensor)>, beta: f32, s: &Scratch) -> Result<()> {
+    fn linear_forward(
+        &self,
+        prog: &mut Program,
+        y: &Tensor,
+        x: &Tensor,
+        lin: &Linear,
+        lora: Option<(&LoraModule, &Tensor)>,
+        beta: f32,
+        s: &Scratch,
+    ) -> Result<()> {
         let (n, i, o) = (self.n, lin.in_features, lin.out_features);
         ops::matmul_nt(prog, y, x, &lin.weight, n, o, i, 1.0, beta)?;
         if let Some(bias) = &lin.bias {
@@ -92,7 +101,17 @@ impl Ctx<'_> {
 
     /// dx (N, in) = beta·dx + dy·W (+ the LoRA path's share), and the LoRA gradients
     /// gB += s·dyᵀ·u, gA += (s·dy·B)ᵀ·dropout(x).
-    fn linear_backward(&self, prog: &mut Program, dx: &Tensor, dy: &Tensor, x: &Tensor, lin: &Linear, lora: Option<(&LoraModule, &Tensor)>, beta: f32, s: &Scratch) -> Result<()> {
+    fn linear_backward(
+        &self,
+        prog: &mut Program,
+        dx: &Tensor,
+        dy: &Tensor,
+        x: &Tensor,
+        lin: &Linear,
+        lora: Option<(&LoraModule, &Tensor)>,
+        beta: f32,
+        s: &Scratch,
+    ) -> Result<()> {
         let (n, i, o) = (self.n, lin.in_features, lin.out_features);
         ops::matmul_nn(prog, dx, dy, &lin.weight, n, i, o, 1.0, beta)?;
         let Some((m, u)) = lora else { return Ok(()) };
@@ -119,7 +138,15 @@ fn adapted<'a>(lora: &'a [&'a LoraModule], acts: &'a LayerActs, t: Target) -> Op
 }
 
 /// Records layer forward: a reads `a.x`, writes the other activations and `out` (N, C).
-pub(super) fn layer_forward(prog: &mut Program, cx: &Ctx, out: &Tensor, a: &LayerActs, w: &LayerWeights, lora: &[&LoraModule], s: &Scratch) -> Result<()> {
+pub(super) fn layer_forward(
+    prog: &mut Program,
+    cx: &Ctx,
+    out: &Tensor,
+    a: &LayerActs,
+    w: &LayerWeights,
+    lora: &[&LoraModule],
+    s: &Scratch,
+) -> Result<()> {
     let (n, sh) = (cx.n, cx.shape);
     let c = w.input_layernorm.numel();
     ops::rmsnorm_forward(prog, &a.ln1, &a.rstd1, &a.x, &w.input_layernorm, n, c, cx.eps)?;
@@ -140,7 +167,14 @@ pub(super) fn layer_forward(prog: &mut Program, cx: &Ctx, out: &Tensor, a: &Laye
 }
 
 /// Records layer backward: on entry `s.dres` holds dL/d(out); on exit dL/d(a.x).
-pub(super) fn layer_backward(prog: &mut Program, cx: &Ctx, a: &LayerActs, w: &LayerWeights, lora: &[&LoraModule], s: &Scratch) -> Result<()> {
+pub(super) fn layer_backward(
+    prog: &mut Program,
+    cx: &Ctx,
+    a: &LayerActs,
+    w: &LayerWeights,
+    lora: &[&LoraModule],
+    s: &Scratch,
+) -> Result<()> {
     let (n, sh) = (cx.n, cx.shape);
     let c = w.input_layernorm.numel();
     cx.linear_backward(prog, &s.dh, &s.dres, &a.h, &w.down_proj, adapted(lora, a, Target::Down), 0.0, s)?;

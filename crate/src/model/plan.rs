@@ -73,12 +73,12 @@ pub struct Plan {
     pub b: usize,
     pub t: usize,
     vocab: usize,
-    ids: Tensor,     // (N) u32
-    targets: Tensor, // (N) i32
-    step: Tensor,    // StepParams
-    stats: Tensor,   // (STATS_LEN)
-    lnf: Tensor,     // (N, C)
-    output: Tensor,  // (V, C) lm_head or the tied embedding
+    ids: Tensor,        // (N) u32
+    targets: Tensor,    // (N) i32
+    step: Tensor,       // StepParams
+    stats: Tensor,      // (STATS_LEN)
+    lnf: Tensor,        // (N, C)
+    output: Tensor,     // (V, C) lm_head or the tied embedding
     input_grad: Tensor, // (N, C): dL/d(embeddings) after backward
     forward_train: Program,
     forward_eval: Program,
@@ -96,7 +96,10 @@ impl Plan {
             return Err(Error::Config(format!("batch {b} × sequence {t} is empty")));
         }
         if t > cfg.max_position_embeddings {
-            return Err(Error::Config(format!("sequence length {t} exceeds max_position_embeddings {}", cfg.max_position_embeddings)));
+            return Err(Error::Config(format!(
+                "sequence length {t} exceeds max_position_embeddings {}",
+                cfg.max_position_embeddings
+            )));
         }
         let n = b * t;
         let (c, f, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
@@ -131,7 +134,12 @@ impl Plan {
                 g: z("g", &[n, f])?,
                 u: z("u", &[n, f])?,
                 h: z("h", &[n, f])?,
-                lora_u: lora.config.targets.iter().map(|&tg| Ok((tg, z("lora_u", &[n, rp])?))).collect::<Result<_>>()?,
+                lora_u: lora
+                    .config
+                    .targets
+                    .iter()
+                    .map(|&tg| Ok((tg, z("lora_u", &[n, rp])?)))
+                    .collect::<Result<_>>()?,
             })
         };
         // Under recompute every layer shares one set of activations except its input x.
@@ -165,7 +173,17 @@ impl Plan {
         let chunk_rows = n.min(CE_CHUNK);
         let logits = z("logits_chunk", &[chunk_rows, v])?;
 
-        let cx = Ctx { n, shape, eps: cfg.rms_norm_eps, lora_cfg: &lora.config, step: &step, cos: &cos, sin: &sin, pos: &pos, train: true };
+        let cx = Ctx {
+            n,
+            shape,
+            eps: cfg.rms_norm_eps,
+            lora_cfg: &lora.config,
+            step: &step,
+            cos: &cos,
+            sin: &sin,
+            pos: &pos,
+            train: true,
+        };
         let cx_eval = Ctx { train: false, ..cx };
         let w = &model.weights;
         let layer_lora = |l: usize| -> Vec<&LoraModule> { lora.modules.iter().filter(|m| m.layer == l).collect() };
@@ -185,7 +203,15 @@ impl Plan {
                 let rows = (n - start).min(CE_CHUNK);
                 let chunk = logits.view(0, &[rows, v])?;
                 ops::matmul_nt(&mut p, &chunk, &lnf.view(start * c, &[rows, c])?, wout, rows, v, c, 1.0, 0.0)?;
-                ops::cross_entropy_fused(&mut p, &chunk, &losses.view(start, &[rows])?, &targets.view(start, &[rows])?, &step, rows, v)?;
+                ops::cross_entropy_fused(
+                    &mut p,
+                    &chunk,
+                    &losses.view(start, &[rows])?,
+                    &targets.view(start, &[rows])?,
+                    &step,
+                    rows,
+                    v,
+                )?;
                 if with_grad {
                     ops::matmul_nn(&mut p, &dlnf.view(start * c, &[rows, c])?, &chunk, wout, rows, c, v, 1.0, 0.0)?;
                 }
@@ -241,7 +267,13 @@ impl Plan {
     pub fn set_batch(&self, batch: &Batch) -> Result<()> {
         let n = self.b * self.t;
         if batch.ids.len() != n || batch.targets.len() != n {
-            return Err(Error::Config(format!("batch has {} ids and {} targets, the plan takes {} × {}", batch.ids.len(), batch.targets.len(), self.b, self.t)));
+            return Err(Error::Config(format!(
+                "batch has {} ids and {} targets, the plan takes {} × {}",
+                batch.ids.len(),
+                batch.targets.len(),
+                self.b,
+                self.t
+            )));
         }
         if let Some(&bad) = batch.ids.iter().find(|&&i| i as usize >= self.vocab) {
             return Err(Error::Config(format!("token id {bad} is outside the vocabulary of {}", self.vocab)));
@@ -257,7 +289,8 @@ impl Plan {
     /// zeroed first when `zero_grads`, AdamW updates the adapter after when `update`.
     pub async fn step(&self, params: StepParams, zero_grads: bool, update: bool) -> Result<StepStats> {
         self.step.write_u32(&self.gpu, bytemuck::cast_slice(bytemuck::bytes_of(&params)))?;
-        let mut encoder = self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
+        let mut encoder =
+            self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
         if zero_grads {
             self.zero_grads.record(&mut encoder);
         }

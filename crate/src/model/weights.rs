@@ -27,10 +27,10 @@ pub struct LayerWeights {
 }
 
 pub struct ModelWeights {
-    pub embed_tokens: Tensor,     // (V, C)
+    pub embed_tokens: Tensor, // (V, C)
     pub layers: Vec<LayerWeights>,
-    pub norm: Tensor,             // (C)
-    pub lm_head: Option<Tensor>,  // (V, C); None when tied to embed_tokens
+    pub norm: Tensor,            // (C)
+    pub lm_head: Option<Tensor>, // (V, C); None when tied to embed_tokens
 }
 
 fn zeros(gpu: &Gpu, name: &str, shape: &[usize]) -> Result<Tensor> {
@@ -116,9 +116,14 @@ impl ModelWeights {
 
     /// Writes f32 values into the tensor `name`, checking its shape.
     pub fn write(&self, gpu: &Gpu, name: &str, shape: &[usize], data: &[f32]) -> Result<()> {
-        let t = self.get(name).ok_or_else(|| Error::Tensor { name: name.into(), detail: "the model has no such tensor".into() })?;
+        let t = self
+            .get(name)
+            .ok_or_else(|| Error::Tensor { name: name.into(), detail: "the model has no such tensor".into() })?;
         if t.shape() != shape {
-            return Err(Error::Tensor { name: name.into(), detail: format!("shape {shape:?}, the config says {:?}", t.shape()) });
+            return Err(Error::Tensor {
+                name: name.into(),
+                detail: format!("shape {shape:?}, the config says {:?}", t.shape()),
+            });
         }
         t.write_f32(gpu, data)
     }

@@ -55,7 +55,17 @@ struct RopeParams {
     hd: u32,
 }
 
-fn rope(prog: &mut Program, kernel: Kernel, op: &'static str, x: &Tensor, cos: &Tensor, sin: &Tensor, pos: &Tensor, nh: usize, hd: usize) -> Result<()> {
+fn rope(
+    prog: &mut Program,
+    kernel: Kernel,
+    op: &'static str,
+    x: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    pos: &Tensor,
+    nh: usize,
+    hd: usize,
+) -> Result<()> {
     let n = pos.numel();
     expect_numel(op, "x", x, n * nh * hd)?;
     if hd % 2 != 0 || cos.numel() != sin.numel() || cos.numel() % (hd / 2).max(1) != 0 {
@@ -66,12 +76,28 @@ fn rope(prog: &mut Program, kernel: Kernel, op: &'static str, x: &Tensor, cos: &
 }
 
 /// Rotates x (N, NH, HD) in place by the angles of positions pos (N); cos, sin (maxT, HD/2).
-pub fn rope_forward(prog: &mut Program, x: &Tensor, cos: &Tensor, sin: &Tensor, pos: &Tensor, nh: usize, hd: usize) -> Result<()> {
+pub fn rope_forward(
+    prog: &mut Program,
+    x: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    pos: &Tensor,
+    nh: usize,
+    hd: usize,
+) -> Result<()> {
     rope(prog, Kernel::RopeForward, "rope_forward", x, cos, sin, pos, nh, hd)
 }
 
 /// Applies the inverse rotation to a gradient dx (N, NH, HD), in place.
-pub fn rope_backward(prog: &mut Program, dx: &Tensor, cos: &Tensor, sin: &Tensor, pos: &Tensor, nh: usize, hd: usize) -> Result<()> {
+pub fn rope_backward(
+    prog: &mut Program,
+    dx: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    pos: &Tensor,
+    nh: usize,
+    hd: usize,
+) -> Result<()> {
     rope(prog, Kernel::RopeBackward, "rope_backward", dx, cos, sin, pos, nh, hd)
 }
 
@@ -87,7 +113,15 @@ struct AttentionParams {
 }
 
 /// out (B, T, NH, HD) = causal softmax(q·kᵀ/√HD)·v; lse (B, NH, T) is kept for backward.
-pub fn attention_forward(prog: &mut Program, out: &Tensor, lse: &Tensor, q: &Tensor, k: &Tensor, v: &Tensor, s: AttentionShape) -> Result<()> {
+pub fn attention_forward(
+    prog: &mut Program,
+    out: &Tensor,
+    lse: &Tensor,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    s: AttentionShape,
+) -> Result<()> {
     let op = "attention_forward";
     s.check(op)?;
     expect_numel(op, "out", out, s.q_numel())?;

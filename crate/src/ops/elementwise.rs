@@ -18,11 +18,23 @@ pub fn swiglu_forward(prog: &mut Program, h: &Tensor, g: &Tensor, u: &Tensor) ->
     let n = h.numel();
     expect_numel(op, "g", g, n)?;
     expect_numel(op, "u", u, n)?;
-    prog.dispatch(Kernel::SwigluForward, &SwigluParams { n: u32_of(op, n)? }, &[(1, h), (3, g), (4, u)], grid(groups_for(n)))
+    prog.dispatch(
+        Kernel::SwigluForward,
+        &SwigluParams { n: u32_of(op, n)? },
+        &[(1, h), (3, g), (4, u)],
+        grid(groups_for(n)),
+    )
 }
 
 /// dg, du (N, F) from dh (N, F); written, not accumulated.
-pub fn swiglu_backward(prog: &mut Program, dg: &Tensor, du: &Tensor, dh: &Tensor, g: &Tensor, u: &Tensor) -> Result<()> {
+pub fn swiglu_backward(
+    prog: &mut Program,
+    dg: &Tensor,
+    du: &Tensor,
+    dh: &Tensor,
+    g: &Tensor,
+    u: &Tensor,
+) -> Result<()> {
     let op = "swiglu_backward";
     let n = dh.numel();
     for (name, t) in [("dg", dg), ("du", du), ("g", g), ("u", u)] {

@@ -2,8 +2,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{expect, u32_of};
 use super::optim::OptimParams;
+use super::{expect, u32_of};
 use crate::error::Result;
 use crate::gpu::{grid, Kernel, Program, Tensor};
 
@@ -16,13 +16,26 @@ struct CrossEntropyParams {
 
 /// For a chunk of rows: losses (rows) = −log softmax(logits)[target], and logits (rows, V) are
 /// replaced by dlogits = (softmax − onehot) · step.inv_count. targets (rows) i32, < 0 ignored.
-pub fn cross_entropy_fused(prog: &mut Program, logits: &Tensor, losses: &Tensor, targets: &Tensor, step: &Tensor, rows: usize, v: usize) -> Result<()> {
+pub fn cross_entropy_fused(
+    prog: &mut Program,
+    logits: &Tensor,
+    losses: &Tensor,
+    targets: &Tensor,
+    step: &Tensor,
+    rows: usize,
+    v: usize,
+) -> Result<()> {
     let op = "cross_entropy_fused";
     expect(op, "logits", logits, &[rows, v])?;
     expect(op, "losses", losses, &[rows])?;
     expect(op, "targets", targets, &[rows])?;
     let params = CrossEntropyParams { rows: u32_of(op, rows)?, v: u32_of(op, v)? };
-    prog.dispatch(Kernel::CrossEntropyFused, &params, &[(1, logits), (2, losses), (3, targets), (4, step)], grid(u32_of(op, rows)?))
+    prog.dispatch(
+        Kernel::CrossEntropyFused,
+        &params,
+        &[(1, logits), (2, losses), (3, targets), (4, step)],
+        grid(u32_of(op, rows)?),
+    )
 }
 
 /// stats[0] = Σ losses (N) · step.inv_count: the mean loss over supervised tokens.

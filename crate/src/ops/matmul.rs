@@ -43,7 +43,17 @@ fn need_mult4(op: &'static str, what: &str, v: usize) -> Result<()> {
 }
 
 /// c (M, N) = alpha · a (M, K) · b (N, K)ᵀ + beta · c. The forward of a linear layer, y = x·Wᵀ.
-pub fn matmul_nt(prog: &mut Program, c: &Tensor, a: &Tensor, b: &Tensor, m: usize, n: usize, k: usize, alpha: f32, beta: f32) -> Result<()> {
+pub fn matmul_nt(
+    prog: &mut Program,
+    c: &Tensor,
+    a: &Tensor,
+    b: &Tensor,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    beta: f32,
+) -> Result<()> {
     let op = "matmul_nt";
     need_mult4(op, "K", k)?;
     expect_numel(op, "c", c, m * n)?;
@@ -53,7 +63,17 @@ pub fn matmul_nt(prog: &mut Program, c: &Tensor, a: &Tensor, b: &Tensor, m: usiz
 }
 
 /// c (M, N) = alpha · a (M, K) · b (K, N) + beta · c. The input gradient of a linear layer, dx = dy·W.
-pub fn matmul_nn(prog: &mut Program, c: &Tensor, a: &Tensor, b: &Tensor, m: usize, n: usize, k: usize, alpha: f32, beta: f32) -> Result<()> {
+pub fn matmul_nn(
+    prog: &mut Program,
+    c: &Tensor,
+    a: &Tensor,
+    b: &Tensor,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    beta: f32,
+) -> Result<()> {
     let op = "matmul_nn";
     need_mult4(op, "K", k)?;
     need_mult4(op, "N", n)?;
@@ -64,7 +84,17 @@ pub fn matmul_nn(prog: &mut Program, c: &Tensor, a: &Tensor, b: &Tensor, m: usiz
 }
 
 /// c (M, N) = alpha · a (K, M)ᵀ · b (K, N) + beta · c. The weight gradient of a linear layer, dW = dyᵀ·x.
-pub fn matmul_tn(prog: &mut Program, c: &Tensor, a: &Tensor, b: &Tensor, m: usize, n: usize, k: usize, alpha: f32, beta: f32) -> Result<()> {
+pub fn matmul_tn(
+    prog: &mut Program,
+    c: &Tensor,
+    a: &Tensor,
+    b: &Tensor,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    beta: f32,
+) -> Result<()> {
     let op = "matmul_tn";
     need_mult4(op, "M", m)?;
     need_mult4(op, "N", n)?;

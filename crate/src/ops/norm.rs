@@ -15,7 +15,16 @@ struct NormParams {
 }
 
 /// out (N, C) = weight ⊙ inp · rstd; rstd (N) is kept for backward.
-pub fn rmsnorm_forward(prog: &mut Program, out: &Tensor, rstd: &Tensor, inp: &Tensor, weight: &Tensor, n: usize, c: usize, eps: f32) -> Result<()> {
+pub fn rmsnorm_forward(
+    prog: &mut Program,
+    out: &Tensor,
+    rstd: &Tensor,
+    inp: &Tensor,
+    weight: &Tensor,
+    n: usize,
+    c: usize,
+    eps: f32,
+) -> Result<()> {
     let op = "rmsnorm_forward";
     expect(op, "out", out, &[n, c])?;
     expect(op, "rstd", rstd, &[n])?;
@@ -26,7 +35,16 @@ pub fn rmsnorm_forward(prog: &mut Program, out: &Tensor, rstd: &Tensor, inp: &Te
 }
 
 /// dinp (N, C) += the input gradient of rmsnorm for dout (N, C).
-pub fn rmsnorm_backward(prog: &mut Program, dinp: &Tensor, dout: &Tensor, inp: &Tensor, rstd: &Tensor, weight: &Tensor, n: usize, c: usize) -> Result<()> {
+pub fn rmsnorm_backward(
+    prog: &mut Program,
+    dinp: &Tensor,
+    dout: &Tensor,
+    inp: &Tensor,
+    rstd: &Tensor,
+    weight: &Tensor,
+    n: usize,
+    c: usize,
+) -> Result<()> {
     let op = "rmsnorm_backward";
     expect(op, "dinp", dinp, &[n, c])?;
     expect(op, "dout", dout, &[n, c])?;

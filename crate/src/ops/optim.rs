@@ -59,7 +59,16 @@ pub fn grad_norm(prog: &mut Program, stats: &Tensor, partials: &Tensor, grads: &
 }
 
 /// One AdamW update of params (P) from grads (P) scaled by stats[2], with moments m, v (P).
-pub fn adamw(prog: &mut Program, params: &Tensor, m: &Tensor, v: &Tensor, grads: &Tensor, stats: &Tensor, step: &Tensor, hp: AdamwParams) -> Result<()> {
+pub fn adamw(
+    prog: &mut Program,
+    params: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+    grads: &Tensor,
+    stats: &Tensor,
+    step: &Tensor,
+    hp: AdamwParams,
+) -> Result<()> {
     let op = "adamw";
     let n = params.numel();
     for (name, t) in [("m", m), ("v", v), ("grads", grads)] {
@@ -67,7 +76,14 @@ pub fn adamw(prog: &mut Program, params: &Tensor, m: &Tensor, v: &Tensor, grads:
             return Err(shape_err(op, format!("{name} {:?} does not match params {:?}", t.shape(), params.shape())));
         }
     }
-    let p = OptimParams { n: u32_of(op, n)?, max_norm: 0.0, beta1: hp.beta1, beta2: hp.beta2, eps: hp.eps, weight_decay: hp.weight_decay };
+    let p = OptimParams {
+        n: u32_of(op, n)?,
+        max_norm: 0.0,
+        beta1: hp.beta1,
+        beta2: hp.beta2,
+        eps: hp.eps,
+        weight_decay: hp.weight_decay,
+    };
     prog.dispatch(
         Kernel::Adamw,
         &p,

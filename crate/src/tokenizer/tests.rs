@@ -6,13 +6,9 @@ use super::{Tokenizer, TokenizerError};
 use crate::io::{read_gguf_header, GgufArray, GgufHeader, GgufValue};
 
 fn smollm2() -> (GgufHeader, Tokenizer) {
-    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/fetch_model.sh first",
-        path.display()
-    );
+    let path =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(path.is_file(), "{} is missing: run scripts/fetch_model.sh first", path.display());
     let header = read_gguf_header(&path).unwrap();
     let tokenizer = Tokenizer::from_gguf(&header).unwrap();
     (header, tokenizer)
@@ -20,20 +16,15 @@ fn smollm2() -> (GgufHeader, Tokenizer) {
 
 /// (text, ids) of the reference cases.
 fn reference_cases() -> Vec<(String, Vec<u32>)> {
-    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/tokenizer/smollm2_tokens.json");
+    let path =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tokenizer/smollm2_tokens.json");
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     json["cases"]
         .as_array()
         .unwrap()
         .iter()
         .map(|c| {
-            let ids = c["ids"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|i| i.as_u64().unwrap() as u32)
-                .collect();
+            let ids = c["ids"].as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as u32).collect();
             (c["text"].as_str().unwrap().to_string(), ids)
         })
         .collect()
@@ -44,10 +35,7 @@ fn smollm2_from_gguf_reproduces_the_reference_ids() {
     let (_, tokenizer) = smollm2();
     assert_eq!(tokenizer.vocab_size(), 49152);
     let s = &tokenizer.special;
-    assert_eq!(
-        (s.bos, s.eos, s.pad, s.unk, s.add_bos),
-        (Some(1), Some(2), Some(2), Some(0), false)
-    );
+    assert_eq!((s.bos, s.eos, s.pad, s.unk, s.add_bos), (Some(1), Some(2), Some(2), Some(0), false));
     let cases = reference_cases();
     assert!(cases.len() >= 9);
     for (text, ids) in &cases {
@@ -73,43 +61,25 @@ fn tokenizer_json_round_trip() {
 /// A header holding a tiny byte-level vocabulary: the 256 byte symbols, then `extra` tokens.
 fn tiny(pre: &str, extra: &[&str], merges: &[&str]) -> GgufHeader {
     use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-    let mut tokens: Vec<String> = ByteLevel::alphabet()
-        .into_iter()
-        .map(String::from)
-        .collect();
+    let mut tokens: Vec<String> = ByteLevel::alphabet().into_iter().map(String::from).collect();
     tokens.sort();
     tokens.extend(extra.iter().map(|s| s.to_string()));
     let strings = |v: Vec<String>| GgufValue::Array(GgufArray::String(v));
     let mut metadata = BTreeMap::new();
-    metadata.insert(
-        "tokenizer.ggml.model".into(),
-        GgufValue::String("gpt2".into()),
-    );
+    metadata.insert("tokenizer.ggml.model".into(), GgufValue::String("gpt2".into()));
     metadata.insert("tokenizer.ggml.pre".into(), GgufValue::String(pre.into()));
     metadata.insert("tokenizer.ggml.tokens".into(), strings(tokens));
-    metadata.insert(
-        "tokenizer.ggml.merges".into(),
-        strings(merges.iter().map(|s| s.to_string()).collect()),
-    );
+    metadata.insert("tokenizer.ggml.merges".into(), strings(merges.iter().map(|s| s.to_string()).collect()));
     metadata.insert("tokenizer.ggml.bos_token_id".into(), GgufValue::U32(0));
     metadata.insert("tokenizer.ggml.add_bos_token".into(), GgufValue::Bool(true));
-    GgufHeader {
-        file: "tiny.gguf".into(),
-        version: 3,
-        metadata,
-        tensors: Vec::new(),
-        alignment: 32,
-        data_offset: 0,
-    }
+    GgufHeader { file: "tiny.gguf".into(), version: 3, metadata, tensors: Vec::new(), alignment: 32, data_offset: 0 }
 }
 
 #[test]
 fn pre_tokenizers_split_digits_as_their_models_do() {
     let symbols = |t: &Tokenizer, text: &str| -> Vec<String> {
         let ids = t.encode(text, false).unwrap();
-        ids.iter()
-            .map(|&id| t.inner().id_to_token(id).unwrap())
-            .collect()
+        ids.iter().map(|&id| t.inner().id_to_token(id).unwrap()).collect()
     };
     // Merges that would join "1" "2" "3" if the pre-tokenizer let digits stay together.
     let merges = ["1 2", "12 3"];
@@ -126,18 +96,10 @@ fn pre_tokenizers_split_digits_as_their_models_do() {
 #[test]
 fn unsupported_tokenizers_are_errors() {
     let mut h = tiny("gpt2", &[], &[]);
-    h.metadata.insert(
-        "tokenizer.ggml.model".into(),
-        GgufValue::String("bert".into()),
-    );
+    h.metadata.insert("tokenizer.ggml.model".into(), GgufValue::String("bert".into()));
     let err = Tokenizer::from_gguf(&h).err().unwrap();
-    assert!(
-        matches!(err, TokenizerError::Unsupported { .. }) && err.to_string().contains("tiny.gguf"),
-        "{err}"
-    );
-    let err = Tokenizer::from_gguf(&tiny("mystery", &[], &[]))
-        .err()
-        .unwrap();
+    assert!(matches!(err, TokenizerError::Unsupported { .. }) && err.to_string().contains("tiny.gguf"), "{err}");
+    let err = Tokenizer::from_gguf(&tiny("mystery", &[], &[])).err().unwrap();
     assert!(err.to_string().contains("mystery"), "{err}");
     let mut h = tiny("gpt2", &[], &[]);
     h.metadata.remove("tokenizer.ggml.tokens");
@@ -156,22 +118,10 @@ fn sentencepiece_merges_by_score_with_byte_fallback() {
     let mut scores = vec![0.0f32; 259];
     scores.extend([-1.0, -2.0, -3.0, -4.0, -5.0, -6.0]);
     let mut metadata = BTreeMap::new();
-    metadata.insert(
-        "tokenizer.ggml.model".into(),
-        GgufValue::String("llama".into()),
-    );
-    metadata.insert(
-        "tokenizer.ggml.tokens".into(),
-        GgufValue::Array(GgufArray::String(tokens)),
-    );
-    metadata.insert(
-        "tokenizer.ggml.token_type".into(),
-        GgufValue::Array(GgufArray::I32(types)),
-    );
-    metadata.insert(
-        "tokenizer.ggml.scores".into(),
-        GgufValue::Array(GgufArray::F32(scores)),
-    );
+    metadata.insert("tokenizer.ggml.model".into(), GgufValue::String("llama".into()));
+    metadata.insert("tokenizer.ggml.tokens".into(), GgufValue::Array(GgufArray::String(tokens)));
+    metadata.insert("tokenizer.ggml.token_type".into(), GgufValue::Array(GgufArray::I32(types)));
+    metadata.insert("tokenizer.ggml.scores".into(), GgufValue::Array(GgufArray::F32(scores)));
     metadata.insert("tokenizer.ggml.unknown_token_id".into(), GgufValue::U32(0));
     metadata.insert("tokenizer.ggml.bos_token_id".into(), GgufValue::U32(1));
     metadata.insert("tokenizer.ggml.add_bos_token".into(), GgufValue::Bool(true));

@@ -2,18 +2,12 @@
 
 use super::{repo_root, GgufBuilder};
 use crate::io::ggml::dequantize_to_vec;
-use crate::io::{
-    read_gguf_file, GgmlType, GgufArray, GgufEvent, GgufHeader, GgufReader, GgufValue, LoadError,
-};
+use crate::io::{read_gguf_file, GgmlType, GgufArray, GgufEvent, GgufHeader, GgufReader, GgufValue, LoadError};
 
 type Tensors = Vec<(String, Vec<u8>)>;
 
 /// Streams `bytes` in chunks of `chunk` bytes; returns the header and every tensor's bytes.
-fn read(
-    bytes: &[u8],
-    chunk: usize,
-    total: Option<u64>,
-) -> Result<(GgufHeader, Tensors), LoadError> {
+fn read(bytes: &[u8], chunk: usize, total: Option<u64>) -> Result<(GgufHeader, Tensors), LoadError> {
     let mut reader = GgufReader::new("test.gguf", total);
     let mut tensors = Vec::new();
     let mut headers = 0;
@@ -44,10 +38,7 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 fn small() -> GgufBuilder {
     let mut q8 = vec![0u8; 34];
     q8[..2].copy_from_slice(&half::f16::from_f32(0.5).to_le_bytes());
-    q8[2..]
-        .iter_mut()
-        .enumerate()
-        .for_each(|(i, q)| *q = (i as i8 - 16) as u8);
+    q8[2..].iter_mut().enumerate().for_each(|(i, q)| *q = (i as i8 - 16) as u8);
     GgufBuilder::new()
         .kv_str("general.architecture", "llama")
         .kv_u32("llama.block_count", 2)
@@ -65,10 +56,7 @@ fn small_file_parses_whatever_the_chunk_size() {
     assert_eq!(header.get_u32("llama.block_count").unwrap(), 2);
     assert_eq!(header.data_offset % 32, 0);
     let a = header.tensor("a").unwrap();
-    assert_eq!(
-        (a.dims.as_slice(), a.shape(), a.ty, a.n_bytes),
-        (&[3, 2][..], vec![2, 3], GgmlType::F32, 24)
-    );
+    assert_eq!((a.dims.as_slice(), a.shape(), a.ty, a.n_bytes), (&[3, 2][..], vec![2, 3], GgmlType::F32, 24));
     let names: Vec<&str> = want.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["a", "empty", "q"]);
     assert_eq!(want[0].1, f32_bytes(&[1., 2., 3., 4., 5., 6.]));
@@ -102,18 +90,10 @@ fn fixture_metadata_of_every_value_type() {
     assert_eq!(get("strings"), strings);
     let nested = GgufArray::Array(vec![GgufArray::I32(vec![1, 2]), GgufArray::I32(vec![3])]);
     assert_eq!(get("nested"), GgufValue::Array(nested));
-    assert_eq!(
-        get("f32s"),
-        GgufValue::Array(GgufArray::F32(vec![1.0, -2.5]))
-    );
-    assert!(matches!(
-        header.get_u32("fixture.string"),
-        Err(LoadError::WrongValueType { .. })
-    ));
+    assert_eq!(get("f32s"), GgufValue::Array(GgufArray::F32(vec![1.0, -2.5])));
+    assert!(matches!(header.get_u32("fixture.string"), Err(LoadError::WrongValueType { .. })));
     let err = header.get_str("fixture.missing").unwrap_err();
-    assert!(
-        matches!(err, LoadError::MissingKey { .. }) && err.to_string().contains("fixture.missing")
-    );
+    assert!(matches!(err, LoadError::MissingKey { .. }) && err.to_string().contains("fixture.missing"));
 }
 
 #[test]
@@ -128,23 +108,14 @@ fn dequantization_matches_gguf_py_bit_for_bit() {
     })
     .unwrap();
     let mut checked = Vec::new();
-    for info in header
-        .tensors
-        .iter()
-        .filter(|t| tensors.contains_key(&format!("{}.expected", t.name)))
-    {
+    for info in header.tensors.iter().filter(|t| tensors.contains_key(&format!("{}.expected", t.name))) {
         let (_, raw) = &tensors[&info.name];
         let (expected_info, expected) = &tensors[&format!("{}.expected", info.name)];
         assert_eq!(expected_info.n_elements(), info.n_elements());
         let got = dequantize_to_vec(&info.name, info.ty, raw, info.n_elements() as usize).unwrap();
         let want = dequantize_to_vec("expected", GgmlType::F32, expected, got.len()).unwrap();
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-            assert_eq!(
-                g.to_bits(),
-                w.to_bits(),
-                "{} [{i}]: got {g}, expected {w}",
-                info.name
-            );
+            assert_eq!(g.to_bits(), w.to_bits(), "{} [{i}]: got {g}, expected {w}", info.name);
         }
         checked.push(info.ty);
     }
@@ -159,10 +130,7 @@ fn assert_fails(bytes: &[u8], total: Option<u64>, name: &str, check: impl Fn(&Lo
         let err = read(bytes, chunk, total).unwrap_err();
         assert!(check(&err), "chunk {chunk}: unexpected error {err:?}");
         let msg = err.to_string();
-        assert!(
-            msg.contains("test.gguf") && msg.contains(name),
-            "chunk {chunk}: `{msg}` should name `{name}`"
-        );
+        assert!(msg.contains("test.gguf") && msg.contains(name), "chunk {chunk}: `{msg}` should name `{name}`");
     }
 }
 
@@ -170,18 +138,12 @@ fn assert_fails(bytes: &[u8], total: Option<u64>, name: &str, check: impl Fn(&Lo
 fn bad_magic_and_version() {
     let mut bytes = small().build();
     bytes[..4].copy_from_slice(b"GGML");
-    assert_fails(&bytes, None, "GGUF", |e| {
-        matches!(e, LoadError::BadMagic { .. })
-    });
+    assert_fails(&bytes, None, "GGUF", |e| matches!(e, LoadError::BadMagic { .. }));
     let mut b = small();
     b.version = 1;
-    assert_fails(&b.build(), None, "version 1", |e| {
-        matches!(e, LoadError::UnsupportedVersion { version: 1, .. })
-    });
+    assert_fails(&b.build(), None, "version 1", |e| matches!(e, LoadError::UnsupportedVersion { version: 1, .. }));
     b.version = 3u32.swap_bytes();
-    assert_fails(&b.build(), None, "version", |e| {
-        matches!(e, LoadError::UnsupportedVersion { .. })
-    });
+    assert_fails(&b.build(), None, "version", |e| matches!(e, LoadError::UnsupportedVersion { .. }));
 }
 
 #[test]
@@ -190,10 +152,7 @@ fn truncated_files() {
     // The preamble, the metadata, the tensor infos, tensor `a`, tensor `q`.
     for cut in [0, 3, 10, 30, 60, 150, 234, bytes.len() - 1] {
         let err = read(&bytes[..cut], 5, None).unwrap_err();
-        assert!(
-            matches!(err, LoadError::Truncated { .. }),
-            "cut {cut}: {err:?}"
-        );
+        assert!(matches!(err, LoadError::Truncated { .. }), "cut {cut}: {err:?}");
     }
     let err = read(&bytes[..bytes.len() - 1], 5, None).unwrap_err();
     assert!(err.to_string().contains("tensor `q`"), "{err}");
@@ -202,38 +161,28 @@ fn truncated_files() {
     long.extend(b"abc");
     let long_file = GgufBuilder::new().kv_raw(b"k", 8, &long).build();
     for total in [None, Some(long_file.len() as u64)] {
-        assert_fails(&long_file, total, "metadata entry #0", |e| {
-            matches!(e, LoadError::Truncated { .. })
-        });
+        assert_fails(&long_file, total, "metadata entry #0", |e| matches!(e, LoadError::Truncated { .. }));
     }
     // With the length known, a tensor past the end is caught with the header.
     let n = bytes.len() as u64 - 1;
-    assert_fails(&bytes[..n as usize], Some(n), "q", |e| {
-        matches!(e, LoadError::TensorOutOfBounds { .. })
-    });
+    assert_fails(&bytes[..n as usize], Some(n), "q", |e| matches!(e, LoadError::TensorOutOfBounds { .. }));
 }
 
 #[test]
 fn absurd_counts_lengths_and_dims() {
     let mut b = small();
     b.n_tensors = Some(1 << 40);
-    assert_fails(&b.build(), None, "tensor count", |e| {
-        matches!(e, LoadError::LimitExceeded { .. })
-    });
+    assert_fails(&b.build(), None, "tensor count", |e| matches!(e, LoadError::LimitExceeded { .. }));
 
     let mut huge = u64::MAX.to_le_bytes().to_vec();
     huge.extend(b"abc");
     let bytes = GgufBuilder::new().kv_raw(b"k", 8, &huge).build();
-    assert_fails(&bytes, None, "`k`", |e| {
-        matches!(e, LoadError::LimitExceeded { .. })
-    });
+    assert_fails(&bytes, None, "`k`", |e| matches!(e, LoadError::LimitExceeded { .. }));
 
     let mut array = 4u32.to_le_bytes().to_vec();
     array.extend((1u64 << 40).to_le_bytes());
     let bytes = GgufBuilder::new().kv_raw(b"arr", 9, &array).build();
-    assert_fails(&bytes, None, "`arr`", |e| {
-        matches!(e, LoadError::LimitExceeded { .. })
-    });
+    assert_fails(&bytes, None, "`arr`", |e| matches!(e, LoadError::LimitExceeded { .. }));
 
     // Arrays nested deeper than the limit.
     let mut nested = Vec::new();
@@ -242,74 +191,35 @@ fn absurd_counts_lengths_and_dims() {
         nested.extend(1u64.to_le_bytes());
     }
     let bytes = GgufBuilder::new().kv_raw(b"deep", 9, &nested).build();
-    assert_fails(&bytes, None, "`deep`", |e| {
-        matches!(e, LoadError::LimitExceeded { .. })
-    });
+    assert_fails(&bytes, None, "`deep`", |e| matches!(e, LoadError::LimitExceeded { .. }));
 
-    let bytes = GgufBuilder::new()
-        .tensor("five_dims", &[1, 1, 1, 1, 1], 0, vec![0; 4])
-        .build();
-    assert_fails(&bytes, None, "five_dims", |e| {
-        matches!(e, LoadError::BadShape { .. })
-    });
-    let bytes = GgufBuilder::new()
-        .tensor("overflow", &[1 << 32, 1 << 32, 4], 0, vec![])
-        .build();
-    assert_fails(&bytes, None, "overflow", |e| {
-        matches!(e, LoadError::BadShape { .. })
-    });
-    let bytes = GgufBuilder::new()
-        .tensor("partial_block", &[33], 8, vec![0; 34])
-        .build();
-    assert_fails(&bytes, None, "partial_block", |e| {
-        matches!(e, LoadError::BadShape { .. })
-    });
+    let bytes = GgufBuilder::new().tensor("five_dims", &[1, 1, 1, 1, 1], 0, vec![0; 4]).build();
+    assert_fails(&bytes, None, "five_dims", |e| matches!(e, LoadError::BadShape { .. }));
+    let bytes = GgufBuilder::new().tensor("overflow", &[1 << 32, 1 << 32, 4], 0, vec![]).build();
+    assert_fails(&bytes, None, "overflow", |e| matches!(e, LoadError::BadShape { .. }));
+    let bytes = GgufBuilder::new().tensor("partial_block", &[33], 8, vec![0; 34]).build();
+    assert_fails(&bytes, None, "partial_block", |e| matches!(e, LoadError::BadShape { .. }));
 }
 
 #[test]
 fn bad_keys_types_and_order() {
     let bytes = GgufBuilder::new().kv_raw(b"bad\xffkey", 4, &[0; 4]).build();
-    assert_fails(&bytes, None, "metadata key #0", |e| {
-        matches!(e, LoadError::InvalidUtf8 { .. })
-    });
+    assert_fails(&bytes, None, "metadata key #0", |e| matches!(e, LoadError::InvalidUtf8 { .. }));
     let bytes = GgufBuilder::new().kv_raw(b"odd", 13, &[0; 4]).build();
-    assert_fails(&bytes, None, "`odd`", |e| {
-        matches!(e, LoadError::UnknownValueType { type_id: 13, .. })
-    });
-    let bytes = GgufBuilder::new()
-        .kv_u32("twice", 1)
-        .kv_u32("twice", 2)
-        .build();
-    assert_fails(&bytes, None, "`twice`", |e| {
-        matches!(e, LoadError::DuplicateKey { .. })
-    });
+    assert_fails(&bytes, None, "`odd`", |e| matches!(e, LoadError::UnknownValueType { type_id: 13, .. }));
+    let bytes = GgufBuilder::new().kv_u32("twice", 1).kv_u32("twice", 2).build();
+    assert_fails(&bytes, None, "`twice`", |e| matches!(e, LoadError::DuplicateKey { .. }));
     let bytes = GgufBuilder::new().kv_u32("general.alignment", 3).build();
-    assert_fails(&bytes, None, "alignment", |e| {
-        matches!(e, LoadError::BadAlignment { value: 3, .. })
-    });
-    let bytes = GgufBuilder::new()
-        .tensor("mystery", &[4], 4, vec![0; 4])
-        .build();
-    assert_fails(&bytes, None, "mystery", |e| {
-        matches!(e, LoadError::UnknownGgmlType { type_id: 4, .. })
-    });
-    let b = GgufBuilder::new()
-        .tensor("first", &[8], 0, vec![1; 32])
-        .tensor("second", &[8], 0, vec![2; 32]);
+    assert_fails(&bytes, None, "alignment", |e| matches!(e, LoadError::BadAlignment { value: 3, .. }));
+    let bytes = GgufBuilder::new().tensor("mystery", &[4], 4, vec![0; 4]).build();
+    assert_fails(&bytes, None, "mystery", |e| matches!(e, LoadError::UnknownGgmlType { type_id: 4, .. }));
+    let b = GgufBuilder::new().tensor("first", &[8], 0, vec![1; 32]).tensor("second", &[8], 0, vec![2; 32]);
     let bytes = b.build_with_offsets(Some(&[32, 0]));
-    assert_fails(&bytes, None, "second", |e| {
-        matches!(e, LoadError::OutOfOrder { .. })
-    });
+    assert_fails(&bytes, None, "second", |e| matches!(e, LoadError::OutOfOrder { .. }));
     let bytes = b.build_with_offsets(Some(&[0, 16]));
-    assert_fails(&bytes, None, "second", |e| {
-        matches!(e, LoadError::BadShape { .. })
-    });
-    let b = GgufBuilder::new()
-        .tensor("dup", &[8], 0, vec![1; 32])
-        .tensor("dup", &[8], 0, vec![2; 32]);
-    assert_fails(&b.build(), None, "dup", |e| {
-        matches!(e, LoadError::DuplicateTensor { .. })
-    });
+    assert_fails(&bytes, None, "second", |e| matches!(e, LoadError::BadShape { .. }));
+    let b = GgufBuilder::new().tensor("dup", &[8], 0, vec![1; 32]).tensor("dup", &[8], 0, vec![2; 32]);
+    assert_fails(&b.build(), None, "dup", |e| matches!(e, LoadError::DuplicateTensor { .. }));
 }
 
 #[test]

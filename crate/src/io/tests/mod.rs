@@ -15,11 +15,7 @@ pub fn repo_root() -> PathBuf {
 /// The real test model; fails with instructions when it has not been fetched.
 pub fn smollm2_path() -> PathBuf {
     let path = repo_root().join("cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/fetch_model.sh first",
-        path.display()
-    );
+    assert!(path.is_file(), "{} is missing: run scripts/fetch_model.sh first", path.display());
     path
 }
 
@@ -45,14 +41,7 @@ pub fn gguf_string(out: &mut Vec<u8>, s: &[u8]) {
 
 impl GgufBuilder {
     pub fn new() -> Self {
-        Self {
-            version: 3,
-            alignment: 32,
-            n_tensors: None,
-            n_kv: 0,
-            kv: Vec::new(),
-            tensors: Vec::new(),
-        }
+        Self { version: 3, alignment: 32, n_tensors: None, n_kv: 0, kv: Vec::new(), tensors: Vec::new() }
     }
 
     /// A key of value type `type_id` whose encoded value is `value`.
@@ -75,8 +64,7 @@ impl GgufBuilder {
     }
 
     pub fn tensor(mut self, name: &str, dims: &[u64], type_id: u32, data: Vec<u8>) -> Self {
-        self.tensors
-            .push((name.as_bytes().to_vec(), dims.to_vec(), type_id, data));
+        self.tensors.push((name.as_bytes().to_vec(), dims.to_vec(), type_id, data));
         self
     }
 
@@ -85,11 +73,7 @@ impl GgufBuilder {
         let align = |x: u64| x.div_ceil(self.alignment) * self.alignment;
         let mut out = b"GGUF".to_vec();
         out.extend(self.version.to_le_bytes());
-        out.extend(
-            self.n_tensors
-                .unwrap_or(self.tensors.len() as u64)
-                .to_le_bytes(),
-        );
+        out.extend(self.n_tensors.unwrap_or(self.tensors.len() as u64).to_le_bytes());
         out.extend(self.n_kv.to_le_bytes());
         out.extend(&self.kv);
         let mut next = 0;

@@ -15,27 +15,13 @@ fn smollm2_header() {
     assert_eq!(h.get_u32("llama.embedding_length").unwrap(), 576);
     assert_eq!(h.get_u32("llama.attention.head_count").unwrap(), 9);
     assert_eq!(h.get_u32("llama.attention.head_count_kv").unwrap(), 3);
-    assert_eq!(
-        h.get_string_array("tokenizer.ggml.tokens").unwrap().len(),
-        49152
-    );
+    assert_eq!(h.get_string_array("tokenizer.ggml.tokens").unwrap().len(), 49152);
     let count = |ty| h.tensors.iter().filter(|t| t.ty == ty).count();
-    assert_eq!(
-        (
-            count(GgmlType::Q4_1),
-            count(GgmlType::Q8_0),
-            count(GgmlType::F32)
-        ),
-        (210, 1, 61)
-    );
+    assert_eq!((count(GgmlType::Q4_1), count(GgmlType::Q8_0), count(GgmlType::F32)), (210, 1, 61));
     assert_eq!(h.tensors.len(), 272);
     let embd = h.tensor("token_embd.weight").unwrap();
     assert_eq!((embd.ty, embd.shape()), (GgmlType::Q8_0, vec![49152, 576]));
-    assert!(h
-        .tensors
-        .iter()
-        .filter(|t| t.ty == GgmlType::F32)
-        .all(|t| t.name.ends_with("norm.weight")));
+    assert!(h.tensors.iter().filter(|t| t.ty == GgmlType::F32).all(|t| t.name.ends_with("norm.weight")));
 }
 
 /// Tensor names and hashes in file order.
@@ -92,34 +78,16 @@ fn smollm2_rows_dequantize_like_gguf_py() {
         Ok::<(), LoadError>(())
     })
     .unwrap();
-    for (name, key, ty) in [
-        (names[0], "token_embd", GgmlType::Q8_0),
-        (names[1], "attn_q", GgmlType::Q4_1),
-    ] {
+    for (name, key, ty) in [(names[0], "token_embd", GgmlType::Q8_0), (names[1], "attn_q", GgmlType::Q4_1)] {
         let rows = fixture_rows(&header, &format!("fixture.{key}_rows"));
         let expected = &fixture[&format!("smollm2.{key}.rows")];
         let row_bytes = ty.bytes_for(576).unwrap() as usize;
         for (k, &r) in rows.iter().enumerate() {
-            let got = dequantize_to_vec(
-                name,
-                ty,
-                &model[name][r * row_bytes..(r + 1) * row_bytes],
-                576,
-            )
-            .unwrap();
-            let want = dequantize_to_vec(
-                "expected",
-                GgmlType::F32,
-                &expected[k * 576 * 4..(k + 1) * 576 * 4],
-                576,
-            )
-            .unwrap();
+            let got = dequantize_to_vec(name, ty, &model[name][r * row_bytes..(r + 1) * row_bytes], 576).unwrap();
+            let want =
+                dequantize_to_vec("expected", GgmlType::F32, &expected[k * 576 * 4..(k + 1) * 576 * 4], 576).unwrap();
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                assert_eq!(
-                    g.to_bits(),
-                    w.to_bits(),
-                    "{name} row {r} [{i}]: got {g}, expected {w}"
-                );
+                assert_eq!(g.to_bits(), w.to_bits(), "{name} row {r} [{i}]: got {g}, expected {w}");
             }
         }
     }

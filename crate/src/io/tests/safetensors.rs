@@ -55,10 +55,7 @@ fn streams_whatever_the_chunk_size() {
     reader.feed(&bytes, |_| Ok::<(), LoadError>(())).unwrap();
     let header = reader.header().unwrap();
     let b = header.tensor("b").unwrap();
-    assert_eq!(
-        (b.dtype, b.ty, b.shape.as_slice(), b.n_bytes),
-        (Dtype::F32, GgmlType::F32, &[2, 3][..], 24)
-    );
+    assert_eq!((b.dtype, b.ty, b.shape.as_slice(), b.n_bytes), (Dtype::F32, GgmlType::F32, &[2, 3][..], 24));
     let mut got = read(&bytes, bytes.len(), Some(bytes.len() as u64)).unwrap();
     let mut sorted = want.clone();
     sorted.sort();
@@ -66,11 +63,7 @@ fn streams_whatever_the_chunk_size() {
     assert_eq!(got, sorted);
     let in_order = read(&bytes, 1, None).unwrap();
     for chunk in [2, 3, 9, 64, 4096] {
-        assert_eq!(
-            read(&bytes, chunk, None).unwrap(),
-            in_order,
-            "chunk {chunk}"
-        );
+        assert_eq!(read(&bytes, chunk, None).unwrap(), in_order, "chunk {chunk}");
     }
 }
 
@@ -79,10 +72,7 @@ fn assert_fails(bytes: &[u8], total: Option<u64>, name: &str, check: impl Fn(&Lo
         let err = read(bytes, chunk, total).unwrap_err();
         assert!(check(&err), "chunk {chunk}: unexpected error {err:?}");
         let msg = err.to_string();
-        assert!(
-            msg.contains("test.safetensors") && msg.contains(name),
-            "chunk {chunk}: `{msg}` should name `{name}`"
-        );
+        assert!(msg.contains("test.safetensors") && msg.contains(name), "chunk {chunk}: `{msg}` should name `{name}`");
     }
 }
 
@@ -90,53 +80,29 @@ fn assert_fails(bytes: &[u8], total: Option<u64>, name: &str, check: impl Fn(&Lo
 fn bad_files() {
     let (bytes, _) = sample();
     let n = bytes.len() - 1;
-    assert_fails(&bytes[..n], None, "tensor `c`", |e| {
-        matches!(e, LoadError::Truncated { .. })
-    });
-    assert_fails(&bytes[..n], Some(n as u64), "c", |e| {
-        matches!(e, LoadError::TensorOutOfBounds { .. })
-    });
-    assert_fails(&bytes[..5], None, "JSON header", |e| {
-        matches!(e, LoadError::Truncated { .. })
-    });
+    assert_fails(&bytes[..n], None, "tensor `c`", |e| matches!(e, LoadError::Truncated { .. }));
+    assert_fails(&bytes[..n], Some(n as u64), "c", |e| matches!(e, LoadError::TensorOutOfBounds { .. }));
+    assert_fails(&bytes[..5], None, "JSON header", |e| matches!(e, LoadError::Truncated { .. }));
 
     let mut past_end = 1000u64.to_le_bytes().to_vec();
     past_end.extend(b"{}");
-    assert_fails(&past_end, Some(10), "past the end", |e| {
-        matches!(e, LoadError::BadHeader { .. })
-    });
+    assert_fails(&past_end, Some(10), "past the end", |e| matches!(e, LoadError::BadHeader { .. }));
     let huge = u64::MAX.to_le_bytes();
-    assert_fails(&huge, None, "limit", |e| {
-        matches!(e, LoadError::BadHeader { .. })
-    });
-    assert_fails(&with_header("{not json", 0), None, "JSON", |e| {
-        matches!(e, LoadError::BadHeader { .. })
-    });
+    assert_fails(&huge, None, "limit", |e| matches!(e, LoadError::BadHeader { .. }));
+    assert_fails(&with_header("{not json", 0), None, "JSON", |e| matches!(e, LoadError::BadHeader { .. }));
 
     let q7 = r#"{"w":{"dtype":"Q7","shape":[1],"data_offsets":[0,1]}}"#;
-    assert_fails(&with_header(q7, 1), None, "w", |e| {
-        matches!(e, LoadError::UnsupportedDtype { .. })
-    });
+    assert_fails(&with_header(q7, 1), None, "w", |e| matches!(e, LoadError::UnsupportedDtype { .. }));
     let i64 = r#"{"ids":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}}"#;
-    assert_fails(&with_header(i64, 8), None, "ids", |e| {
-        matches!(e, LoadError::UnsupportedDtype { .. })
-    });
+    assert_fails(&with_header(i64, 8), None, "ids", |e| matches!(e, LoadError::UnsupportedDtype { .. }));
     let wrong = r#"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#;
-    assert_fails(&with_header(wrong, 8), None, "w", |e| {
-        matches!(e, LoadError::BadShape { .. })
-    });
+    assert_fails(&with_header(wrong, 8), None, "w", |e| matches!(e, LoadError::BadShape { .. }));
     let dims = r#"{"w":{"dtype":"F32","shape":[1,1,1,1,1],"data_offsets":[0,4]}}"#;
-    assert_fails(&with_header(dims, 4), None, "w", |e| {
-        matches!(e, LoadError::BadShape { .. })
-    });
+    assert_fails(&with_header(dims, 4), None, "w", |e| matches!(e, LoadError::BadShape { .. }));
     let overflow = r#"{"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}}"#;
-    assert_fails(&with_header(overflow, 4), None, "w", |e| {
-        matches!(e, LoadError::BadShape { .. })
-    });
+    assert_fails(&with_header(overflow, 4), None, "w", |e| matches!(e, LoadError::BadShape { .. }));
     let overlap = r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#;
-    assert_fails(&with_header(overlap, 8), None, "b", |e| {
-        matches!(e, LoadError::OutOfOrder { .. })
-    });
+    assert_fails(&with_header(overlap, 8), None, "b", |e| matches!(e, LoadError::OutOfOrder { .. }));
 }
 
 #[test]
@@ -146,23 +112,11 @@ fn index_maps_tensors_to_shards() {
         "model.embed_tokens.weight":"model-00001-of-00002.safetensors",
         "model.norm.weight":"model-00002-of-00002.safetensors"}}"#;
     let index = SafetensorsIndex::parse("model.safetensors.index.json", json).unwrap();
-    assert_eq!(
-        index.shards(),
-        [
-            "model-00001-of-00002.safetensors",
-            "model-00002-of-00002.safetensors"
-        ]
-    );
-    assert_eq!(
-        index.weight_map["model.norm.weight"],
-        "model-00002-of-00002.safetensors"
-    );
+    assert_eq!(index.shards(), ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]);
+    assert_eq!(index.weight_map["model.norm.weight"], "model-00002-of-00002.safetensors");
     let bad = br#"{"weight_map":{"w":"../../etc/passwd"}}"#;
     let err = SafetensorsIndex::parse("i.json", bad).unwrap_err();
-    assert!(
-        matches!(err, LoadError::BadIndex { .. }) && err.to_string().contains("`w`"),
-        "{err}"
-    );
+    assert!(matches!(err, LoadError::BadIndex { .. }) && err.to_string().contains("`w`"), "{err}");
     let err = SafetensorsIndex::parse("i.json", b"{}").unwrap_err();
     assert!(matches!(err, LoadError::BadHeader { .. }) && err.to_string().contains("i.json"));
 }
