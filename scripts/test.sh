@@ -13,4 +13,8 @@ chmod 700 "$XDG_RUNTIME_DIR"
 
 scripts/fetch_model.sh >/dev/null
 cargo build -p weblora --lib --target wasm32-unknown-unknown
-cargo test --workspace
+log="$root/target/test.log"
+set -o pipefail
+cargo test --workspace 2>&1 | tee "$log"
+# One closing line over every test binary of the run.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

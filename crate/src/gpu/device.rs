@@ -80,6 +80,15 @@ impl Gpu {
         Ok(Gpu { device, queue, info: Arc::new(info), kernels: Arc::new(KernelCache::default()), errors })
     }
 
+    /// Blocks until all submitted work is done (native only; the browser has no blocking wait).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+        self.take_error()
+    }
+
     /// The first error the device reported since the last call, if any.
     pub fn take_error(&self) -> Result<()> {
         match self.errors.lock().unwrap_or_else(|p| p.into_inner()).take() {

@@ -86,6 +86,7 @@ pub struct Plan {
     optimizer: Program,
     zero_grads: Program,
     readback: Readback,
+    activation_bytes: u64,
     _keep: Vec<Tensor>,
 }
 
@@ -105,7 +106,12 @@ impl Plan {
         let (c, f, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
         let (qd, kvd, rp) = (cfg.q_dim(), cfg.kv_dim(), lora.config.r_padded());
         let shape = AttentionShape { b, t, nh: cfg.num_attention_heads, nkv: cfg.n_kv_heads(), hd: cfg.head_dim() };
-        let z = |name: &str, shape: &[usize]| Tensor::zeros(gpu, name, shape, DType::F32);
+        let allocated = std::cell::Cell::new(0u64);
+        let z = |name: &str, shape: &[usize]| {
+            let t = Tensor::zeros(gpu, name, shape, DType::F32)?;
+            allocated.set(allocated.get() + t.byte_size());
+            Ok::<_, Error>(t)
+        };
 
         let ids = Tensor::zeros(gpu, "ids", &[n], DType::U32)?;
         let targets = Tensor::zeros(gpu, "targets", &[n], DType::I32)?;
@@ -259,6 +265,7 @@ impl Plan {
             optimizer,
             zero_grads,
             readback: Readback::new(gpu, (STATS_LEN * 4) as u64),
+            activation_bytes: allocated.get(),
             _keep: keep,
         })
     }
@@ -326,6 +333,11 @@ impl Plan {
         ops::matmul_nt(&mut p, &out, &self.lnf, &self.output, n, self.vocab, c, 1.0, 0.0)?;
         self.gpu.submit(&p, None);
         out.read_f32(&self.gpu).await
+    }
+
+    /// Bytes of the activations and scratch buffers this plan allocated.
+    pub fn activation_bytes(&self) -> u64 {
+        self.activation_bytes
     }
 
     /// dL/d(input embeddings) (N, C) after the last [`Plan::step`].

@@ -1,0 +1,166 @@
+//! `weblora bench`: matmul throughput at SmolLM2-135M's training shapes and the speed of whole
+//! training steps, on whatever adapter wgpu opens. Baselines are measured in the same run.
+
+use std::time::Instant;
+
+use weblora::gpu::{DType, Gpu, Program, Tensor};
+use weblora::lora::{Lora, LoraConfig, Target};
+use weblora::model::{Batch, Model, ModelConfig, ModelWeights, Plan, PlanOptions};
+use weblora::ops::{self, StepParams};
+use weblora::Result;
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Batch size of the training-step benchmark.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Sequence length of the training-step benchmark.
+    #[arg(long, default_value_t = 128)]
+    seq: usize,
+    /// Decoder layers of the SmolLM2-shaped model (30 in the real one).
+    #[arg(long, default_value_t = 30)]
+    layers: usize,
+    /// Rows (B·T) of the matmul benchmark.
+    #[arg(long, default_value_t = 1024)]
+    rows: usize,
+    /// Timed training steps.
+    #[arg(long, default_value_t = 3)]
+    steps: usize,
+}
+
+/// SmolLM2-135M's shape with random weights.
+fn smollm2_config(layers: usize) -> Result<ModelConfig> {
+    let json = format!(
+        r#"{{"model_type":"llama","hidden_size":576,"intermediate_size":1536,"num_attention_heads":9,
+        "num_key_value_heads":3,"num_hidden_layers":{layers},"rms_norm_eps":1e-5,"rope_theta":100000,
+        "vocab_size":49152,"tie_word_embeddings":true,"max_position_embeddings":8192}}"#
+    );
+    ModelConfig::from_json(&json, "SmolLM2-135M shape")
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let gpu = pollster::block_on(Gpu::new())?;
+    let i = &gpu.info;
+    println!("adapter: {} ({}, {}), shader-f16 {}, subgroups {}", i.name, i.backend, i.device_type, i.shader_f16, i.subgroups);
+    bench_matmuls(&gpu, args.rows)?;
+    bench_steps(&gpu, &args)
+}
+
+/// Times `reps` dispatches recorded into one program, after one warm-up submission.
+fn time_program(gpu: &Gpu, prog: &Program, reps: usize) -> Result<f64> {
+    gpu.submit(prog, None);
+    gpu.wait()?;
+    let start = Instant::now();
+    for _ in 0..reps {
+        gpu.submit(prog, None);
+    }
+    gpu.wait()?;
+    Ok(start.elapsed().as_secs_f64() / reps as f64)
+}
+
+fn bench_matmuls(gpu: &Gpu, rows: usize) -> Result<()> {
+    // (name, layout, M, N, K) as the training step issues them for SmolLM2-135M, r = 8.
+    let shapes: [(&str, &str, usize, usize, usize); 7] = [
+        ("q/o proj  x·Wᵀ", "nt", rows, 576, 576),
+        ("gate/up   x·Wᵀ", "nt", rows, 1536, 576),
+        ("down      x·Wᵀ", "nt", rows, 576, 1536),
+        ("lm head   x·Wᵀ (64-row chunk)", "nt", 64, 49152, 576),
+        ("down      dy·W", "nn", rows, 1536, 576),
+        ("gate/up   dy·W", "nn", rows, 576, 1536),
+        ("lora dA   duᵀ·x", "tn", 8, 576, rows),
+    ];
+    println!("\nmatmul, f32, {rows} rows; baseline: the same product on one CPU core (naive loop, first 16 rows)");
+    println!("{:<32} {:>22} {:>10} {:>12} {:>10}", "shape", "M×N×K", "GFLOP/s", "CPU GFLOP/s", "ratio");
+    for (name, layout, m, n, k) in shapes {
+        let a = Tensor::zeros(gpu, "a", &[m * k], DType::F32)?;
+        let b = Tensor::zeros(gpu, "b", &[n * k], DType::F32)?;
+        let c = Tensor::zeros(gpu, "c", &[m, n], DType::F32)?;
+        let data: Vec<f32> = (0..m.max(n) * k).map(|i| ((i % 97) as f32 - 48.0) / 97.0).collect();
+        a.write_f32(gpu, &data[..m * k])?;
+        b.write_f32(gpu, &data[..n * k])?;
+        let mut prog = Program::new(gpu);
+        let reps_in_program = 4;
+        for _ in 0..reps_in_program {
+            match layout {
+                "nt" => ops::matmul_nt(&mut prog, &c, &a, &b, m, n, k, 1.0, 0.0)?,
+                "nn" => ops::matmul_nn(&mut prog, &c, &a, &b, m, n, k, 1.0, 0.0)?,
+                _ => ops::matmul_tn(&mut prog, &c, &a, &b, m, n, k, 1.0, 0.0)?,
+            }
+        }
+        let secs = time_program(gpu, &prog, 2)? / reps_in_program as f64;
+        let flops = 2.0 * (m * n * k) as f64;
+        let cpu = cpu_gflops(&data, m, n, k);
+        let gpu_gflops = flops / secs / 1e9;
+        println!("{name:<32} {:>22} {gpu_gflops:>10.2} {cpu:>12.2} {:>9.1}×", format!("{m}×{n}×{k}"), gpu_gflops / cpu);
+    }
+    Ok(())
+}
+
+/// GFLOP/s of a naive single-core matmul over the first rows of the same shape.
+fn cpu_gflops(data: &[f32], m: usize, n: usize, k: usize) -> f64 {
+    let rows = m.min(16);
+    let mut out = vec![0f32; rows * n];
+    let start = Instant::now();
+    for i in 0..rows {
+        for j in 0..n {
+            let mut s = 0f32;
+            for x in 0..k {
+                s += data[(i * k + x) % data.len()] * data[(j * k + x) % data.len()];
+            }
+            out[i * n + j] = s;
+        }
+    }
+    std::hint::black_box(&out);
+    2.0 * (rows * n * k) as f64 / start.elapsed().as_secs_f64() / 1e9
+}
+
+fn bench_steps(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
+    let config = smollm2_config(args.layers)?;
+    let weights = ModelWeights::allocate(gpu, &config)?;
+    for (n, (_, t)) in weights.named().into_iter().enumerate() {
+        let values: Vec<f32> = (0..t.numel()).map(|i| (((i * 7 + n) % 13) as f32 - 6.0) * 0.01).collect();
+        t.write_f32(gpu, &values)?;
+    }
+    let weight_bytes = weights.gpu_bytes();
+    let model = Model { config, weights };
+    let cfg = LoraConfig { r: 8, alpha: 16.0, dropout: 0.0, targets: Target::ALL.to_vec(), use_rslora: false };
+    let lora = Lora::new(gpu, &model.config, cfg)?;
+    lora.init_peft(gpu, 0)?;
+    let (b, t) = (args.batch, args.seq);
+    let ids: Vec<u32> = (0..b * t).map(|i| (i * 31 % 49152) as u32).collect();
+    let targets: Vec<i32> = (0..b * t).map(|i| ((i * 17 + 1) % 49152) as i32).collect();
+    let batch = Batch { ids, targets };
+    println!(
+        "\ntraining step: SmolLM2-135M shape ({} layers, random weights, {:.0} MB f32 on the GPU), LoRA r=8 all-linear, batch {b} × seq {t}",
+        args.layers,
+        weight_bytes as f64 / 1e6
+    );
+    println!("baseline: the same step without recompute");
+    let mut baseline = None;
+    for recompute in [false, true] {
+        let plan = Plan::new(gpu, &model, &lora, b, t, PlanOptions { recompute, ..Default::default() })?;
+        plan.set_batch(&batch)?;
+        let sp = StepParams {
+            inv_count: 1.0 / batch.supervised() as f32,
+            lr: 1e-4,
+            bias_correction1: 0.1,
+            bias_correction2_sqrt: 0.03,
+            ..Default::default()
+        };
+        pollster::block_on(plan.step(sp, true, true))?;
+        let start = Instant::now();
+        for _ in 0..args.steps {
+            pollster::block_on(plan.step(sp, true, true))?;
+        }
+        let secs = start.elapsed().as_secs_f64() / args.steps as f64;
+        let tps = (b * t) as f64 / secs;
+        let base = *baseline.get_or_insert(tps);
+        println!(
+            "recompute {:<5}  {secs:>8.3} s/step  {tps:>9.1} tokens/s  {:.2}× baseline  ({} activation MB)",
+            recompute,
+            tps / base,
+            plan.activation_bytes() / 1_000_000
+        );
+    }
+    Ok(())
+}
