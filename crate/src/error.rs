@@ -15,6 +15,8 @@ pub enum Error {
     Lora(String),
     #[error("tensor {name}: {detail}")]
     Tensor { name: String, detail: String },
+    #[error(transparent)]
+    Load(#[from] crate::io::LoadError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use safetensors::{Dtype, SafeTensors};
 use weblora::gpu::Gpu;
 use weblora::lora::{Lora, LoraConfig, Target};
-use weblora::model::{Model, ModelConfig, ModelWeights};
+use weblora::model::{Model, ModelConfig};
 
 /// A folder under `tests/fixtures/`.
 pub fn fixture_dir(rel: &str) -> PathBuf {
@@ -40,19 +40,10 @@ pub fn read_safetensors(path: &Path) -> HashMap<String, HostTensor> {
     out
 }
 
-/// The base model of a fixture folder (config.json + model.safetensors) on the GPU.
+/// The base model of a fixture folder (config.json + model.safetensors) on the GPU, through the
+/// library's streaming Hugging Face loader.
 pub fn load_model(gpu: &Gpu, dir: &Path) -> Model {
-    let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
-    let config = ModelConfig::from_json(&text, "config.json").unwrap();
-    let weights = ModelWeights::allocate(gpu, &config).unwrap();
-    let tensors = read_safetensors(&dir.join("model.safetensors"));
-    for (name, t) in &tensors {
-        weights.write(gpu, name, &t.shape, &t.data).unwrap();
-    }
-    for (name, _) in weights.named() {
-        assert!(tensors.contains_key(&name), "fixture lacks {name}");
-    }
-    Model { config, weights }
+    weblora::model::load::load_hf_folder(gpu, dir).unwrap()
 }
 
 /// The PEFT adapter in `dir` (adapter_config.json + adapter_model.safetensors) on the GPU.

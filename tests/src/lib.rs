@@ -3,6 +3,7 @@
 
 pub mod cpu;
 pub mod fixture;
+pub mod smollm2;
 pub mod tiny;
 
 use std::sync::OnceLock;

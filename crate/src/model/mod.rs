@@ -3,6 +3,7 @@
 
 mod config;
 mod layer;
+pub mod load;
 mod plan;
 mod weights;
 

@@ -41,7 +41,10 @@ fn smollm2_config(layers: usize) -> Result<ModelConfig> {
 pub fn run(args: BenchArgs) -> Result<()> {
     let gpu = pollster::block_on(Gpu::new())?;
     let i = &gpu.info;
-    println!("adapter: {} ({}, {}), shader-f16 {}, subgroups {}", i.name, i.backend, i.device_type, i.shader_f16, i.subgroups);
+    println!(
+        "adapter: {} ({}, {}), shader-f16 {}, subgroups {}",
+        i.name, i.backend, i.device_type, i.shader_f16, i.subgroups
+    );
     bench_matmuls(&gpu, args.rows)?;
     bench_steps(&gpu, &args)
 }

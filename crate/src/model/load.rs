@@ -1,0 +1,218 @@
+//! Base models in: a llama.cpp GGUF file or a Hugging Face folder (config.json and safetensors,
+//! sharded or not), streamed tensor by tensor onto the GPU. Weights are dequantized to f32 on
+//! the way; GGUF's Q/K row permutation is undone so one RoPE convention serves every format.
+
+use std::collections::HashSet;
+
+use super::{Model, ModelConfig, ModelWeights};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::io::{ggml, gguf_to_hf_qk_rows, GgmlType, GgufHeader};
+
+/// The Hugging Face config of a GGUF model, from its metadata (llama and qwen2 architectures).
+pub fn config_from_gguf(h: &GgufHeader) -> Result<ModelConfig> {
+    let arch = h.architecture()?;
+    if arch != "llama" && arch != "qwen2" {
+        return Err(Error::Config(format!("{}: architecture {arch:?} is not supported (llama, qwen2)", h.file)));
+    }
+    let key = |k: &str| format!("{arch}.{k}");
+    let heads = h.get_u64(&key("attention.head_count"))?;
+    let kv_heads = if h.get(&key("attention.head_count_kv")).is_some() {
+        h.get_u64(&key("attention.head_count_kv"))?
+    } else {
+        heads
+    };
+    let hidden = h.get_u64(&key("embedding_length"))?;
+    let head_dim = if h.get(&key("attention.key_length")).is_some() {
+        h.get_u64(&key("attention.key_length"))?
+    } else {
+        hidden / heads.max(1)
+    };
+    let embd = h
+        .tensor("token_embd.weight")
+        .ok_or_else(|| Error::Tensor { name: format!("{}: token_embd.weight", h.file), detail: "missing".into() })?;
+    let vocab = embd.shape().first().copied().unwrap_or(0);
+    let theta =
+        if h.get(&key("rope.freq_base")).is_some() { h.get_f32(&key("rope.freq_base"))? as f64 } else { 10000.0 };
+    let mut rope = serde_json::json!({ "rope_type": "default", "rope_theta": theta });
+    if h.get(&key("rope.scaling.type")).is_some() {
+        let kind = h.get_str(&key("rope.scaling.type"))?;
+        if kind != "none" {
+            rope["rope_type"] = kind.into();
+            rope["factor"] = (h.get_f32(&key("rope.scaling.factor"))? as f64).into();
+        }
+    }
+    if h.tensor("rope_freqs.weight").is_some() {
+        return Err(Error::Config(format!(
+            "{}: rope_freqs.weight (Llama 3.1 frequency factors) is not supported yet",
+            h.file
+        )));
+    }
+    let json = serde_json::json!({
+        "model_type": arch,
+        "hidden_size": hidden,
+        "intermediate_size": h.get_u64(&key("feed_forward_length"))?,
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv_heads,
+        "head_dim": head_dim,
+        "num_hidden_layers": h.get_u64(&key("block_count"))?,
+        "rms_norm_eps": h.get_f32(&key("attention.layer_norm_rms_epsilon"))?,
+        "rope_parameters": rope,
+        "vocab_size": vocab,
+        "tie_word_embeddings": h.tensor("output.weight").is_none(),
+        "max_position_embeddings": h.get_u64(&key("context_length"))?,
+    });
+    ModelConfig::from_json(&json.to_string(), &h.file)
+}
+
+/// The Hugging Face name of a GGUF tensor.
+pub fn hf_name(gguf: &str) -> Option<String> {
+    match gguf {
+        "token_embd.weight" => return Some("model.embed_tokens.weight".into()),
+        "output_norm.weight" => return Some("model.norm.weight".into()),
+        "output.weight" => return Some("lm_head.weight".into()),
+        _ => {}
+    }
+    let rest = gguf.strip_prefix("blk.")?;
+    let (layer, rest) = rest.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let (module, suffix) = rest.rsplit_once('.')?;
+    let hf = match module {
+        "attn_norm" => "input_layernorm",
+        "attn_q" => "self_attn.q_proj",
+        "attn_k" => "self_attn.k_proj",
+        "attn_v" => "self_attn.v_proj",
+        "attn_output" => "self_attn.o_proj",
+        "ffn_norm" => "post_attention_layernorm",
+        "ffn_gate" => "mlp.gate_proj",
+        "ffn_up" => "mlp.up_proj",
+        "ffn_down" => "mlp.down_proj",
+        _ => return None,
+    };
+    Some(format!("model.layers.{layer}.{hf}.{suffix}"))
+}
+
+/// Checks, converts and uploads tensors as they arrive in file order, and remembers which came.
+pub struct WeightSink {
+    /// (NH, NKV) when Q/K rows come in llama.cpp's permuted order.
+    permuted_qk: Option<(usize, usize)>,
+    file: String,
+    seen: HashSet<String>,
+}
+
+impl WeightSink {
+    pub fn new(config: &ModelConfig, file: &str, gguf_permuted: bool) -> Self {
+        let permuted_qk = gguf_permuted.then(|| (config.num_attention_heads, config.n_kv_heads()));
+        WeightSink { permuted_qk, file: file.to_string(), seen: HashSet::new() }
+    }
+
+    /// One tensor: `name` (Hugging Face), row-major `shape`, raw `bytes` of GGML type `ty`.
+    pub fn tensor(
+        &mut self,
+        gpu: &Gpu,
+        weights: &ModelWeights,
+        name: &str,
+        shape: &[usize],
+        ty: GgmlType,
+        bytes: &[u8],
+    ) -> Result<()> {
+        let err = |detail: String| Error::Tensor { name: format!("{}: {name}", self.file), detail };
+        let Some(target) = weights.get(name) else {
+            return Err(err("the model has no such tensor".into()));
+        };
+        if target.shape() != shape {
+            return Err(err(format!("shape {shape:?}, the config says {:?}", target.shape())));
+        }
+        if !self.seen.insert(name.to_string()) {
+            return Err(err("appears twice".into()));
+        }
+        let mut data = ggml::dequantize_to_vec(name, ty, bytes, target.numel())?;
+        let is_q = name.ends_with("self_attn.q_proj.weight") || name.ends_with("self_attn.q_proj.bias");
+        let is_k = name.ends_with("self_attn.k_proj.weight") || name.ends_with("self_attn.k_proj.bias");
+        if let (Some((nh, nkv)), true) = (self.permuted_qk, is_q || is_k) {
+            let cols = shape.get(1).copied().unwrap_or(1);
+            let heads = if is_q { nh } else { nkv };
+            let moved = gguf_to_hf_qk_rows(name, bytemuck::cast_slice(&data), GgmlType::F32, shape[0], cols, heads)?;
+            data = bytemuck::pod_collect_to_vec(&moved);
+        }
+        target.write_f32(gpu, &data)
+    }
+
+    /// Checks that every tensor of the model arrived.
+    pub fn finish(self, weights: &ModelWeights) -> Result<()> {
+        for (name, _) in weights.named() {
+            if !self.seen.contains(&name) {
+                return Err(Error::Tensor {
+                    name: format!("{}: {name}", self.file),
+                    detail: "missing from the file".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use native::{load_gguf, load_hf_folder};
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native {
+    use std::path::Path;
+
+    use super::*;
+    use crate::io::{
+        read_gguf_file, read_gguf_header, read_safetensors_file, GgufEvent, SafetensorsEvent, SafetensorsIndex,
+        DEFAULT_CHUNK_SIZE,
+    };
+
+    /// Loads a GGUF file: its header first, then its tensors streamed onto the GPU.
+    pub fn load_gguf(gpu: &Gpu, path: &Path) -> Result<Model> {
+        let file = path.display().to_string();
+        let config = config_from_gguf(&read_gguf_header(path)?)?;
+        let weights = ModelWeights::allocate(gpu, &config)?;
+        let mut sink = WeightSink::new(&config, &file, config.model_type.as_deref() == Some("llama"));
+        read_gguf_file(path, DEFAULT_CHUNK_SIZE, |ev| -> Result<()> {
+            let GgufEvent::Tensor { info, bytes } = ev else { return Ok(()) };
+            let name = hf_name(&info.name).ok_or_else(|| Error::Tensor {
+                name: format!("{file}: {}", info.name),
+                detail: "not a tensor of a llama-family model".into(),
+            })?;
+            let shape: Vec<usize> = info.shape().iter().map(|&d| d as usize).collect();
+            sink.tensor(gpu, &weights, &name, &shape, info.ty, bytes)
+        })?;
+        sink.finish(&weights)?;
+        Ok(Model { config, weights })
+    }
+
+    /// Loads a Hugging Face folder: config.json, then model.safetensors or the shards named by
+    /// model.safetensors.index.json.
+    pub fn load_hf_folder(gpu: &Gpu, dir: &Path) -> Result<Model> {
+        let read = |name: &str| {
+            let p = dir.join(name);
+            std::fs::read_to_string(&p).map_err(|e| Error::Config(format!("{}: {e}", p.display())))
+        };
+        let config = ModelConfig::from_json(&read("config.json")?, &dir.join("config.json").display().to_string())?;
+        let weights = ModelWeights::allocate(gpu, &config)?;
+        let shards = if dir.join("model.safetensors.index.json").exists() {
+            let name = dir.join("model.safetensors.index.json").display().to_string();
+            SafetensorsIndex::parse(&name, read("model.safetensors.index.json")?.as_bytes())?
+                .shards()
+                .into_iter()
+                .map(|s| s.to_string())
+                .collect()
+        } else {
+            vec!["model.safetensors".to_string()]
+        };
+        let mut sink = WeightSink::new(&config, &dir.display().to_string(), false);
+        for shard in shards {
+            let path = dir.join(&shard);
+            read_safetensors_file(&path, DEFAULT_CHUNK_SIZE, |ev| -> Result<()> {
+                let SafetensorsEvent::Tensor { info, bytes } = ev else { return Ok(()) };
+                let shape: Vec<usize> = info.shape.iter().map(|&d| d as usize).collect();
+                sink.tensor(gpu, &weights, &info.name, &shape, info.ty, bytes)
+            })?;
+        }
+        sink.finish(&weights)?;
+        Ok(Model { config, weights })
+    }
+}
