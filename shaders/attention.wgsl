@@ -16,9 +16,9 @@ struct Params {
 const MAX_HD4: u32 = 32u;   // HD / 4 ≤ 32
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;   // forward: (B, T, NH, HD); dq: dq (B, T, NH, HD); dkv: dk (B, T, NKV, HD)
+@group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;   // forward: (B, T, NH, HD); dq: dq (B, T, NH, HD); dkv: dk (B, T, NKV, HD); kv_append: cache (T, NKV, HD)
 @group(0) @binding(2) var<storage, read_write> stat: array<f32>;       // forward: lse (B, NH, T); dq: D = rowsum(dO ⊙ O) (B, NH, T), written
-@group(0) @binding(3) var<storage, read> q: array<vec4<f32>>;          // (B, T, NH, HD)
+@group(0) @binding(3) var<storage, read> q: array<vec4<f32>>;          // (B, T, NH, HD); kv_append: the new row (NKV, HD)
 @group(0) @binding(4) var<storage, read> k: array<vec4<f32>>;          // (B, T, NKV, HD)
 @group(0) @binding(5) var<storage, read> v: array<vec4<f32>>;          // (B, T, NKV, HD)
 @group(0) @binding(6) var<storage, read> dout: array<vec4<f32>>;       // backward: dO (B, T, NH, HD)
@@ -26,6 +26,7 @@ const MAX_HD4: u32 = 32u;   // HD / 4 ≤ 32
 @group(0) @binding(8) var<storage, read> lse: array<f32>;              // dkv: (B, NH, T)
 @group(0) @binding(9) var<storage, read> dstat: array<f32>;            // dkv: D (B, NH, T)
 @group(0) @binding(10) var<storage, read_write> dv: array<vec4<f32>>;  // dkv: (B, T, NKV, HD)
+@group(0) @binding(11) var<storage, read> decode_pos: array<u32>;      // decode, kv_append: (1) position of the new token
 
 fn q_row(b: u32, t: u32, h: u32) -> u32 {
     return ((b * p.T + t) * p.NH + h) * (p.HD / 4u);
@@ -39,18 +40,10 @@ fn stat_index(b: u32, h: u32, t: u32) -> u32 {
     return (b * p.NH + h) * p.T + t;
 }
 
-@compute @workgroup_size(64)
-fn attention_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 64u;   // (b, h, t)
-    if (i >= p.B * p.NH * p.T) {
-        return;
-    }
-    let t = i % p.T;
-    let h = (i / p.T) % p.NH;
-    let b = i / (p.T * p.NH);
-    let hk = h / (p.NH / p.NKV);
+// Attends query row qi (head h of batch b, at position t) over keys 0..=t of kv head hk:
+// writes the output row and returns the log-sum-exp of the scores.
+fn attend(qi: u32, b: u32, hk: u32, t: u32) -> f32 {
     let hd4 = p.HD / 4u;
-    let qi = q_row(b, t, h);
     var qv: array<vec4<f32>, MAX_HD4>;
     var acc: array<vec4<f32>, MAX_HD4>;
     for (var d = 0u; d < hd4; d++) {
@@ -77,7 +70,40 @@ fn attention_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     for (var d = 0u; d < hd4; d++) {
         out[qi + d] = acc[d] * inv_l;
     }
-    stat[stat_index(b, h, t)] = m + log(l);
+    return m + log(l);
+}
+
+@compute @workgroup_size(64)
+fn attention_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 64u;   // (b, h, t)
+    if (i >= p.B * p.NH * p.T) {
+        return;
+    }
+    let t = i % p.T;
+    let h = (i / p.T) % p.NH;
+    let b = i / (p.T * p.NH);
+    stat[stat_index(b, h, t)] = attend(q_row(b, t, h), b, h / (p.NH / p.NKV), t);
+}
+
+// Generation with a KV cache: one new query row per head, q (NH, HD), against the cached keys
+// and values (T = cache length, B = 1) at positions 0..=pos[0].
+@compute @workgroup_size(64)
+fn attention_decode(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let h = gid.x;
+    if (h >= p.NH) {
+        return;
+    }
+    attend(h * (p.HD / 4u), 0u, h / (p.NH / p.NKV), decode_pos[0]);
+}
+
+// Writes the new key or value row (NKV·HD) into the cache at row pos[0].
+@compute @workgroup_size(64)
+fn kv_append(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let w = p.NKV * p.HD / 4u;
+    if (gid.x >= w) {
+        return;
+    }
+    out[decode_pos[0] * w + gid.x] = q[gid.x];
 }
 
 // dq_t = scale · Σ_j p_tj (dO_t·v_j − D_t) k_j, with D_t = dO_t·O_t (also written for the dkv pass).

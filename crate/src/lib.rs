@@ -2,6 +2,7 @@
 //! through wgpu and in the browser through WebGPU.
 
 pub mod error;
+pub mod generate;
 pub mod gpu;
 pub mod io;
 pub mod lora;

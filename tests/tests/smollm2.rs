@@ -1,7 +1,9 @@
 //! The engine on the real SmolLM2-135M-Instruct against transformers' numbers for the same
 //! GGUF file (dequantized to f32): last-position logits and the full-sequence loss.
 
+use weblora::generate::{generate, Sampling};
 use weblora::lora::{Lora, LoraConfig, Target};
+use weblora::model::decode::Decoder;
 use weblora::model::{load, Batch, Plan, PlanOptions};
 use weblora_tests::fixture::read_safetensors;
 use weblora_tests::gpu;
@@ -49,4 +51,12 @@ fn logits_and_loss_match_transformers() {
     let want_top: Vec<usize> =
         fwd["last_logits_top10_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
     assert_eq!(top(last), want_top, "top-10 ids (argmax first)");
+
+    // Greedy generation with the KV cache continues the prompt as transformers does.
+    let want_greedy: Vec<u32> =
+        fwd["greedy_40_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let decoder = Decoder::new(g, &model, None, t + want_greedy.len()).unwrap();
+    let sampling = Sampling { max_new_tokens: want_greedy.len(), ..Default::default() };
+    let got = pollster::block_on(generate(&decoder, &ids, &sampling)).unwrap();
+    assert_eq!(got, want_greedy, "greedy continuation");
 }

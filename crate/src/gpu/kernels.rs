@@ -48,6 +48,8 @@ pub enum Kernel {
     AttentionForward,
     AttentionBackwardDq,
     AttentionBackwardDkv,
+    AttentionDecode,
+    KvAppend,
     SwigluForward,
     SwigluBackward,
     AddInplace,
@@ -68,7 +70,9 @@ impl Kernel {
             RmsnormForward | RmsnormBackward => Shader::Rmsnorm,
             MatmulNt | MatmulNn | MatmulTn => Shader::Matmul,
             RopeForward | RopeBackward => Shader::Rope,
-            AttentionForward | AttentionBackwardDq | AttentionBackwardDkv => Shader::Attention,
+            AttentionForward | AttentionBackwardDq | AttentionBackwardDkv | AttentionDecode | KvAppend => {
+                Shader::Attention
+            }
             SwigluForward | SwigluBackward => Shader::Swiglu,
             AddInplace | AddBias | Dropout => Shader::Elementwise,
             CrossEntropyFused => Shader::CrossEntropy,
@@ -90,6 +94,8 @@ impl Kernel {
             AttentionForward => "attention_forward",
             AttentionBackwardDq => "attention_backward_dq",
             AttentionBackwardDkv => "attention_backward_dkv",
+            AttentionDecode => "attention_decode",
+            KvAppend => "kv_append",
             SwigluForward => "swiglu_forward",
             SwigluBackward => "swiglu_backward",
             AddInplace => "add_inplace",

@@ -2,6 +2,7 @@
 //! forward walked in reverse. Residual gradients accumulate in one (N, C) buffer, `dres`.
 
 use super::weights::{LayerWeights, Linear};
+use super::ModelConfig;
 use crate::error::Result;
 use crate::gpu::{Program, Tensor};
 use crate::lora::{LoraConfig, LoraModule, Target};
@@ -26,7 +27,82 @@ pub(super) struct LayerActs {
     pub lora_u: Vec<(Target, Tensor)>, // (N, Rp) = dropout(x)·Aᵀ per adapted module
 }
 
+/// The sizes activations are allocated for.
+pub(super) struct Sizes {
+    pub b: usize,
+    pub t: usize,
+    pub c: usize,
+    pub f: usize,
+    pub nh: usize,
+    pub qd: usize,
+    pub kvd: usize,
+    pub rp: usize,
+    pub targets: Vec<Target>,
+}
+
+impl Sizes {
+    pub fn new(cfg: &ModelConfig, b: usize, t: usize, targets: &[Target], rp: usize) -> Sizes {
+        Sizes {
+            b,
+            t,
+            c: cfg.hidden_size,
+            f: cfg.intermediate_size,
+            nh: cfg.num_attention_heads,
+            qd: cfg.q_dim(),
+            kvd: cfg.kv_dim(),
+            rp,
+            targets: targets.to_vec(),
+        }
+    }
+}
+
+/// Allocates a named f32 tensor (the caller counts the bytes).
+pub(super) type Alloc<'a> = dyn Fn(&str, &[usize]) -> Result<Tensor> + 'a;
+
 impl LayerActs {
+    pub fn allocate(z: &Alloc, x: Tensor, s: &Sizes) -> Result<LayerActs> {
+        let n = s.b * s.t;
+        Ok(LayerActs {
+            x,
+            ln1: z("ln1", &[n, s.c])?,
+            rstd1: z("rstd1", &[n])?,
+            q: z("q", &[n, s.qd])?,
+            k: z("k", &[n, s.kvd])?,
+            v: z("v", &[n, s.kvd])?,
+            att: z("att", &[n, s.qd])?,
+            lse: z("lse", &[s.b, s.nh, s.t])?,
+            xmid: z("xmid", &[n, s.c])?,
+            ln2: z("ln2", &[n, s.c])?,
+            rstd2: z("rstd2", &[n])?,
+            g: z("g", &[n, s.f])?,
+            u: z("u", &[n, s.f])?,
+            h: z("h", &[n, s.f])?,
+            lora_u: s.targets.iter().map(|&tg| Ok((tg, z("lora_u", &[n, s.rp])?))).collect::<Result<_>>()?,
+        })
+    }
+
+    /// The same activations with another layer input: layers of a recomputing plan share all
+    /// but their input.
+    pub fn share(&self, x: Tensor) -> LayerActs {
+        LayerActs {
+            x,
+            ln1: self.ln1.clone(),
+            rstd1: self.rstd1.clone(),
+            q: self.q.clone(),
+            k: self.k.clone(),
+            v: self.v.clone(),
+            att: self.att.clone(),
+            lse: self.lse.clone(),
+            xmid: self.xmid.clone(),
+            ln2: self.ln2.clone(),
+            rstd2: self.rstd2.clone(),
+            g: self.g.clone(),
+            u: self.u.clone(),
+            h: self.h.clone(),
+            lora_u: self.lora_u.clone(),
+        }
+    }
+
     fn lora_u(&self, t: Target) -> &Tensor {
         &self.lora_u.iter().find(|(x, _)| *x == t).expect("an activation for every adapted module").1
     }
@@ -47,6 +123,28 @@ pub(super) struct Scratch {
     pub dlora_u: Tensor, // (N, Rp)
     pub drop_a: Tensor,  // (N·max(C, F, NH·HD)) dropout scratch
     pub drop_b: Tensor,  // (N·max(C, F, NH·HD)) dropout scratch
+}
+
+impl Scratch {
+    pub fn allocate(z: &Alloc, s: &Sizes) -> Result<Scratch> {
+        let n = s.b * s.t;
+        let wide = s.c.max(s.f).max(s.qd);
+        Ok(Scratch {
+            dres: z("dres", &[n, s.c])?,
+            dln: z("dln", &[n, s.c])?,
+            dq: z("dq", &[n, s.qd])?,
+            dk: z("dk", &[n, s.kvd])?,
+            dv: z("dv", &[n, s.kvd])?,
+            datt: z("datt", &[n, s.qd])?,
+            dstat: z("dstat", &[s.b, s.nh, s.t])?,
+            dh: z("dh", &[n, s.f])?,
+            dg: z("dg", &[n, s.f])?,
+            du: z("du", &[n, s.f])?,
+            dlora_u: z("dlora_u", &[n, s.rp])?,
+            drop_a: z("drop_a", &[n * wide])?,
+            drop_b: z("drop_b", &[n * wide])?,
+        })
+    }
 }
 
 /// What every layer call needs besides its weights and activations.
@@ -137,7 +235,15 @@ fn adapted<'a>(lora: &'a [&'a LoraModule], acts: &'a LayerActs, t: Target) -> Op
     lora.iter().find(|m| m.target == t).map(|m| (*m, acts.lora_u(t)))
 }
 
-/// Records layer forward: a reads `a.x`, writes the other activations and `out` (N, C).
+/// How a layer attends: over the whole (B, T) batch, or, when generating, one new token over
+/// this layer's KV cache (maxT, NKV·HD) at position `pos`.
+pub(super) enum Attend<'a> {
+    Full,
+    Cached { k: &'a Tensor, v: &'a Tensor, pos: &'a Tensor, max_t: usize },
+}
+
+/// Records layer forward: reads `a.x`, writes the other activations and `out` (N, C).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn layer_forward(
     prog: &mut Program,
     cx: &Ctx,
@@ -146,6 +252,7 @@ pub(super) fn layer_forward(
     w: &LayerWeights,
     lora: &[&LoraModule],
     s: &Scratch,
+    attend: Attend,
 ) -> Result<()> {
     let (n, sh) = (cx.n, cx.shape);
     let c = w.input_layernorm.numel();
@@ -155,7 +262,15 @@ pub(super) fn layer_forward(
     cx.linear_forward(prog, &a.v, &a.ln1, &w.v_proj, adapted(lora, a, Target::V), 0.0, s)?;
     ops::rope_forward(prog, &a.q, cx.cos, cx.sin, cx.pos, sh.nh, sh.hd)?;
     ops::rope_forward(prog, &a.k, cx.cos, cx.sin, cx.pos, sh.nkv, sh.hd)?;
-    ops::attention_forward(prog, &a.att, &a.lse, &a.q, &a.k, &a.v, sh)?;
+    match attend {
+        Attend::Full => ops::attention_forward(prog, &a.att, &a.lse, &a.q, &a.k, &a.v, sh)?,
+        Attend::Cached { k, v, pos, max_t } => {
+            let cs = AttentionShape { b: 1, t: max_t, ..sh };
+            ops::kv_append(prog, k, &a.k, pos, cs)?;
+            ops::kv_append(prog, v, &a.v, pos, cs)?;
+            ops::attention_decode(prog, &a.att, &a.q, k, v, pos, cs)?;
+        }
+    }
     prog.copy(&a.x, &a.xmid)?;
     cx.linear_forward(prog, &a.xmid, &a.att, &w.o_proj, adapted(lora, a, Target::O), 1.0, s)?;
     ops::rmsnorm_forward(prog, &a.ln2, &a.rstd2, &a.xmid, &w.post_attention_layernorm, n, c, cx.eps)?;

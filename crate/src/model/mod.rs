@@ -2,6 +2,7 @@
 //! [`Plan`], the forward and backward programs recorded for one (batch, sequence) shape.
 
 mod config;
+pub mod decode;
 mod layer;
 pub mod load;
 mod plan;

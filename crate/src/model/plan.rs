@@ -1,7 +1,7 @@
 //! A [`Plan`]: every buffer and program for one (batch B, sequence T) shape, built once and
 //! replayed each step. A training step is one submission with one 16-byte readback.
 
-use super::layer::{layer_backward, layer_forward, Ctx, LayerActs, Scratch};
+use super::layer::{layer_backward, layer_forward, Attend, Ctx, LayerActs, Scratch, Sizes};
 use super::Model;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Program, Readback, Tensor};
@@ -103,8 +103,7 @@ impl Plan {
             )));
         }
         let n = b * t;
-        let (c, f, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
-        let (qd, kvd, rp) = (cfg.q_dim(), cfg.kv_dim(), lora.config.r_padded());
+        let (c, v, rp) = (cfg.hidden_size, cfg.vocab_size, lora.config.r_padded());
         let shape = AttentionShape { b, t, nh: cfg.num_attention_heads, nkv: cfg.n_kv_heads(), hd: cfg.head_dim() };
         let allocated = std::cell::Cell::new(0u64);
         let z = |name: &str, shape: &[usize]| {
@@ -124,56 +123,19 @@ impl Plan {
         let cos = Tensor::from_f32(gpu, "rope.cos", &[t, cfg.head_dim() / 2], &cos)?;
         let sin = Tensor::from_f32(gpu, "rope.sin", &[t, cfg.head_dim() / 2], &sin)?;
 
-        let new_acts = |x: Tensor| -> Result<LayerActs> {
-            Ok(LayerActs {
-                x,
-                ln1: z("ln1", &[n, c])?,
-                rstd1: z("rstd1", &[n])?,
-                q: z("q", &[n, qd])?,
-                k: z("k", &[n, kvd])?,
-                v: z("v", &[n, kvd])?,
-                att: z("att", &[n, qd])?,
-                lse: z("lse", &[b, shape.nh, t])?,
-                xmid: z("xmid", &[n, c])?,
-                ln2: z("ln2", &[n, c])?,
-                rstd2: z("rstd2", &[n])?,
-                g: z("g", &[n, f])?,
-                u: z("u", &[n, f])?,
-                h: z("h", &[n, f])?,
-                lora_u: lora
-                    .config
-                    .targets
-                    .iter()
-                    .map(|&tg| Ok((tg, z("lora_u", &[n, rp])?)))
-                    .collect::<Result<_>>()?,
-            })
-        };
+        let sizes = Sizes::new(cfg, b, t, &lora.config.targets, rp);
+        let new_acts = |x: Tensor| LayerActs::allocate(&z, x, &sizes);
         // Under recompute every layer shares one set of activations except its input x.
         let mut acts: Vec<LayerActs> = Vec::with_capacity(cfg.num_hidden_layers);
         for l in 0..cfg.num_hidden_layers {
             let x = z("x", &[n, c])?;
-            let a = if opts.recompute && l > 0 { LayerActs { x, ..share(&acts[0]) } } else { new_acts(x)? };
+            let a = if opts.recompute && l > 0 { acts[0].share(x) } else { new_acts(x)? };
             acts.push(a);
         }
         let x_final = z("x_final", &[n, c])?;
         let lnf = z("lnf", &[n, c])?;
         let rstdf = z("rstdf", &[n])?;
-        let wide = c.max(f).max(qd);
-        let s = Scratch {
-            dres: z("dres", &[n, c])?,
-            dln: z("dln", &[n, c])?,
-            dq: z("dq", &[n, qd])?,
-            dk: z("dk", &[n, kvd])?,
-            dv: z("dv", &[n, kvd])?,
-            datt: z("datt", &[n, qd])?,
-            dstat: z("dstat", &[b, shape.nh, t])?,
-            dh: z("dh", &[n, f])?,
-            dg: z("dg", &[n, f])?,
-            du: z("du", &[n, f])?,
-            dlora_u: z("dlora_u", &[n, rp])?,
-            drop_a: z("drop_a", &[n * wide])?,
-            drop_b: z("drop_b", &[n * wide])?,
-        };
+        let s = Scratch::allocate(&z, &sizes)?;
         let dlnf = z("dlnf", &[n, c])?;
         let losses = z("losses", &[n])?;
         let chunk_rows = n.min(CE_CHUNK);
@@ -201,7 +163,7 @@ impl Plan {
             let mut p = Program::new(gpu);
             ops::embedding_forward(&mut p, &acts[0].x, &ids, &w.embed_tokens)?;
             for (l, a) in acts.iter().enumerate() {
-                layer_forward(&mut p, cx, out_of(l), a, &w.layers[l], &layer_lora(l), &s)?;
+                layer_forward(&mut p, cx, out_of(l), a, &w.layers[l], &layer_lora(l), &s, Attend::Full)?;
             }
             ops::rmsnorm_forward(&mut p, &lnf, &rstdf, &x_final, &w.norm, n, c, cfg.rms_norm_eps)?;
             let wout = w.output();
@@ -234,7 +196,7 @@ impl Plan {
         ops::rmsnorm_backward(&mut backward, &s.dres, &dlnf, &x_final, &rstdf, &w.norm, n, c)?;
         for l in (0..acts.len()).rev() {
             if opts.recompute {
-                layer_forward(&mut backward, &cx, out_of(l), &acts[l], &w.layers[l], &layer_lora(l), &s)?;
+                layer_forward(&mut backward, &cx, out_of(l), &acts[l], &w.layers[l], &layer_lora(l), &s, Attend::Full)?;
             }
             layer_backward(&mut backward, &cx, &acts[l], &w.layers[l], &layer_lora(l), &s)?;
         }
@@ -343,26 +305,5 @@ impl Plan {
     /// dL/d(input embeddings) (N, C) after the last [`Plan::step`].
     pub fn input_grad(&self) -> &Tensor {
         &self.input_grad
-    }
-}
-
-/// Shares every activation of `a` (used for the layers of a recomputing plan).
-fn share(a: &LayerActs) -> LayerActs {
-    LayerActs {
-        x: a.x.clone(),
-        ln1: a.ln1.clone(),
-        rstd1: a.rstd1.clone(),
-        q: a.q.clone(),
-        k: a.k.clone(),
-        v: a.v.clone(),
-        att: a.att.clone(),
-        lse: a.lse.clone(),
-        xmid: a.xmid.clone(),
-        ln2: a.ln2.clone(),
-        rstd2: a.rstd2.clone(),
-        g: a.g.clone(),
-        u: a.u.clone(),
-        h: a.h.clone(),
-        lora_u: a.lora_u.clone(),
     }
 }

@@ -173,3 +173,47 @@ pub fn attention_backward(
         grid(groups_for(s.b * s.nkv * s.t)),
     )
 }
+
+/// Generation step: out (NH, HD) = attention of the new query q (NH, HD) over the cached keys
+/// and values (maxT, NKV, HD) at positions 0..=pos[0]. `s.b` must be 1 and `s.t` the cache length.
+pub fn attention_decode(
+    prog: &mut Program,
+    out: &Tensor,
+    q: &Tensor,
+    k_cache: &Tensor,
+    v_cache: &Tensor,
+    pos: &Tensor,
+    s: AttentionShape,
+) -> Result<()> {
+    let op = "attention_decode";
+    s.check(op)?;
+    if s.b != 1 {
+        return Err(shape_err(op, format!("batch {} (decoding takes one sequence)", s.b)));
+    }
+    expect_numel(op, "out", out, s.nh * s.hd)?;
+    expect_numel(op, "q", q, s.nh * s.hd)?;
+    expect_numel(op, "k_cache", k_cache, s.kv_numel())?;
+    expect_numel(op, "v_cache", v_cache, s.kv_numel())?;
+    expect_numel(op, "pos", pos, 1)?;
+    prog.dispatch(
+        Kernel::AttentionDecode,
+        &s.params(op)?,
+        &[(1, out), (3, q), (4, k_cache), (5, v_cache), (11, pos)],
+        [groups_for(s.nh), 1, 1],
+    )
+}
+
+/// Writes row (NKV, HD) into cache (maxT, NKV, HD) at position pos[0].
+pub fn kv_append(prog: &mut Program, cache: &Tensor, row: &Tensor, pos: &Tensor, s: AttentionShape) -> Result<()> {
+    let op = "kv_append";
+    s.check(op)?;
+    expect_numel(op, "cache", cache, s.kv_numel())?;
+    expect_numel(op, "row", row, s.nkv * s.hd)?;
+    expect_numel(op, "pos", pos, 1)?;
+    prog.dispatch(
+        Kernel::KvAppend,
+        &s.params(op)?,
+        &[(1, cache), (3, row), (11, pos)],
+        [groups_for(s.nkv * s.hd / 4), 1, 1],
+    )
+}

@@ -10,7 +10,9 @@ mod matmul;
 mod norm;
 mod optim;
 
-pub use attention::{attention_backward, attention_forward, rope_backward, rope_forward, AttentionShape};
+pub use attention::{
+    attention_backward, attention_decode, attention_forward, kv_append, rope_backward, rope_forward, AttentionShape,
+};
 pub use elementwise::{add_bias, add_inplace, dropout, swiglu_backward, swiglu_forward};
 pub use loss::{cross_entropy_fused, loss_sum};
 pub use matmul::{matmul_nn, matmul_nt, matmul_tn};

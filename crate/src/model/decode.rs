@@ -1,0 +1,112 @@
+//! Token-by-token decoding with a KV cache, for generation: one token in, the next token's
+//! logits out. The program is recorded once for a cache length; the position travels in a
+//! one-element buffer, so each token is one submission and one (V) readback.
+
+use super::layer::{layer_forward, Attend, Ctx, LayerActs, Scratch, Sizes};
+use super::Model;
+use crate::error::{Error, Result};
+use crate::gpu::{DType, Gpu, Program, Readback, Tensor};
+use crate::lora::{Lora, LoraConfig, LoraModule, Target};
+use crate::ops::{self, AttentionShape};
+
+pub struct Decoder {
+    gpu: Gpu,
+    max_t: usize,
+    vocab: usize,
+    id: Tensor,     // (1) u32: the token fed in
+    pos: Tensor,    // (1) u32: its position
+    logits: Tensor, // (1, V)
+    program: Program,
+    readback: Readback,
+    _keep: Vec<Tensor>,
+}
+
+impl Decoder {
+    /// A decoder for sequences of up to `max_t` tokens, with the adapter or without it.
+    pub fn new(gpu: &Gpu, model: &Model, lora: Option<&Lora>, max_t: usize) -> Result<Decoder> {
+        let cfg = &model.config;
+        if max_t == 0 || max_t > cfg.max_position_embeddings {
+            return Err(Error::Config(format!(
+                "generation length {max_t} must be in 1..={}",
+                cfg.max_position_embeddings
+            )));
+        }
+        let z = |name: &str, shape: &[usize]| Tensor::zeros(gpu, name, shape, DType::F32);
+        let fallback = LoraConfig { r: 4, alpha: 4.0, dropout: 0.0, targets: vec![], use_rslora: false };
+        let lora_cfg = lora.map(|l| &l.config).unwrap_or(&fallback);
+        let targets: &[Target] = &lora_cfg.targets;
+        let sizes = Sizes::new(cfg, 1, 1, targets, lora_cfg.r_padded());
+        let (c, v) = (cfg.hidden_size, cfg.vocab_size);
+        let id = Tensor::zeros(gpu, "id", &[1], DType::U32)?;
+        let pos = Tensor::zeros(gpu, "pos", &[1], DType::U32)?;
+        let step = Tensor::zeros(gpu, "step", &[8], DType::U32)?;
+        let (cos, sin) = cfg.rope().tables(cfg.head_dim(), max_t);
+        let cos = Tensor::from_f32(gpu, "rope.cos", &[max_t, cfg.head_dim() / 2], &cos)?;
+        let sin = Tensor::from_f32(gpu, "rope.sin", &[max_t, cfg.head_dim() / 2], &sin)?;
+        let (x0, x1) = (z("x0", &[1, c])?, z("x1", &[1, c])?);
+        let acts = LayerActs::allocate(&z, x0.clone(), &sizes)?;
+        let scratch = Scratch::allocate(&z, &sizes)?;
+        let (lnf, rstdf, logits) = (z("lnf", &[1, c])?, z("rstdf", &[1])?, z("logits", &[1, v])?);
+        let shape =
+            AttentionShape { b: 1, t: 1, nh: cfg.num_attention_heads, nkv: cfg.n_kv_heads(), hd: cfg.head_dim() };
+        let cx = Ctx {
+            n: 1,
+            shape,
+            eps: cfg.rms_norm_eps,
+            lora_cfg,
+            step: &step,
+            cos: &cos,
+            sin: &sin,
+            pos: &pos,
+            train: false,
+        };
+        let w = &model.weights;
+        let mut program = Program::new(gpu);
+        let mut keep = vec![x1.clone(), step.clone(), cos.clone(), sin.clone(), lnf.clone(), rstdf.clone()];
+        ops::embedding_forward(&mut program, &x0, &id, &w.embed_tokens)?;
+        // Layers alternate between two residual buffers.
+        let (mut inp, mut out) = (x0, x1);
+        for (l, lw) in w.layers.iter().enumerate() {
+            let (kc, vc) = (z("k_cache", &[max_t, cfg.kv_dim()])?, z("v_cache", &[max_t, cfg.kv_dim()])?);
+            let layer_lora: Vec<&LoraModule> =
+                lora.map(|lo| lo.modules.iter().filter(|m| m.layer == l).collect()).unwrap_or_default();
+            let a = acts.share(inp.clone());
+            let attend = Attend::Cached { k: &kc, v: &vc, pos: &pos, max_t };
+            layer_forward(&mut program, &cx, &out, &a, lw, &layer_lora, &scratch, attend)?;
+            keep.extend([kc, vc]);
+            std::mem::swap(&mut inp, &mut out);
+        }
+        ops::rmsnorm_forward(&mut program, &lnf, &rstdf, &inp, &w.norm, 1, c, cfg.rms_norm_eps)?;
+        ops::matmul_nt(&mut program, &logits, &lnf, w.output(), 1, v, c, 1.0, 0.0)?;
+        Ok(Decoder {
+            gpu: gpu.clone(),
+            max_t,
+            vocab: v,
+            id,
+            pos,
+            logits,
+            program,
+            readback: Readback::new(gpu, (v * 4) as u64),
+            _keep: keep,
+        })
+    }
+
+    /// Feeds token `id` at position `pos` (positions 0..pos must have been fed before) and
+    /// returns the logits (V) of the next token.
+    pub async fn next_logits(&self, id: u32, pos: usize) -> Result<Vec<f32>> {
+        if pos >= self.max_t {
+            return Err(Error::Config(format!("position {pos} is past the decoder's length {}", self.max_t)));
+        }
+        if id as usize >= self.vocab {
+            return Err(Error::Config(format!("token id {id} is outside the vocabulary of {}", self.vocab)));
+        }
+        self.id.write_u32(&self.gpu, &[id])?;
+        self.pos.write_u32(&self.gpu, &[pos as u32])?;
+        self.gpu.submit(&self.program, Some((&self.readback, &self.logits)));
+        Ok(bytemuck::pod_collect_to_vec(&self.readback.read(&self.gpu).await?))
+    }
+
+    pub fn max_len(&self) -> usize {
+        self.max_t
+    }
+}
