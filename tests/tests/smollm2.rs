@@ -4,7 +4,8 @@
 use weblora::generate::{generate, Sampling};
 use weblora::lora::{Lora, LoraConfig, Target};
 use weblora::model::decode::Decoder;
-use weblora::model::{load, Batch, Plan, PlanOptions};
+use weblora::model::{export, load, Batch, Plan, PlanOptions};
+use weblora::tokenizer::Tokenizer;
 use weblora_tests::fixture::read_safetensors;
 use weblora_tests::gpu;
 use weblora_tests::smollm2::{gguf_path, reference};
@@ -59,4 +60,38 @@ fn logits_and_loss_match_transformers() {
     let sampling = Sampling { max_new_tokens: want_greedy.len(), ..Default::default() };
     let got = pollster::block_on(generate(&decoder, &ids, &sampling)).unwrap();
     assert_eq!(got, want_greedy, "greedy continuation");
+}
+
+/// The Hugging Face form of the same model, written by the engine from the GGUF, loads back
+/// with the same logits, and its tokenizer.json gives the reference token ids.
+#[test]
+fn hugging_face_folder_from_the_gguf_gives_the_same_model() {
+    let g = gpu();
+    let path = gguf_path();
+    let model = load::load_gguf(g, &path).unwrap();
+    let header = weblora::io::read_gguf_header(&path).unwrap();
+    let tok = Tokenizer::from_gguf(&header).unwrap();
+    let template = header.get_str("tokenizer.chat_template").ok();
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("smollm2-hf");
+    pollster::block_on(export::write_hf_folder(g, &model, Some((&tok, template)), &dir)).unwrap();
+    let hf = load::load_hf_folder(g, &dir).unwrap();
+
+    let ids: Vec<u32> = (0..12).map(|i| (i * 4099 + 7) % 49152).collect();
+    let cfg = LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, targets: vec![Target::Q], use_rslora: false };
+    let logits = |m: &weblora::model::Model| {
+        let lora = Lora::new(g, &m.config, cfg.clone()).unwrap();
+        lora.init_peft(g, 0).unwrap();
+        let plan = Plan::new(g, m, &lora, 1, ids.len(), PlanOptions::default()).unwrap();
+        pollster::block_on(plan.logits(&Batch { ids: ids.clone(), targets: vec![-100; ids.len()] })).unwrap()
+    };
+    assert_eq!(logits(&model), logits(&hf), "the same f32 weights give bit-identical logits");
+
+    let tok_json = Tokenizer::from_json("tokenizer.json", &std::fs::read(dir.join("tokenizer.json")).unwrap()).unwrap();
+    let cases: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reference("smollm2_tokens.json")).unwrap()).unwrap();
+    for case in cases["cases"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        let want: Vec<u32> = case["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        assert_eq!(tok_json.encode(text, false).unwrap(), want, "{text:?}");
+    }
 }

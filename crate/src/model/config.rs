@@ -6,7 +6,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 
 /// RoPE frequency settings: `rope_parameters` (transformers 5) or `rope_theta` + `rope_scaling`.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq)]
 pub struct RopeParameters {
     #[serde(default)]
     pub rope_theta: Option<f64>,

@@ -3,6 +3,7 @@
 
 mod config;
 pub mod decode;
+pub mod export;
 mod layer;
 pub mod load;
 mod plan;
