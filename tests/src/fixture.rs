@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors};
 use weblora::gpu::Gpu;
-use weblora::lora::{Lora, LoraConfig, Target};
+use weblora::lora::Lora;
 use weblora::model::{Model, ModelConfig};
 
 /// A folder under `tests/fixtures/`.
@@ -46,20 +46,8 @@ pub fn load_model(gpu: &Gpu, dir: &Path) -> Model {
     weblora::model::load::load_hf_folder(gpu, dir).unwrap()
 }
 
-/// The PEFT adapter in `dir` (adapter_config.json + adapter_model.safetensors) on the GPU.
+/// The PEFT adapter in `dir` (adapter_config.json + adapter_model.safetensors) on the GPU,
+/// through the library's reader.
 pub fn load_adapter(gpu: &Gpu, model: &ModelConfig, dir: &Path) -> Lora {
-    let cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("adapter_config.json")).unwrap()).unwrap();
-    let targets: Vec<String> = serde_json::from_value(cfg["target_modules"].clone()).unwrap();
-    let config = LoraConfig {
-        r: cfg["r"].as_u64().unwrap() as usize,
-        alpha: cfg["lora_alpha"].as_f64().unwrap() as f32,
-        dropout: cfg["lora_dropout"].as_f64().unwrap() as f32,
-        targets: Target::parse_list(&targets).unwrap(),
-        use_rslora: cfg["use_rslora"].as_bool().unwrap(),
-    };
-    let lora = Lora::new(gpu, model, config).unwrap();
-    let tensors = read_safetensors(&dir.join("adapter_model.safetensors"));
-    lora.load(gpu, |k| tensors.get(k).map(|t| t.data.clone())).unwrap();
-    lora
+    weblora::lora::peft::read_peft_folder(gpu, model, dir).unwrap()
 }

@@ -6,6 +6,8 @@
 //! with Rp columns; the extra rows and columns are zero, get zero gradients and stay zero, so
 //! the padded adapter computes exactly what the unpadded one does.
 
+pub mod peft;
+
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Tensor};
 use crate::model::ModelConfig;

@@ -1,0 +1,155 @@
+//! PEFT's adapter files: `adapter_config.json` and `adapter_model.safetensors`, with keys such
+//! as `base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`, A (r, in), B (out, r).
+
+use std::collections::HashMap;
+
+use super::{Lora, LoraConfig, Target};
+use crate::error::{Error, Result};
+
+/// The adapter_config.json PEFT writes for `config`.
+pub fn adapter_config_json(config: &LoraConfig, base_model: &str) -> serde_json::Value {
+    let targets: Vec<&str> = config.targets.iter().map(|t| t.hf_name()).collect();
+    serde_json::json!({
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": base_model,
+        "r": config.r,
+        "lora_alpha": config.alpha,
+        "lora_dropout": config.dropout,
+        "target_modules": targets,
+        "use_rslora": config.use_rslora,
+        "use_dora": false,
+        "bias": "none",
+        "fan_in_fan_out": false,
+        "init_lora_weights": true,
+        "inference_mode": true,
+        "modules_to_save": null,
+        "layers_to_transform": null,
+        "rank_pattern": {},
+        "alpha_pattern": {},
+    })
+}
+
+/// Reads the LoRA settings of an adapter_config.json; `file` names it in errors. Settings the
+/// engine does not implement (DoRA, trained biases, per-module ranks...) are refused.
+pub fn parse_adapter_config(text: &str, file: &str) -> Result<LoraConfig> {
+    let bad = |what: String| Error::Lora(format!("{file}: {what}"));
+    let j: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+    if let Some(t) = j.get("peft_type").and_then(|v| v.as_str()) {
+        if t != "LORA" {
+            return Err(bad(format!("peft_type {t:?} is not LORA")));
+        }
+    }
+    let r = j.get("r").and_then(|v| v.as_u64()).ok_or_else(|| bad("missing integer field \"r\"".into()))? as usize;
+    let alpha = j.get("lora_alpha").and_then(|v| v.as_f64()).unwrap_or(8.0) as f32;
+    let dropout = j.get("lora_dropout").and_then(|v| v.as_f64()).unwrap_or(0.0) as f32;
+    let targets: Vec<String> = match j.get("target_modules") {
+        Some(serde_json::Value::String(s)) => vec![s.clone()],
+        Some(v) => {
+            serde_json::from_value(v.clone()).map_err(|_| bad("target_modules must be a list of names".into()))?
+        }
+        None => return Err(bad("missing field \"target_modules\"".into())),
+    };
+    let flag = |k: &str| j.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
+    if flag("use_dora") {
+        return Err(bad("DoRA adapters are not supported".into()));
+    }
+    if flag("fan_in_fan_out") {
+        return Err(bad("fan_in_fan_out adapters are not supported".into()));
+    }
+    if let Some(b) = j.get("bias").and_then(|v| v.as_str()) {
+        if b != "none" {
+            return Err(bad(format!("bias {b:?} is not supported (none)")));
+        }
+    }
+    for k in ["rank_pattern", "alpha_pattern"] {
+        if j.get(k).and_then(|v| v.as_object()).is_some_and(|m| !m.is_empty()) {
+            return Err(bad(format!("{k} is not supported")));
+        }
+    }
+    if j.get("layers_to_transform").is_some_and(|v| !v.is_null()) {
+        return Err(bad("layers_to_transform is not supported".into()));
+    }
+    Ok(LoraConfig { r, alpha, dropout, targets: Target::parse_list(&targets)?, use_rslora: flag("use_rslora") })
+}
+
+/// The tensors of an adapter_model.safetensors (f32, f16 or bf16), by key, as f32.
+pub fn parse_adapter_tensors(bytes: &[u8], file: &str) -> Result<HashMap<String, Vec<f32>>> {
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| Error::Lora(format!("{file}: {e}")))?;
+    let mut out = HashMap::new();
+    for (name, view) in st.tensors() {
+        let ty = match view.dtype() {
+            safetensors::Dtype::F32 => crate::io::GgmlType::F32,
+            safetensors::Dtype::F16 => crate::io::GgmlType::F16,
+            safetensors::Dtype::BF16 => crate::io::GgmlType::BF16,
+            other => return Err(Error::Lora(format!("{file}: {name}: dtype {other:?} is not a float type"))),
+        };
+        let n: usize = view.shape().iter().product();
+        out.insert(name.clone(), crate::io::ggml::dequantize_to_vec(&name, ty, view.data(), n)?);
+    }
+    Ok(out)
+}
+
+impl Lora {
+    /// The adapter as adapter_model.safetensors bytes (f32, metadata format = pt).
+    pub async fn peft_safetensors(&self, gpu: &crate::gpu::Gpu) -> Result<Vec<u8>> {
+        let tensors = self.read_params(gpu).await?;
+        let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, d)| bytemuck::cast_slice(d).to_vec()).collect();
+        let views = tensors
+            .iter()
+            .zip(&bytes)
+            .map(|((k, shape, _), b)| {
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
+                    .map(|v| (k.clone(), v))
+                    .map_err(|e| Error::Lora(format!("{k}: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let metadata = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
+        safetensors::tensor::serialize(views, metadata).map_err(|e| Error::Lora(e.to_string()))
+    }
+
+    /// Loads values from PEFT adapter tensors (as [`parse_adapter_tensors`] gives them),
+    /// refusing unexpected keys.
+    pub fn load_peft(&self, gpu: &crate::gpu::Gpu, tensors: &HashMap<String, Vec<f32>>, file: &str) -> Result<()> {
+        let expected: std::collections::HashSet<String> =
+            self.modules.iter().flat_map(|m| [m.peft_key("A"), m.peft_key("B")]).collect();
+        if let Some(k) = tensors.keys().find(|k| !expected.contains(*k)) {
+            return Err(Error::Lora(format!("{file}: unexpected tensor {k}")));
+        }
+        self.load(gpu, |k| tensors.get(k).cloned()).map_err(|e| Error::Lora(format!("{file}: {e}")))
+    }
+}
+
+/// Writes a PEFT adapter folder: adapter_config.json and adapter_model.safetensors.
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn write_peft_folder(
+    gpu: &crate::gpu::Gpu,
+    lora: &Lora,
+    base_model: &str,
+    dir: &std::path::Path,
+) -> Result<()> {
+    let io = |what: &str, e: std::io::Error| Error::Lora(format!("{}: {what}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(|e| io("create", e))?;
+    let config = serde_json::to_string_pretty(&adapter_config_json(&lora.config, base_model)).unwrap_or_default();
+    std::fs::write(dir.join("adapter_config.json"), config).map_err(|e| io("adapter_config.json", e))?;
+    let bytes = lora.peft_safetensors(gpu).await?;
+    std::fs::write(dir.join("adapter_model.safetensors"), bytes).map_err(|e| io("adapter_model.safetensors", e))
+}
+
+/// Reads a PEFT adapter folder onto the GPU for `model`.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_peft_folder(
+    gpu: &crate::gpu::Gpu,
+    model: &crate::model::ModelConfig,
+    dir: &std::path::Path,
+) -> Result<Lora> {
+    let path = |n: &str| dir.join(n);
+    let read = |n: &str| std::fs::read(path(n)).map_err(|e| Error::Lora(format!("{}: {e}", path(n).display())));
+    let cfg_file = path("adapter_config.json").display().to_string();
+    let config = parse_adapter_config(&String::from_utf8_lossy(&read("adapter_config.json")?), &cfg_file)?;
+    let st_file = path("adapter_model.safetensors").display().to_string();
+    let tensors = parse_adapter_tensors(&read("adapter_model.safetensors")?, &st_file)?;
+    let lora = Lora::new(gpu, model, config)?;
+    lora.load_peft(gpu, &tensors, &st_file)?;
+    Ok(lora)
+}

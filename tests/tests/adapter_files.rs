@@ -1,0 +1,83 @@
+//! PEFT adapter files: written and read back unchanged, with the keys and config PEFT expects,
+//! and clear errors for adapters the engine cannot use.
+
+use weblora::lora::peft::{parse_adapter_config, read_peft_folder, write_peft_folder};
+use weblora::lora::{LoraConfig, Target};
+use weblora_tests::tiny::{config, random_lora};
+use weblora_tests::{gpu, read};
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn peft_folder_round_trip() {
+    let g = gpu();
+    let cfg = config("llama", true, false);
+    let lcfg = LoraConfig { r: 3, alpha: 6.0, dropout: 0.05, targets: vec![Target::Q, Target::Down], use_rslora: true };
+    let lora = random_lora(g, &cfg, lcfg, 8);
+    let dir = tmp("peft-round-trip");
+    pollster::block_on(write_peft_folder(g, &lora, "tiny-llama", &dir)).unwrap();
+    let back = read_peft_folder(g, &cfg, &dir).unwrap();
+    assert_eq!(read(&back.params), read(&lora.params));
+    assert_eq!((back.config.r, back.config.alpha, back.config.use_rslora), (3, 6.0, true));
+    assert_eq!(back.config.targets, vec![Target::Q, Target::Down]);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("adapter_config.json")).unwrap()).unwrap();
+    assert_eq!(json["peft_type"], "LORA");
+    assert_eq!(json["task_type"], "CAUSAL_LM");
+    assert_eq!(json["target_modules"], serde_json::json!(["q_proj", "down_proj"]));
+    let bytes = std::fs::read(dir.join("adapter_model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut keys: Vec<String> = st.names().into_iter().map(String::from).collect();
+    keys.sort();
+    assert_eq!(keys.len(), 2 * 2 * 2);
+    assert_eq!(keys[0], "base_model.model.model.layers.0.mlp.down_proj.lora_A.weight");
+    let a = st.tensor("base_model.model.model.layers.0.mlp.down_proj.lora_A.weight").unwrap();
+    assert_eq!(a.shape(), &[3, 48]);
+    let b = st.tensor("base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight").unwrap();
+    assert_eq!(b.shape(), &[32, 3]);
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    assert_eq!(meta.metadata().as_ref().unwrap()["format"], "pt");
+}
+
+#[test]
+fn unusable_adapters_give_errors() {
+    let g = gpu();
+    let cfg = config("llama", true, false);
+    let base = r#"{"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj"]}"#;
+    assert!(parse_adapter_config(base, "a.json").is_ok());
+    for (text, needle) in [
+        (r#"{"r": 4, "target_modules": ["q_proj"], "use_dora": true}"#, "DoRA"),
+        (r#"{"r": 4, "target_modules": ["q_proj"], "bias": "all"}"#, "bias"),
+        (r#"{"r": 4, "target_modules": ["embed_tokens"]}"#, "embed_tokens"),
+        (r#"{"target_modules": ["q_proj"]}"#, "\"r\""),
+        (r#"{"r": 4, "target_modules": ["q_proj"], "rank_pattern": {"q_proj": 8}}"#, "rank_pattern"),
+        ("{not json", "invalid JSON"),
+    ] {
+        let err = parse_adapter_config(text, "a.json").unwrap_err().to_string();
+        assert!(err.contains(needle), "{text}: {err}");
+    }
+    // A rank above a projection's width, and tensors that do not match the config.
+    let dir = tmp("peft-bad");
+    let lora = random_lora(
+        g,
+        &cfg,
+        LoraConfig { r: 2, alpha: 4.0, dropout: 0.0, targets: vec![Target::Q], use_rslora: false },
+        1,
+    );
+    pollster::block_on(write_peft_folder(g, &lora, "tiny", &dir)).unwrap();
+    let cfg_path = dir.join("adapter_config.json");
+    let text = std::fs::read_to_string(&cfg_path).unwrap();
+    std::fs::write(&cfg_path, text.replace("\"r\": 2", "\"r\": 4")).unwrap();
+    let err = read_peft_folder(g, &cfg, &dir).err().unwrap().to_string();
+    assert!(err.contains("adapter_model.safetensors") && err.contains("lora_A"), "{err}");
+    std::fs::write(&cfg_path, text.replace("\"q_proj\"", "\"v_proj\"")).unwrap();
+    let err = read_peft_folder(g, &cfg, &dir).err().unwrap().to_string();
+    assert!(err.contains("unexpected tensor"), "{err}");
+    std::fs::write(&cfg_path, text.replace("\"r\": 2", "\"r\": 64")).unwrap();
+    let err = read_peft_folder(g, &cfg, &dir).err().unwrap().to_string();
+    assert!(err.contains("larger than"), "{err}");
+}
