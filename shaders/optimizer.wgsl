@@ -95,7 +95,9 @@ fn grad_norm_finalize(@builtin(local_invocation_index) lid: u32) {
 @compute @workgroup_size(WG)
 fn adamw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * WG;
-    if (i >= p.n) {
+    // A non-finite gradient norm (NaN fails every comparison) leaves the adapter and its
+    // moments untouched, so the last good state survives a diverging step.
+    if (i >= p.n || !(stats[1] <= 3.0e38)) {
         return;
     }
     let g = inp[i] * stats[2];

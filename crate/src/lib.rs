@@ -9,5 +9,6 @@ pub mod lora;
 pub mod model;
 pub mod ops;
 pub mod tokenizer;
+pub mod train;
 
 pub use error::{Error, Result};

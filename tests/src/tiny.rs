@@ -70,5 +70,5 @@ pub fn random_batch(b: usize, t: usize, vocab: u32, pad: usize, seed: u64) -> Ba
     for i in t - pad..t {
         targets[i] = -100;
     }
-    Batch { ids, targets }
+    Batch::new(b, t, ids, targets).unwrap()
 }

@@ -18,7 +18,7 @@ fn cached_decoding_matches_the_full_forward() {
         let t = 9;
         let ids: Vec<u32> = (0..t as u32).map(|i| (i * 7 + 3) % 64).collect();
         let plan = Plan::new(g, &model, &lora, 1, t, PlanOptions::default()).unwrap();
-        let full = pollster::block_on(plan.logits(&Batch { ids: ids.clone(), targets: vec![-100; t] })).unwrap();
+        let full = pollster::block_on(plan.logits(&Batch::new(1, t, ids.clone(), vec![-100; t]).unwrap())).unwrap();
         let decoder = Decoder::new(g, &model, Some(&lora), 16).unwrap();
         let v = model.config.vocab_size;
         for (pos, &id) in ids.iter().enumerate() {

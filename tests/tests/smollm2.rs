@@ -82,7 +82,7 @@ fn hugging_face_folder_from_the_gguf_gives_the_same_model() {
         let lora = Lora::new(g, &m.config, cfg.clone()).unwrap();
         lora.init_peft(g, 0).unwrap();
         let plan = Plan::new(g, m, &lora, 1, ids.len(), PlanOptions::default()).unwrap();
-        pollster::block_on(plan.logits(&Batch { ids: ids.clone(), targets: vec![-100; ids.len()] })).unwrap()
+        pollster::block_on(plan.logits(&Batch::new(1, ids.len(), ids.clone(), vec![-100; ids.len()]).unwrap())).unwrap()
     };
     assert_eq!(logits(&model), logits(&hf), "the same f32 weights give bit-identical logits");
 

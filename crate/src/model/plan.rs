@@ -32,15 +32,30 @@ impl Default for PlanOptions {
     }
 }
 
-/// One batch of token ids (B, T) and next-token targets (B, T): targets[t] is the label of
-/// position t + 1, or −100 where no loss is taken (prompt, padding, the last position).
-#[derive(Clone, Debug)]
+/// One batch of token ids (B, T) and next-token targets (B, T), row-major: targets[t] is the
+/// label of position t + 1, or −100 where no loss is taken (prompt, padding, the last position).
+#[derive(Clone, Debug, PartialEq)]
 pub struct Batch {
+    pub b: usize,
+    pub t: usize,
     pub ids: Vec<u32>,
     pub targets: Vec<i32>,
 }
 
 impl Batch {
+    /// A batch of `b` rows of `t` tokens; the lengths must match.
+    pub fn new(b: usize, t: usize, ids: Vec<u32>, targets: Vec<i32>) -> Result<Batch> {
+        if b * t == 0 || ids.len() != b * t || targets.len() != b * t {
+            return Err(Error::Config(format!(
+                "a batch of {b} × {t} needs {} ids and targets, got {} and {}",
+                b * t,
+                ids.len(),
+                targets.len()
+            )));
+        }
+        Ok(Batch { b, t, ids, targets })
+    }
+
     /// From Hugging Face style `labels` (B, T), which the model shifts: the label at t + 1 is
     /// the target at t.
     pub fn from_labels(ids: Vec<u32>, labels: &[i64], t: usize) -> Batch {
@@ -51,7 +66,7 @@ impl Batch {
                 targets[row * t + i] = if l < 0 { -100 } else { l as i32 };
             }
         }
-        Batch { ids, targets }
+        Batch { b: ids.len() / t.max(1), t, ids, targets }
     }
 
     /// Tokens that carry a loss.
@@ -235,9 +250,11 @@ impl Plan {
     /// Uploads a batch, checking its size and token ids.
     pub fn set_batch(&self, batch: &Batch) -> Result<()> {
         let n = self.b * self.t;
-        if batch.ids.len() != n || batch.targets.len() != n {
+        if batch.b != self.b || batch.t != self.t || batch.ids.len() != n || batch.targets.len() != n {
             return Err(Error::Config(format!(
-                "batch has {} ids and {} targets, the plan takes {} × {}",
+                "batch of {} × {} ({} ids, {} targets), the plan takes {} × {}",
+                batch.b,
+                batch.t,
                 batch.ids.len(),
                 batch.targets.len(),
                 self.b,

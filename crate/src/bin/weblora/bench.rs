@@ -132,7 +132,7 @@ fn bench_steps(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
     let (b, t) = (args.batch, args.seq);
     let ids: Vec<u32> = (0..b * t).map(|i| (i * 31 % 49152) as u32).collect();
     let targets: Vec<i32> = (0..b * t).map(|i| ((i * 17 + 1) % 49152) as i32).collect();
-    let batch = Batch { ids, targets };
+    let batch = Batch::new(b, t, ids, targets)?;
     println!(
         "\ntraining step: SmolLM2-135M shape ({} layers, random weights, {:.0} MB f32 on the GPU), LoRA r=8 all-linear, batch {b} × seq {t}",
         args.layers,

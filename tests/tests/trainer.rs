@@ -1,0 +1,134 @@
+//! The trainer: a run interrupted and resumed from its checkpoint continues exactly as the
+//! uninterrupted run; gradient accumulation equals one large batch; a diverging step leaves
+//! the adapter as it was; warm-up starts from a zero learning rate.
+
+use weblora::lora::{Lora, LoraConfig, Target};
+use weblora::model::{Batch, Model};
+use weblora::train::{Schedule, TrainConfig, Trainer};
+use weblora_tests::tiny::{config, random_batch, random_model};
+use weblora_tests::{assert_close, gpu, read, Tolerance};
+
+fn fresh_lora(model: &Model) -> Lora {
+    let cfg = LoraConfig { r: 4, alpha: 8.0, dropout: 0.1, targets: Target::ALL.to_vec(), use_rslora: false };
+    let lora = Lora::new(gpu(), &model.config, cfg).unwrap();
+    lora.init_peft(gpu(), 7).unwrap();
+    lora
+}
+
+fn train_config() -> TrainConfig {
+    TrainConfig {
+        learning_rate: 5e-3,
+        lr_scheduler_type: Schedule::Cosine,
+        warmup_steps: 1,
+        max_steps: 6,
+        gradient_accumulation_steps: 2,
+        weight_decay: 0.01,
+        ..Default::default()
+    }
+}
+
+fn data() -> Vec<Batch> {
+    (0..12).map(|i| random_batch(2, 6 + i % 3, 64, 1, i as u64)).collect()
+}
+
+#[test]
+fn resumed_run_equals_uninterrupted_run() {
+    let g = gpu();
+    let model = random_model(g, config("llama", false, true), 31);
+    let batches = data();
+    let run = |trainer: &mut Trainer, from: usize, to: usize| -> Vec<f32> {
+        (from..to).map(|s| pollster::block_on(trainer.train_step(&batches[2 * s..2 * s + 2])).unwrap().loss).collect()
+    };
+    let lora = fresh_lora(&model);
+    let mut full = Trainer::new(g, &model, &lora, train_config()).unwrap();
+    let uninterrupted = run(&mut full, 0, 6);
+    assert!(uninterrupted[5] < uninterrupted[0], "{uninterrupted:?}");
+
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("resume-checkpoint");
+    let lora_a = fresh_lora(&model);
+    let mut first = Trainer::new(g, &model, &lora_a, train_config()).unwrap();
+    let before = run(&mut first, 0, 3);
+    pollster::block_on(first.save_checkpoint(&dir, "tiny", serde_json::json!({ "next_batch": 6 }))).unwrap();
+    drop(first);
+    // A new process: a zero adapter, restored from the checkpoint.
+    let lora_b = Lora::new(g, &model.config, lora_a.config.clone()).unwrap();
+    let mut resumed = Trainer::new(g, &model, &lora_b, train_config()).unwrap();
+    let position = resumed.load_checkpoint(&dir).unwrap();
+    assert_eq!(position["next_batch"], 6);
+    assert_eq!(resumed.step, 3);
+    let after = run(&mut resumed, 3, 6);
+    assert_eq!([before, after].concat(), uninterrupted, "losses step for step");
+    assert_eq!(read(&lora_b.params), read(&lora.params), "the same adapter at the end");
+}
+
+#[test]
+fn accumulation_equals_one_large_batch() {
+    let g = gpu();
+    let model = random_model(g, config("qwen2", false, false), 32);
+    let whole = random_batch(2, 7, 64, 2, 5);
+    let half = |r: usize| {
+        Batch::new(1, 7, whole.ids[r * 7..(r + 1) * 7].to_vec(), whole.targets[r * 7..(r + 1) * 7].to_vec()).unwrap()
+    };
+    let cfg = TrainConfig { lr_scheduler_type: Schedule::Constant, warmup_steps: 0, ..train_config() };
+    let (la, lb) = (fresh_lora_no_dropout(&model), fresh_lora_no_dropout(&model));
+    let mut a = Trainer::new(g, &model, &la, cfg.clone()).unwrap();
+    let mut b = Trainer::new(g, &model, &lb, cfg).unwrap();
+    let ra = pollster::block_on(a.train_step(&[whole.clone()])).unwrap();
+    let rb = pollster::block_on(b.train_step(&[half(0), half(1)])).unwrap();
+    let tol = Tolerance { atol: 1e-6, rtol: 1e-5 };
+    assert_close("loss", &[rb.loss], &[ra.loss], tol);
+    assert_close("grad norm", &[rb.grad_norm], &[ra.grad_norm], tol);
+    assert_close("updated adapter", &read(&lb.params), &read(&la.params), tol);
+    assert_eq!(ra.tokens, rb.tokens);
+}
+
+fn fresh_lora_no_dropout(model: &Model) -> Lora {
+    let cfg = LoraConfig {
+        r: 4,
+        alpha: 8.0,
+        dropout: 0.0,
+        targets: vec![Target::Q, Target::V, Target::Down],
+        use_rslora: false,
+    };
+    let lora = Lora::new(gpu(), &model.config, cfg).unwrap();
+    lora.init_peft(gpu(), 3).unwrap();
+    lora
+}
+
+#[test]
+fn diverging_step_keeps_the_last_good_adapter() {
+    let g = gpu();
+    let model = random_model(g, config("llama", true, false), 33);
+    let lora = fresh_lora_no_dropout(&model);
+    let cfg = TrainConfig { warmup_steps: 0, ..train_config() };
+    let mut trainer = Trainer::new(g, &model, &lora, cfg).unwrap();
+    let batch = random_batch(2, 6, 64, 0, 1);
+    assert!(pollster::block_on(trainer.train_step(&[batch.clone()])).unwrap().is_finite());
+    let good = read(&lora.params);
+    let (m, v) = (read(&lora.m), read(&lora.v));
+    // Poison the base model: every loss is now NaN.
+    let norm = model.weights.get("model.norm.weight").unwrap();
+    norm.write_f32(g, &vec![f32::NAN; norm.numel()]).unwrap();
+    let record = pollster::block_on(trainer.train_step(&[batch])).unwrap();
+    assert!(!record.is_finite(), "{record:?}");
+    assert_eq!(trainer.step, 1, "a diverged update does not count");
+    assert_eq!(read(&lora.params), good, "the adapter is untouched");
+    assert_eq!((read(&lora.m), read(&lora.v)), (m, v), "so are the moments");
+}
+
+#[test]
+fn warmup_starts_at_zero_and_bad_settings_are_refused() {
+    let g = gpu();
+    let model = random_model(g, config("llama", true, false), 34);
+    let lora = fresh_lora_no_dropout(&model);
+    let before = read(&lora.params);
+    let mut trainer =
+        Trainer::new(g, &model, &lora, TrainConfig { warmup_steps: 3, weight_decay: 0.0, ..train_config() }).unwrap();
+    let r = pollster::block_on(trainer.train_step(&[random_batch(1, 5, 64, 0, 2)])).unwrap();
+    assert_eq!(r.learning_rate, 0.0);
+    assert_eq!(read(&lora.params), before, "lr 0 and no decay: no change");
+    assert!((trainer.next_lr() - 5e-3 / 3.0).abs() < 1e-9);
+    let no_tokens = Batch::new(1, 4, vec![1, 2, 3, 4], vec![-100; 4]).unwrap();
+    assert!(pollster::block_on(trainer.train_step(&[no_tokens])).is_err());
+    assert!(Trainer::new(g, &model, &lora, TrainConfig { max_steps: 0, ..train_config() }).is_err());
+}
