@@ -81,3 +81,27 @@ fn unusable_adapters_give_errors() {
     let err = read_peft_folder(g, &cfg, &dir).err().unwrap().to_string();
     assert!(err.contains("larger than"), "{err}");
 }
+
+/// A merged model computes what base + adapter computed, and survives a trip through a
+/// Hugging Face folder.
+#[test]
+fn merged_model_matches_base_plus_adapter() {
+    use weblora::model::{export, load, Batch, Plan, PlanOptions};
+    let g = gpu();
+    let model = weblora_tests::tiny::random_model(g, config("qwen2", false, false), 12);
+    let lcfg = LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, targets: Target::ALL.to_vec(), use_rslora: false };
+    let lora = random_lora(g, &model.config, lcfg.clone(), 4);
+    let batch = weblora_tests::tiny::random_batch(1, 8, 64, 0, 3);
+    let logits = |m: &weblora::model::Model, l: &weblora::lora::Lora| {
+        let plan = Plan::new(g, m, l, 1, 8, PlanOptions::default()).unwrap();
+        pollster::block_on(plan.logits(&batch)).unwrap()
+    };
+    let with_adapter = logits(&model, &lora);
+    weblora::lora::merge::merge_into(g, &model, &lora).unwrap();
+    let dir = tmp("merged-hf");
+    pollster::block_on(export::write_hf_folder(g, &model, None, &dir)).unwrap();
+    let merged = load::load_hf_folder(g, &dir).unwrap();
+    let zero = weblora::lora::Lora::new(g, &merged.config, lcfg).unwrap();
+    let plain = logits(&merged, &zero);
+    weblora_tests::assert_close("merged logits", &plain, &with_adapter, weblora_tests::F32);
+}
