@@ -105,3 +105,75 @@ fn merged_model_matches_base_plus_adapter() {
     let plain = logits(&merged, &zero);
     weblora_tests::assert_close("merged logits", &plain, &with_adapter, weblora_tests::F32);
 }
+
+/// The llama.cpp adapter: metadata, tensor names, the orientation llama.cpp checks
+/// (lora_a dims [in, r], lora_b dims [r, out]), q/k rows of B in llama.cpp's order, rsLoRA
+/// baked into alpha.
+#[test]
+fn gguf_lora_adapter_for_llama_cpp() {
+    use weblora::io::{gguf_to_hf_qk_rows, GgmlType, GgufEvent, GgufReader};
+    let g = gpu();
+    let cfg = config("llama", true, false);
+    let lcfg = LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, targets: Target::ALL.to_vec(), use_rslora: true };
+    let lora = random_lora(g, &cfg, lcfg, 6);
+    let bytes = pollster::block_on(weblora::lora::gguf::gguf_lora_bytes(g, &lora, &cfg)).unwrap();
+    let dir = tmp("gguf-lora");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("adapter.gguf"), &bytes).unwrap();
+
+    let hf: std::collections::HashMap<String, Vec<f32>> =
+        pollster::block_on(lora.read_params(g)).unwrap().into_iter().map(|(k, _, d)| (k, d)).collect();
+    let mut reader = GgufReader::new("adapter.gguf", Some(bytes.len() as u64));
+    let mut seen = 0;
+    let mut check = |ev: GgufEvent| -> Result<(), weblora::io::LoadError> {
+        match ev {
+            GgufEvent::Header(h) => {
+                assert_eq!(h.get_str("general.type").unwrap(), "adapter");
+                assert_eq!(h.get_str("adapter.type").unwrap(), "lora");
+                assert_eq!(h.get_str("general.architecture").unwrap(), "llama");
+                assert!((h.get_f32("adapter.lora.alpha").unwrap() - 16.0).abs() < 1e-6, "8·√4");
+                assert_eq!(h.tensors.len(), 2 * 7 * 2);
+            }
+            GgufEvent::Tensor { info, bytes } => {
+                seen += 1;
+                let values: Vec<f32> = bytemuck::pod_collect_to_vec(bytes);
+                let (weight, which) = info.name.rsplit_once('.').unwrap();
+                let (layer, module) = weight.strip_prefix("blk.").unwrap().split_once('.').unwrap();
+                let (hf_module, (inp, out)) = match module {
+                    "attn_q.weight" => ("self_attn.q_proj", (32, 32)),
+                    "attn_k.weight" => ("self_attn.k_proj", (32, 16)),
+                    "attn_v.weight" => ("self_attn.v_proj", (32, 16)),
+                    "attn_output.weight" => ("self_attn.o_proj", (32, 32)),
+                    "ffn_gate.weight" => ("mlp.gate_proj", (32, 48)),
+                    "ffn_up.weight" => ("mlp.up_proj", (32, 48)),
+                    "ffn_down.weight" => ("mlp.down_proj", (48, 32)),
+                    other => panic!("unexpected tensor {other}"),
+                };
+                let ab = if which == "lora_a" { "A" } else { "B" };
+                let want = &hf[&format!("base_model.model.model.layers.{layer}.{hf_module}.lora_{ab}.weight")];
+                if which == "lora_a" {
+                    assert_eq!(info.dims, vec![inp, 4], "{}", info.name);
+                    assert_eq!(&values, want);
+                } else {
+                    assert_eq!(info.dims, vec![4, out], "{}", info.name);
+                    let heads = match module {
+                        "attn_q.weight" => Some(4),
+                        "attn_k.weight" => Some(2),
+                        _ => None,
+                    };
+                    if let Some(h) = heads {
+                        assert_ne!(&values, want, "{}: q/k rows are permuted", info.name);
+                        let back = gguf_to_hf_qk_rows(&info.name, bytes, GgmlType::F32, out as usize, 4, h).unwrap();
+                        assert_eq!(&bytemuck::pod_collect_to_vec::<u8, f32>(&back), want);
+                    } else {
+                        assert_eq!(&values, want);
+                    }
+                }
+            }
+        }
+        Ok(())
+    };
+    reader.feed(&bytes, &mut check).unwrap();
+    reader.finish(&mut check).unwrap();
+    assert_eq!(seen, 28);
+}

@@ -95,3 +95,27 @@ fn hugging_face_folder_from_the_gguf_gives_the_same_model() {
         assert_eq!(tok_json.encode(text, false).unwrap(), want, "{text:?}");
     }
 }
+
+/// The llama.cpp adapter for the real model: PEFT's adapter of the reference run, written as a
+/// GGUF LoRA next to the test outputs (`tests/fixtures/gguf_lora/check_gguf_lora.py` checks it
+/// against the base with the `gguf` package), and read back with every tensor in place.
+#[test]
+fn gguf_lora_adapter_for_the_real_model() {
+    let g = gpu();
+    let header = weblora::io::read_gguf_header(&gguf_path()).unwrap();
+    let config = load::config_from_gguf(&header).unwrap();
+    let lora = weblora::lora::peft::read_peft_folder(g, &config, &reference("peft_run/init_adapter")).unwrap();
+    let bytes = pollster::block_on(weblora::lora::gguf::gguf_lora_bytes(g, &lora, &config)).unwrap();
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("smollm2-lora.gguf");
+    std::fs::write(&out, &bytes).unwrap();
+    let back = weblora::io::read_gguf_header(&out).unwrap();
+    assert_eq!(back.tensors.len(), 30 * 7 * 2);
+    for t in &back.tensors {
+        let base = header.tensor(t.name.rsplit_once('.').unwrap().0).expect("a base tensor for every adapter tensor");
+        if t.name.ends_with("lora_a") {
+            assert_eq!((t.dims[0], t.dims[1]), (base.dims[0], 8), "{}", t.name);
+        } else {
+            assert_eq!((t.dims[0], t.dims[1]), (8, base.dims[1]), "{}", t.name);
+        }
+    }
+}

@@ -13,6 +13,7 @@ mod file;
 pub mod ggml;
 pub mod gguf;
 mod gguf_parse;
+pub mod gguf_write;
 pub mod permute;
 pub mod safetensors;
 mod stream;

@@ -6,6 +6,7 @@
 //! with Rp columns; the extra rows and columns are zero, get zero gradients and stay zero, so
 //! the padded adapter computes exactly what the unpadded one does.
 
+pub mod gguf;
 pub mod merge;
 pub mod peft;
 
