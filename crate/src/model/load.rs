@@ -216,3 +216,58 @@ mod native {
         Ok(Model { config, weights })
     }
 }
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use native_any::{load_model, load_tokenizer};
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native_any {
+    use std::path::Path;
+
+    use super::*;
+    use crate::tokenizer::Tokenizer;
+
+    /// Loads a model from a `.gguf` file or a Hugging Face folder.
+    pub fn load_model(gpu: &Gpu, path: &Path) -> Result<Model> {
+        if path.is_dir() {
+            load_hf_folder(gpu, path)
+        } else if path.exists() {
+            load_gguf(gpu, path)
+        } else {
+            Err(Error::Config(format!("{}: no such file or folder", path.display())))
+        }
+    }
+
+    /// The tokenizer and chat template of a `.gguf` file (its metadata) or a Hugging Face
+    /// folder (tokenizer.json, tokenizer_config.json).
+    pub fn load_tokenizer(path: &Path) -> Result<(Tokenizer, Option<String>)> {
+        let err = |e: crate::tokenizer::TokenizerError| Error::Config(e.to_string());
+        if path.is_dir() {
+            let file = path.join("tokenizer.json");
+            let bytes = std::fs::read(&file).map_err(|e| Error::Config(format!("{}: {e}", file.display())))?;
+            let mut tok = Tokenizer::from_json(&file.display().to_string(), &bytes).map_err(err)?;
+            let cfg_file = path.join("tokenizer_config.json");
+            let mut template = None;
+            if let Ok(text) = std::fs::read_to_string(&cfg_file) {
+                let cfg: serde_json::Value =
+                    serde_json::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", cfg_file.display())))?;
+                template = cfg.get("chat_template").and_then(|v| v.as_str()).map(String::from);
+                let id = |key: &str| {
+                    cfg.get(key)
+                        .and_then(|v| v.as_str().or_else(|| v.get("content").and_then(|c| c.as_str())))
+                        .and_then(|t| tok.token_to_id(t))
+                };
+                let (bos, eos, pad) = (id("bos_token"), id("eos_token"), id("pad_token"));
+                tok.special.bos = bos.or(tok.special.bos);
+                tok.special.eos = eos.or(tok.special.eos);
+                tok.special.pad = pad.or(tok.special.pad);
+                tok.special.add_bos = cfg.get("add_bos_token").and_then(|v| v.as_bool()).unwrap_or(false);
+            }
+            Ok((tok, template))
+        } else {
+            let header = crate::io::read_gguf_header(path)?;
+            let tok = Tokenizer::from_gguf(&header).map_err(err)?;
+            Ok((tok, header.get_str("tokenizer.chat_template").ok().map(String::from)))
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Subcommands other than `bench`: inspect, generate, merge.
+
+use std::path::PathBuf;
+
+use weblora::generate::{generate, Sampling};
+use weblora::gpu::Gpu;
+use weblora::lora::{merge, peft};
+use weblora::model::decode::Decoder;
+use weblora::model::{export, load};
+use weblora::{Error, Result};
+
+#[derive(clap::Parser)]
+#[command(name = "weblora", version, about = "LoRA fine-tuning of small language models on your own GPU")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Show a model's architecture, sizes, tensor types and GPU memory.
+    Inspect {
+        /// A .gguf file or a Hugging Face folder.
+        #[arg(long)]
+        model: PathBuf,
+    },
+    /// Continue a prompt with the base model, or with an adapter.
+    Generate(GenerateArgs),
+    /// Fold an adapter into its base and write a Hugging Face folder.
+    Merge {
+        #[arg(long)]
+        model: PathBuf,
+        /// A PEFT adapter folder.
+        #[arg(long)]
+        adapter: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Measure kernel and training-step speed on this machine's GPU.
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    #[arg(long)]
+    model: PathBuf,
+    /// A PEFT adapter folder.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
+    #[arg(long)]
+    prompt: String,
+    #[arg(long, default_value_t = 128)]
+    max_new_tokens: usize,
+    /// 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+fn gpu() -> Result<Gpu> {
+    pollster::block_on(Gpu::new())
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Inspect { model } => inspect(&model),
+        Command::Generate(args) => run_generate(args),
+        Command::Merge { model, adapter, out } => {
+            let g = gpu()?;
+            let m = load::load_model(&g, &model)?;
+            let lora = peft::read_peft_folder(&g, &m.config, &adapter)?;
+            merge::merge_into(&g, &m, &lora)?;
+            let (tok, template) = load::load_tokenizer(&model)?;
+            pollster::block_on(export::write_hf_folder(&g, &m, Some((&tok, template.as_deref())), &out))?;
+            println!("merged {} into {}", adapter.display(), out.display());
+            Ok(())
+        }
+        Command::Bench(args) => crate::bench::run(args),
+    }
+}
+
+fn inspect(path: &std::path::Path) -> Result<()> {
+    let g = gpu()?;
+    let model = load::load_model(&g, path)?;
+    let c = &model.config;
+    println!("model        {}", path.display());
+    println!("architecture {}", c.model_type.as_deref().unwrap_or("llama"));
+    println!("layers       {}", c.num_hidden_layers);
+    println!("hidden       {} (ffn {})", c.hidden_size, c.intermediate_size);
+    println!("heads        {} query, {} key/value, head dim {}", c.num_attention_heads, c.n_kv_heads(), c.head_dim());
+    println!("vocabulary   {}{}", c.vocab_size, if c.tie_word_embeddings { " (tied embeddings)" } else { "" });
+    println!("rope         {:?}", c.rope());
+    let params: usize = model.weights.named().iter().map(|(_, t)| t.numel()).sum();
+    println!("parameters   {:.1} M", params as f64 / 1e6);
+    if !path.is_dir() {
+        let header = weblora::io::read_gguf_header(path)?;
+        let mut types = std::collections::BTreeMap::new();
+        for t in &header.tensors {
+            *types.entry(t.ty.name()).or_insert(0usize) += 1;
+        }
+        println!("file types   {types:?}");
+    }
+    println!("GPU weights  {:.1} MB (f32) on {}", model.weights.gpu_bytes() as f64 / 1e6, g.info.name);
+    Ok(())
+}
+
+fn run_generate(args: GenerateArgs) -> Result<()> {
+    let g = gpu()?;
+    let model = load::load_model(&g, &args.model)?;
+    let (tok, _template) = load::load_tokenizer(&args.model)?;
+    let lora = args.adapter.as_ref().map(|dir| peft::read_peft_folder(&g, &model.config, dir)).transpose()?;
+    let prompt = tok.encode(&args.prompt, tok.special.add_bos).map_err(|e| Error::Config(e.to_string()))?;
+    let decoder = Decoder::new(&g, &model, lora.as_ref(), prompt.len() + args.max_new_tokens)?;
+    let sampling = Sampling {
+        max_new_tokens: args.max_new_tokens,
+        temperature: args.temperature,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        seed: args.seed,
+        stop: tok.special.eos.into_iter().collect(),
+    };
+    let out = pollster::block_on(generate(&decoder, &prompt, &sampling))?;
+    println!("{}", tok.decode(&out, true).map_err(|e| Error::Config(e.to_string()))?);
+    Ok(())
+}
