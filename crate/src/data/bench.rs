@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::batch::{BatchOptions, Batcher, Rng};
 use super::record::RecordFormat;
 use super::template::ChatTemplate;
-use super::{pad_id, DataError, DataOptions, Dataset};
+use super::{pad_id, parse_file, DataError, DataOptions, Dataset};
 use crate::tokenizer::Tokenizer;
 
 const WORDS: &[&str] = &[
@@ -116,6 +116,8 @@ pub struct BenchReport {
     pub tokens: u64,
     pub supervised_tokens: u64,
     pub batches: usize,
+    /// Reading the file into records.
+    pub parse_seconds: f64,
     /// Parsing, tokenizing and truncating.
     pub load_seconds: f64,
     /// Building every batch of one epoch.
@@ -129,13 +131,14 @@ impl std::fmt::Display for BenchReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:.1} MB, {} examples, {} tokens ({} supervised), {} batches: load {:.2} s + batch {:.2} s = {:.1} MB/s, {:.0} tokens/s",
+            "{:.1} MB, {} examples, {} tokens ({} supervised), {} batches: load {:.2} s (parse {:.2} s) + batch {:.2} s = {:.1} MB/s, {:.0} tokens/s",
             self.bytes as f64 / 1e6,
             self.examples,
             self.tokens,
             self.supervised_tokens,
             self.batches,
             self.load_seconds,
+            self.parse_seconds,
             self.batch_seconds,
             self.mb_per_second,
             self.tokens_per_second
@@ -153,7 +156,9 @@ pub fn run(
     batching: &BatchOptions,
 ) -> Result<BenchReport, DataError> {
     let t0 = Instant::now();
-    let data = Dataset::load(file, bytes, tokenizer, template, options)?;
+    let parsed = parse_file(file, bytes, &options.parse)?;
+    let parse_seconds = t0.elapsed().as_secs_f64();
+    let data = Dataset::encode(parsed, tokenizer, template, options)?;
     let load_seconds = t0.elapsed().as_secs_f64();
     let (examples, tokens, supervised_tokens) =
         (data.examples.len(), data.tokens(), data.supervised_tokens());
@@ -174,6 +179,7 @@ pub fn run(
         tokens,
         supervised_tokens,
         batches,
+        parse_seconds,
         load_seconds,
         batch_seconds,
         mb_per_second: bytes.len() as f64 / 1e6 / total,

@@ -168,6 +168,42 @@ impl Encoder<'_> {
         Ok(Example { ids, mask, line })
     }
 
+    /// Every record, in order (plain text cut into windows of `windows` tokens when given).
+    /// Natively the records are spread over the CPU's threads; in wasm they run in turn.
+    pub fn encode_all(
+        &self,
+        records: &[(usize, Record)],
+        windows: Option<usize>,
+    ) -> Vec<Result<Vec<Example>, DataError>> {
+        let one = |(line, r): &(usize, Record)| match (windows, r) {
+            (Some(len), Record::Text(text)) => self.windows(*line, text, len),
+            _ => self.encode(*line, r).map(|e| vec![e]),
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let threads = threads.min(records.len() / 256).max(1);
+            if threads > 1 {
+                let chunk = records.len().div_ceil(threads);
+                return std::thread::scope(|s| {
+                    let workers: Vec<_> = records
+                        .chunks(chunk)
+                        .map(|c| s.spawn(move || c.iter().map(one).collect::<Vec<_>>()))
+                        .collect();
+                    workers
+                        .into_iter()
+                        .flat_map(|w| {
+                            w.join().unwrap_or_else(|_| {
+                                vec![Err(DataError::Worker("a tokenizer thread failed".into()))]
+                            })
+                        })
+                        .collect()
+                });
+            }
+        }
+        records.iter().map(one).collect()
+    }
+
     /// The token stream of `text` cut into windows of `len` tokens, each fully supervised;
     /// EOS ends the stream. (Plain text in [`super::TextMode::Windows`].)
     pub fn windows(&self, line: usize, text: &str, len: usize) -> Result<Vec<Example>, DataError> {

@@ -65,6 +65,8 @@ pub enum DataError {
     NoExamples(String),
     #[error("data options: {0}")]
     Options(String),
+    #[error("data: {0}")]
+    Worker(String),
 }
 
 impl DataError {
@@ -87,9 +89,11 @@ impl DataError {
             | Self::Template { at, .. }
             | Self::TemplateMask { at, .. }
             | Self::Tokenize { at, .. } => Some(at),
-            Self::Empty(_) | Self::TemplateSyntax(_) | Self::NoExamples(_) | Self::Options(_) => {
-                None
-            }
+            Self::Empty(_)
+            | Self::TemplateSyntax(_)
+            | Self::NoExamples(_)
+            | Self::Options(_)
+            | Self::Worker(_) => None,
         }
     }
 }

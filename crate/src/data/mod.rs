@@ -116,13 +116,24 @@ impl Dataset {
         template: Option<&ChatTemplate>,
         options: &DataOptions,
     ) -> Result<Self, DataError> {
+        let parsed = parse_file(file, bytes, &options.parse)?;
+        Self::encode(parsed, tokenizer, template, options)
+    }
+
+    /// Tokenizes and truncates records read by [`parse_file`].
+    pub fn encode(
+        parsed: ParsedFile,
+        tokenizer: &Tokenizer,
+        template: Option<&ChatTemplate>,
+        options: &DataOptions,
+    ) -> Result<Self, DataError> {
         if options.seq_len < 2 {
             return Err(DataError::Options(format!(
                 "seq_len {} is below 2",
                 options.seq_len
             )));
         }
-        let parsed = parse_file(file, bytes, &options.parse)?;
+        let file = parsed.file.as_str();
         let mut warnings = Vec::new();
         let is_chat = matches!(
             parsed.format,
@@ -172,13 +183,9 @@ impl Dataset {
         let mut skipped = parsed.skipped;
         let mut stats = LoadStats::default();
         let mut examples = Vec::with_capacity(parsed.records.len());
-        for (line, record) in &parsed.records {
-            let encoded = match (parsed.kind, parsed.text_mode, record) {
-                (FileKind::Text, TextMode::Windows, Record::Text(text)) => {
-                    encoder.windows(*line, text, options.seq_len)
-                }
-                _ => encoder.encode(*line, record).map(|e| vec![e]),
-            };
+        let windows = (parsed.kind == FileKind::Text && parsed.text_mode == TextMode::Windows)
+            .then_some(options.seq_len);
+        for encoded in encoder.encode_all(&parsed.records, windows) {
             let encoded = match encoded {
                 Ok(e) => e,
                 Err(e) if options.parse.skip_bad_lines && e.is_record_error() => {
@@ -205,6 +212,7 @@ impl Dataset {
                 examples.push(e);
             }
         }
+        skipped.sort_by_key(|s| s.line);
         if stats.dropped_unsupervised > 0 {
             warnings.push(format!(
                 "{} example(s) had no supervised token left after truncation to {} tokens and were dropped",
