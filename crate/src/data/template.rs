@@ -13,6 +13,7 @@
 
 use std::ops::Range;
 
+use minijinja::value::{Kwargs, ValueKind};
 use minijinja::{Environment, Error as JinjaError, ErrorKind, Value};
 
 use super::error::DataError;
@@ -57,6 +58,7 @@ impl ChatTemplate {
                 Err(JinjaError::new(ErrorKind::InvalidOperation, msg))
             },
         );
+        env.add_filter("tojson", tojson);
         env.add_template_owned("chat_template", strip_generation_tags(source))
             .map_err(|e| DataError::TemplateSyntax(e.to_string()))?;
         Ok(Self {
@@ -150,6 +152,9 @@ impl ChatTemplate {
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos_token.as_str(),
             eos_token => self.eos_token.as_str(),
+            // transformers passes these as None when there are none.
+            tools => (),
+            documents => (),
         };
         tmpl.render(ctx).map_err(|e| {
             let mut msg = e.to_string();
@@ -263,6 +268,74 @@ pub enum SpanError {
     Render(String),
     /// Message `i` (an assistant turn) was not found in the rendering.
     NotFound(usize),
+}
+
+/// `tojson` as transformers defines it for chat templates: Python's `json.dumps` with
+/// `ensure_ascii=False` (`", "` and `": "` separators, keys in their order, an optional
+/// `indent`), without the HTML escaping of Jinja's own filter.
+fn tojson(value: &Value, kwargs: Kwargs) -> Result<Value, JinjaError> {
+    let indent: Option<usize> = kwargs.get("indent")?;
+    for unused in ["ensure_ascii", "separators", "sort_keys"] {
+        let _: Option<Value> = kwargs.get(unused)?;
+    }
+    kwargs.assert_all_used()?;
+    let mut out = String::new();
+    write_json(value, indent, 0, &mut out)?;
+    Ok(Value::from_safe_string(out))
+}
+
+fn write_json(
+    v: &Value,
+    indent: Option<usize>,
+    level: usize,
+    out: &mut String,
+) -> Result<(), JinjaError> {
+    let newline = |out: &mut String, level: usize| {
+        if let Some(n) = indent {
+            out.push('\n');
+            out.extend(std::iter::repeat_n(' ', n * level));
+        }
+    };
+    let (sep, colon) = if indent.is_some() {
+        (",", ": ")
+    } else {
+        (", ", ": ")
+    };
+    let bad = |e: serde_json::Error| JinjaError::new(ErrorKind::InvalidOperation, e.to_string());
+    match v.kind() {
+        ValueKind::Undefined | ValueKind::None => out.push_str("null"),
+        ValueKind::Seq | ValueKind::Iterable | ValueKind::Map => {
+            let is_map = v.kind() == ValueKind::Map;
+            let items: Vec<Value> = v.try_iter()?.collect();
+            out.push(if is_map { '{' } else { '[' });
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(sep);
+                }
+                newline(out, level + 1);
+                if is_map {
+                    let key = item
+                        .as_str()
+                        .map_or_else(|| item.to_string(), str::to_string);
+                    out.push_str(&serde_json::to_string(&key).map_err(bad)?);
+                    out.push_str(colon);
+                    write_json(&v.get_item(item)?, indent, level + 1, out)?;
+                } else {
+                    write_json(item, indent, level + 1, out)?;
+                }
+            }
+            if !items.is_empty() {
+                newline(out, level);
+            }
+            out.push(if is_map { '}' } else { ']' });
+        }
+        ValueKind::String => {
+            out.push_str(&serde_json::to_string(v.as_str().unwrap_or_default()).map_err(bad)?)
+        }
+        ValueKind::Bool => out.push_str(if v.is_true() { "true" } else { "false" }),
+        _ => out.push_str(&serde_json::to_string(v).map_err(bad)?),
+    }
+    Ok(())
 }
 
 /// Removes `{% generation %}` and `{% endgeneration %}` tags (with any `-`/`+` trim markers).

@@ -219,3 +219,41 @@ fn real_chat_batches() {
     assert_eq!(b.supervised, want);
     assert_eq!(b.seq_len % 64, 0);
 }
+
+#[test]
+fn a_separate_eval_file() {
+    let m = super::smollm2();
+    let train = b"{\"text\": \"a\"}\n{\"text\": \"b\"}\n{\"text\": \"c\"}\n";
+    let eval = b"prompt,completion\nq,r\n";
+    let mut o = DataOptions::default();
+    o.eval_fraction = 0.5; // ignored when there is an eval file
+    let p = crate::data::prepare(
+        ("t.jsonl", train),
+        Some(("e.csv", eval)),
+        &m.tokenizer,
+        Some(&m.template),
+        &o,
+    )
+    .unwrap();
+    assert_eq!((p.train.examples.len(), p.eval.len()), (3, 1));
+    assert_eq!(
+        (
+            p.summary.examples,
+            p.summary.eval_examples,
+            p.summary.eval_supervised_tokens
+        ),
+        (3, 1, 2)
+    );
+    let e = crate::data::prepare(
+        ("t.jsonl", train),
+        Some(("e.csv", b"x\n1\n")),
+        &m.tokenizer,
+        None,
+        &o,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.location().map(|l| (l.file.as_str(), l.line)),
+        Some(("e.csv", 1))
+    );
+}

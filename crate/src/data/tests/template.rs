@@ -52,7 +52,7 @@ fn hugging_face_helpers() {
     {{ '<u>' + m['content'] | trim + '</u>' }}
   {%- endif -%}
 {%- endfor -%}
-{{ ns.n }}{{ messages[0] | tojson }}"#;
+{{ ns.n }}{{ messages[0] | tojson }}{% if tools is not none %}tools!{% endif %}"#;
     let t = ChatTemplate::new(src, "<s>", "</s>").unwrap();
     let m = msgs(&[
         ("user", " q "),
@@ -63,8 +63,11 @@ fn hugging_face_helpers() {
     let out = t.render(&m, false).unwrap();
     assert_eq!(
         out,
-        "<u>q</u><a>a1</s>\n2{\"role\":\"user\",\"content\":\" q \"}"
+        "<u>q</u><a>a1</s>\n2{\"role\": \"user\", \"content\": \" q \"}"
     );
+    let json = ChatTemplate::new("{{ messages | tojson }}|{{ messages[0] | tojson(indent=2) }}|{{ [] | tojson }}{{ {'n': 1.5, 'b': true, 'z': none} | tojson }}", "", "").unwrap();
+    let out = json.render(&msgs(&[("user", "<é>\n")]), false).unwrap();
+    assert_eq!(out, "[{\"role\": \"user\", \"content\": \"<é>\\n\"}]|{\n  \"role\": \"user\",\n  \"content\": \"<é>\\n\"\n}|[]{\"n\": 1.5, \"b\": true, \"z\": null}");
     let err = t.render(&msgs(&[("system", "x")]), false).unwrap_err();
     assert!(err.contains("bad role system"), "{err}");
 }
