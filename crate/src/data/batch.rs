@@ -85,6 +85,14 @@ impl TokenBatch {
     }
 }
 
+/// The engine's batch: the same `ids` and `targets` (B, T); B and T are the `TokenBatch`'s.
+impl From<TokenBatch> for crate::model::Batch {
+    fn from(b: TokenBatch) -> Self {
+        let (ids, targets) = b.into_ids_targets();
+        Self { ids, targets }
+    }
+}
+
 /// A small, fast, portable generator (SplitMix64) for shuffles; the same seed gives the same
 /// order on every platform.
 #[derive(Clone, Debug)]

@@ -71,6 +71,25 @@ fn targets_are_shifted_ids_where_supervised_and_padding_is_right() {
     assert_eq!((last.supervised, last.tokens), (0, 4));
     let (ids, targets) = last.clone().into_ids_targets();
     assert_eq!((ids.len(), targets.len()), (8, 8));
+    // The engine's batch takes them as they are; its own label shift agrees.
+    let model = crate::model::Batch::from(b.clone());
+    assert_eq!(
+        (&model.ids, &model.targets, model.supervised()),
+        (&b.ids, &b.targets, b.supervised)
+    );
+    let labels: Vec<i64> = (0..b.ids.len())
+        .map(|i| {
+            if i % b.seq_len > 0 && b.targets[i - 1] != IGNORE_INDEX {
+                b.ids[i] as i64
+            } else {
+                -100
+            }
+        })
+        .collect();
+    assert_eq!(
+        crate::model::Batch::from_labels(b.ids.clone(), &labels, b.seq_len).targets,
+        b.targets
+    );
 
     let mut o = opts(2, 8);
     o.drop_last = true;
@@ -225,8 +244,11 @@ fn a_separate_eval_file() {
     let m = super::smollm2();
     let train = b"{\"text\": \"a\"}\n{\"text\": \"b\"}\n{\"text\": \"c\"}\n";
     let eval = b"prompt,completion\nq,r\n";
-    let mut o = DataOptions::default();
-    o.eval_fraction = 0.5; // ignored when there is an eval file
+    // The fraction is ignored when there is an eval file.
+    let o = DataOptions {
+        eval_fraction: 0.5,
+        ..Default::default()
+    };
     let p = crate::data::prepare(
         ("t.jsonl", train),
         Some(("e.csv", eval)),
