@@ -1,6 +1,7 @@
 //! WebLoRA: LoRA fine-tuning of Llama-family language models in WGSL compute shaders, natively
 //! through wgpu and in the browser through WebGPU.
 
+pub mod data;
 pub mod error;
 pub mod generate;
 pub mod gpu;
