@@ -11,23 +11,23 @@
 // The weight `w` is one array of u32 words, repacked on upload (`gpu::QuantTensor`). Rows run
 // along N, blocks along K; block `b = row · (K / block size) + kb` of the whole tensor. Two
 // regions: the quants from word 0, one run of words per block, and the metadata (scales) from
-// word `p.meta_off`. Quants are in natural order: 4-bit values eight to a word, value i of the word
-// in bits 4i..4i+3; 8-bit values four to a word, value i in bits 8i..8i+7.
+// word `p.meta_off`. Quants are in natural order: 4-bit values eight to a word, value i of the
+// word in bits 4i..4i+3; 8-bit values four to a word, value i in bits 8i..8i+7.
 //
-//   type  quants (words per block)                    metadata                          bytes/block (GGML)
-//   f16   K/2 words per row, value i in half i%2      none                              2 per value (2)
-//   q8_0  8: signed bytes                             d: f16, two blocks to a word     34 (34)
-//   q4_0  4: nibbles, x = d·(q − 8)                   d: f16, two blocks to a word     18 (18)
-//   q4_1  4: nibbles, x = d·q + m                     1 word: (d, m) f16 pair           20 (20)
-//   q4_k  32: nibbles, 8 sub-blocks of 32,            5 words: (d, dmin) f16 pair;      148 (144)
+//   type  quants (words per block)                    metadata                        bytes/block (GGML)
+//   f16   K/2 words per row, value i in half i%2      none                            2 per value (2)
+//   q8_0  8: signed bytes, x = d·q                    d: f16, two blocks to a word    34 (34)
+//   q4_0  4: nibbles, x = d·(q − 8)                   d: f16, two blocks to a word    18 (18)
+//   q4_1  4: nibbles, x = d·q + m                     1 word: (d, m) f16 pair         20 (20)
+//   q4_k  32: nibbles, 8 sub-blocks of 32,            5 words: (d, dmin) f16 pair;    148 (144)
 //         x = (d·sc)·q − dmin·mn                      sc[0..8] bytes; mn[0..8] bytes
-//   q6_k  48: 32 words of low nibbles, then 16 words  5 words: d as f32 bits;           212 (210)
+//   q6_k  48: 32 words of low nibbles, then 16 words  5 words: d as f32 bits;         212 (210)
 //         of 2-bit high parts, 16 to a word,          sc[0..16] signed bytes
 //         x = (d·sc[i/16])·(q − 32)
 //
 // Each invocation computes a register tile without workgroup memory (barriers are costly on CPU
-// implementations of WebGPU): nt a 4×4 block of y, nn a 4×8 block of dx. Both walk W eight values
-// of a row at a time through `deq8`, so the metadata of a block is read once per eight values.
+// implementations of WebGPU): nt an 8×4 block of y, nn a 4×8 block of dx. Both walk W eight
+// values of a row at a time through `deq8`, which reads the block's scales for each eight.
 
 struct Params {
     M: u32,
@@ -179,15 +179,15 @@ fn dot8(a: W8, b: W8) -> f32 {
     return dot(a.lo, b.lo) + dot(a.hi, b.hi);
 }
 
-// x rows m0..m0+3 (clamped), values 8·ch .. 8·ch + 7.
+// Values 8·ch .. 8·ch + 7 of row `row` of x (clamped to the last row).
 fn x8(row: u32, ch: u32) -> W8 {
     let i = min(row, p.M - 1u) * (p.K / 4u) + 2u * ch;
     return W8(x[i], x[i + 1u]);
 }
 
-// y rows m0..m0+3, columns n0..n0+3.
+// y rows m0..m0+7, columns n0..n0+3.
 fn nt_tile(ty: u32, gid: vec3<u32>) {
-    let m0 = gid.y * 4u;
+    let m0 = gid.y * 8u;
     let n0 = gid.x * 4u;
     if (m0 >= p.M || n0 >= p.N) {
         return;
@@ -196,22 +196,18 @@ fn nt_tile(ty: u32, gid: vec3<u32>) {
     let n1 = min(n0 + 1u, p.N - 1u);
     let n2 = min(n0 + 2u, p.N - 1u);
     let n3 = min(n0 + 3u, p.N - 1u);
-    var acc: array<vec4<f32>, 4>;
+    var acc: array<vec4<f32>, 8>;
     for (var ch = 0u; ch < p.K / 8u; ch++) {
         let b0 = deq8(ty, n0, ch);
         let b1 = deq8(ty, n1, ch);
         let b2 = deq8(ty, n2, ch);
         let b3 = deq8(ty, n3, ch);
-        let a0 = x8(m0, ch);
-        acc[0] += vec4(dot8(a0, b0), dot8(a0, b1), dot8(a0, b2), dot8(a0, b3));
-        let a1 = x8(m0 + 1u, ch);
-        acc[1] += vec4(dot8(a1, b0), dot8(a1, b1), dot8(a1, b2), dot8(a1, b3));
-        let a2 = x8(m0 + 2u, ch);
-        acc[2] += vec4(dot8(a2, b0), dot8(a2, b1), dot8(a2, b2), dot8(a2, b3));
-        let a3 = x8(m0 + 3u, ch);
-        acc[3] += vec4(dot8(a3, b0), dot8(a3, b1), dot8(a3, b2), dot8(a3, b3));
+        for (var i = 0u; i < 8u; i++) {
+            let a = x8(m0 + i, ch);
+            acc[i] += vec4(dot8(a, b0), dot8(a, b1), dot8(a, b2), dot8(a, b3));
+        }
     }
-    for (var i = 0u; i < 4u; i++) {
+    for (var i = 0u; i < 8u; i++) {
         store(m0 + i, n0, p.N, acc[i].x);
         store(m0 + i, n0 + 1u, p.N, acc[i].y);
         store(m0 + i, n0 + 2u, p.N, acc[i].z);
@@ -272,7 +268,7 @@ fn nn_tile(ty: u32, gid: vec3<u32>) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Entry points: one per (type, layout). nt: grid (N/4, M/4) invocations; nn: (K/8, M/4).
+// Entry points: one per (type, layout). nt: grid (N/4, M/8) invocations; nn: (K/8, M/4).
 
 @compute @workgroup_size(8, 8)
 fn matmul_nt_f16(@builtin(global_invocation_id) gid: vec3<u32>) { nt_tile(F16, gid); }

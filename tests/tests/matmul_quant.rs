@@ -75,8 +75,8 @@ fn run(layout: Layout, ty: GgmlType, m: usize, n: usize, k: usize, alpha: f32, b
     (read(&tc), want)
 }
 
-/// (M, N, K) with M and N off the 4×4 register tile and the 32-row workgroup tile; K one, two
-/// and three blocks, and the longer K of SmolLM2 (576) or of K-quant tests (512).
+/// (M, N, K) with M and N off the register tiles (8×4 forward, 4×8 backward) and across several
+/// workgroups; K one, two and three blocks, and SmolLM2's 576 (512 for the K-quants).
 fn shapes(ty: GgmlType) -> Vec<(usize, usize, usize)> {
     let b = QuantTensor::col_multiple(ty).max(32);
     let long = if b == 256 { 512 } else { 576 };

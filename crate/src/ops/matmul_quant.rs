@@ -64,8 +64,8 @@ pub fn matmul_nt_quant(
     let (n, k) = (w.rows(), w.cols());
     expect_numel(op, "y", y, m * n)?;
     expect_numel(op, "x", x, m * k)?;
-    // 8×8 invocations of 4×4 outputs: 32 columns of N and 32 rows of M per workgroup.
-    let groups = [u32_of(op, n.div_ceil(32))?, u32_of(op, m.div_ceil(32))?, 1];
+    // 8×8 invocations of 8 rows × 4 columns: 32 columns of N and 64 rows of M per workgroup.
+    let groups = [u32_of(op, n.div_ceil(32))?, u32_of(op, m.div_ceil(64))?, 1];
     prog.dispatch(kernel, &params, &[(1, y), (2, x), (3, w.data())], groups)
 }
 
