@@ -4,11 +4,13 @@
 mod device;
 mod kernels;
 mod program;
+mod quant;
 mod readback;
 mod tensor;
 
 pub use device::{Gpu, GpuInfo};
 pub use kernels::Kernel;
 pub use program::{grid, Binding, Program};
+pub use quant::{repack, QuantTensor};
 pub use readback::Readback;
 pub use tensor::{DType, Tensor};

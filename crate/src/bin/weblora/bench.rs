@@ -3,7 +3,8 @@
 
 use std::time::Instant;
 
-use weblora::gpu::{DType, Gpu, Program, Tensor};
+use weblora::gpu::{DType, Gpu, Program, QuantTensor, Tensor};
+use weblora::io::ggml::GgmlType;
 use weblora::lora::{Lora, LoraConfig, Target};
 use weblora::model::{Batch, Model, ModelConfig, ModelWeights, Plan, PlanOptions};
 use weblora::ops::{self, StepParams};
@@ -46,6 +47,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         i.name, i.backend, i.device_type, i.shader_f16, i.subgroups
     );
     bench_matmuls(&gpu, args.rows)?;
+    bench_quant_matmuls(&gpu, args.rows)?;
     bench_steps(&gpu, &args)
 }
 
@@ -95,6 +97,52 @@ fn bench_matmuls(gpu: &Gpu, rows: usize) -> Result<()> {
         let cpu = cpu_gflops(&data, m, n, k);
         let gpu_gflops = flops / secs / 1e9;
         println!("{name:<32} {:>22} {gpu_gflops:>10.2} {cpu:>12.2} {:>9.1}×", format!("{m}×{n}×{k}"), gpu_gflops / cpu);
+    }
+    Ok(())
+}
+
+/// The frozen-weight products of the MLP's down projection (W 576 × 1536: K a multiple of 256) with the weight kept in each GGML format
+/// and dequantized in the kernel, against the f32 kernels on the same shapes in the same run.
+fn bench_quant_matmuls(gpu: &Gpu, rows: usize) -> Result<()> {
+    let (m, n, k) = (rows, 576, 1536);
+    let x = Tensor::zeros(gpu, "x", &[m, k], DType::F32)?;
+    let y = Tensor::zeros(gpu, "y", &[m, n], DType::F32)?;
+    let w32 = Tensor::zeros(gpu, "w", &[n, k], DType::F32)?;
+    let flops = 2.0 * (m * n * k) as f64;
+    println!("\nmatmul with a frozen weight W ({n}, {k}) dequantized in the kernel; baseline: f32 W, same run");
+    println!("{:<6} {:>10} {:>14} {:>10} {:>14} {:>10}", "W", "MB", "x·Wᵀ GFLOP/s", "vs f32", "dy·W GFLOP/s", "vs f32");
+    let mut base = None;
+    for ty in [GgmlType::F32].into_iter().chain(QuantTensor::TYPES) {
+        let w = match ty {
+            GgmlType::F32 => None,
+            _ => {
+                let bytes = vec![0u8; ty.bytes_for((n * k) as u64).unwrap_or(0) as usize];
+                Some(QuantTensor::from_ggml(gpu, "w", ty, n, k, &bytes)?)
+            }
+        };
+        let mut times = [0.0; 2];
+        for (layout, t) in times.iter_mut().enumerate() {
+            let mut prog = Program::new(gpu);
+            for _ in 0..4 {
+                match (&w, layout) {
+                    (None, 0) => ops::matmul_nt(&mut prog, &y, &x, &w32, m, n, k, 1.0, 0.0)?,
+                    (None, _) => ops::matmul_nn(&mut prog, &x, &y, &w32, m, k, n, 1.0, 0.0)?,
+                    (Some(w), 0) => ops::matmul_nt_quant(&mut prog, &y, &x, w, m, 1.0, 0.0)?,
+                    (Some(w), _) => ops::matmul_nn_quant(&mut prog, &x, &y, w, m, 1.0, 0.0)?,
+                }
+            }
+            *t = flops / (time_program(gpu, &prog, 2)? / 4.0) / 1e9;
+        }
+        let mb = w.as_ref().map_or(w32.byte_size(), |w| w.gpu_bytes()) as f64 / 1e6;
+        let [b0, b1] = *base.get_or_insert(times);
+        println!(
+            "{:<6} {mb:>10.2} {:>14.2} {:>9.2}× {:>14.2} {:>9.2}×",
+            ty.name(),
+            times[0],
+            times[0] / b0,
+            times[1],
+            times[1] / b1
+        );
     }
     Ok(())
 }

@@ -1,0 +1,91 @@
+//! Wrappers of `shaders/matmul_quant.wgsl`: matrix products with a frozen weight kept in its
+//! GGML format ([`QuantTensor`]), dequantized inside the kernel.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{expect_numel, u32_of};
+use crate::error::{shape_err, Result};
+use crate::gpu::{Kernel, Program, QuantTensor, Tensor};
+use crate::io::ggml::GgmlType;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    alpha: f32,
+    beta: f32,
+    meta: u32,
+}
+
+/// The (forward, input-gradient) kernels of a weight type.
+fn kernels(ty: GgmlType) -> Option<(Kernel, Kernel)> {
+    use Kernel::*;
+    Some(match ty {
+        GgmlType::F16 => (MatmulNtF16, MatmulNnF16),
+        GgmlType::Q8_0 => (MatmulNtQ8_0, MatmulNnQ8_0),
+        GgmlType::Q4_0 => (MatmulNtQ4_0, MatmulNnQ4_0),
+        GgmlType::Q4_1 => (MatmulNtQ4_1, MatmulNnQ4_1),
+        GgmlType::Q4_K => (MatmulNtQ4K, MatmulNnQ4K),
+        GgmlType::Q6_K => (MatmulNtQ6K, MatmulNnQ6K),
+        _ => return None,
+    })
+}
+
+/// Checks the weight and the sizes both layouts share; returns the kernels and `Params`.
+fn prepare(op: &'static str, w: &QuantTensor, m: usize, alpha: f32, beta: f32) -> Result<(Kernel, Kernel, Params)> {
+    let (n, k) = (w.rows(), w.cols());
+    let (nt, nn) = kernels(w.ty()).ok_or_else(|| shape_err(op, format!("no kernel for {}", w.ty().name())))?;
+    let mult = QuantTensor::col_multiple(w.ty());
+    if m == 0 || n == 0 || k == 0 || !k.is_multiple_of(mult) {
+        return Err(shape_err(
+            op,
+            format!("M = {m}, W ({n}, {k}) {}: need M, N > 0 and K a multiple of {mult}", w.ty().name()),
+        ));
+    }
+    let params = Params { m: u32_of(op, m)?, n: u32_of(op, n)?, k: u32_of(op, k)?, alpha, beta, meta: w.meta_offset() };
+    Ok((nt, nn, params))
+}
+
+/// y (M, N) = alpha · x (M, K) · W (N, K)ᵀ + beta · y, with W frozen in its GGML format: the
+/// forward of a linear layer. K must be a multiple of the type's block size (8 for F16).
+pub fn matmul_nt_quant(
+    prog: &mut Program,
+    y: &Tensor,
+    x: &Tensor,
+    w: &QuantTensor,
+    m: usize,
+    alpha: f32,
+    beta: f32,
+) -> Result<()> {
+    let op = "matmul_nt_quant";
+    let (kernel, _, params) = prepare(op, w, m, alpha, beta)?;
+    let (n, k) = (w.rows(), w.cols());
+    expect_numel(op, "y", y, m * n)?;
+    expect_numel(op, "x", x, m * k)?;
+    // 8×8 invocations of 8 rows × 4 columns: 32 columns of N and 64 rows of M per workgroup.
+    let groups = [u32_of(op, n.div_ceil(32))?, u32_of(op, m.div_ceil(64))?, 1];
+    prog.dispatch(kernel, &params, &[(1, y), (2, x), (3, w.data())], groups)
+}
+
+/// dx (M, K) = alpha · dy (M, N) · W (N, K) + beta · dx, with W frozen in its GGML format: the
+/// input gradient of a linear layer. K must be a multiple of the type's block size (8 for F16).
+pub fn matmul_nn_quant(
+    prog: &mut Program,
+    dx: &Tensor,
+    dy: &Tensor,
+    w: &QuantTensor,
+    m: usize,
+    alpha: f32,
+    beta: f32,
+) -> Result<()> {
+    let op = "matmul_nn_quant";
+    let (_, kernel, params) = prepare(op, w, m, alpha, beta)?;
+    let (n, k) = (w.rows(), w.cols());
+    expect_numel(op, "dx", dx, m * k)?;
+    expect_numel(op, "dy", dy, m * n)?;
+    // 8×8 invocations of 4 rows × 8 columns: 64 columns of K and 32 rows of M per workgroup.
+    let groups = [u32_of(op, k.div_ceil(64))?, u32_of(op, m.div_ceil(32))?, 1];
+    prog.dispatch(kernel, &params, &[(1, dx), (4, dy), (3, w.data())], groups)
+}

@@ -1,0 +1,220 @@
+//! Matmuls with a frozen weight kept in its GGML format (f16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K),
+//! forward (x·Wᵀ) and input gradient (dy·W), against the CPU matmul over `io::ggml`'s
+//! dequantization of the same bytes; the dequantized values themselves, exactly; the memory the
+//! weights take on the GPU; and the errors of bad shapes.
+
+use half::f16;
+use weblora::gpu::{DType, Program, QuantTensor, Tensor};
+use weblora::io::ggml::{dequantize_to_vec, GgmlType};
+use weblora::ops;
+use weblora_tests::{assert_close, cpu, gpu, read, Rng, F32, F32_LONG};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Layout {
+    /// y (M, N) = alpha · x (M, K) · W (N, K)ᵀ + beta · y
+    Nt,
+    /// dx (M, K) = alpha · dy (M, N) · W (N, K) + beta · dx
+    Nn,
+}
+
+/// Random GGML bytes of a (rows, cols) tensor: random quants, and scales drawn so that the
+/// values are of order one.
+fn random_ggml(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
+    let n = rows * cols;
+    if ty == GgmlType::F16 {
+        return (0..n).flat_map(|_| f16::from_f32(rng.uniform()).to_le_bytes()).collect();
+    }
+    let bb = ty.block_bytes() as usize;
+    let mut bytes: Vec<u8> = (0..ty.bytes_for(n as u64).unwrap()).map(|_| rng.below(256) as u8).collect();
+    // (byte offset, magnitude) of each f16 field: about 1 / (largest quant · largest scale).
+    let fields: &[(usize, f32)] = match ty {
+        GgmlType::Q8_0 => &[(0, 1.0 / 127.0)],
+        GgmlType::Q4_0 => &[(0, 1.0 / 8.0)],
+        GgmlType::Q4_1 => &[(0, 1.0 / 8.0), (2, 1.0)],
+        GgmlType::Q4_K => &[(0, 1.0 / 500.0), (2, 1.0 / 63.0)],
+        GgmlType::Q6_K => &[(208, 1.0 / 2000.0)],
+        _ => unreachable!(),
+    };
+    for block in bytes.chunks_exact_mut(bb) {
+        for &(at, scale) in fields {
+            let v = f16::from_f32(rng.uniform() * scale).to_le_bytes();
+            block[at..at + 2].copy_from_slice(&v);
+        }
+    }
+    bytes
+}
+
+/// Runs one layout on the GPU; returns (got, expected from the CPU).
+fn run(layout: Layout, ty: GgmlType, m: usize, n: usize, k: usize, alpha: f32, beta: f32) -> (Vec<f32>, Vec<f32>) {
+    let g = gpu();
+    let mut rng = Rng::new((m * 7919 + n * 131 + k) as u64 ^ ty.id() as u64);
+    let bytes = random_ggml(&mut rng, ty, n, k);
+    let w = QuantTensor::from_ggml(g, "w", ty, n, k, &bytes).unwrap();
+    let wf = dequantize_to_vec("w", ty, &bytes, n * k).unwrap();
+    let (rows_in, cols_out) = match layout {
+        Layout::Nt => (k, n),
+        Layout::Nn => (n, k),
+    };
+    let a = rng.vec(m * rows_in, 1.0);
+    let c0 = rng.vec(m * cols_out, 1.0);
+    let ta = Tensor::from_f32(g, "a", &[m, rows_in], &a).unwrap();
+    let tc = Tensor::from_f32(g, "c", &[m, cols_out], &c0).unwrap();
+    let mut prog = Program::new(g);
+    let mut want = c0;
+    match layout {
+        Layout::Nt => {
+            ops::matmul_nt_quant(&mut prog, &tc, &ta, &w, m, alpha, beta).unwrap();
+            cpu::matmul_nt(&mut want, &a, &wf, m, n, k, alpha, beta);
+        }
+        Layout::Nn => {
+            ops::matmul_nn_quant(&mut prog, &tc, &ta, &w, m, alpha, beta).unwrap();
+            cpu::matmul_nn(&mut want, &a, &wf, m, k, n, alpha, beta);
+        }
+    }
+    g.submit(&prog, None);
+    (read(&tc), want)
+}
+
+/// (M, N, K) with M and N off the register tiles (8×4 forward, 4×8 backward) and across several
+/// workgroups; K one, two and three blocks, and SmolLM2's 576 (512 for the K-quants).
+fn shapes(ty: GgmlType) -> Vec<(usize, usize, usize)> {
+    let b = QuantTensor::col_multiple(ty).max(32);
+    let long = if b == 256 { 512 } else { 576 };
+    vec![(1, 1, b), (5, 7, 2 * b), (33, 37, 3 * b), (3, 66, b), (70, 35, long)]
+}
+
+fn check_type(ty: GgmlType) {
+    for layout in [Layout::Nt, Layout::Nn] {
+        for (m, n, k) in shapes(ty) {
+            for (alpha, beta) in [(1.0, 0.0), (-0.5, 1.0)] {
+                let (got, want) = run(layout, ty, m, n, k, alpha, beta);
+                let tol = if k.max(n) > 64 { F32_LONG } else { F32 };
+                let what = format!("{} {layout:?} m={m} n={n} k={k} beta={beta}", ty.name());
+                assert_close(&what, &got, &want, tol);
+            }
+        }
+    }
+}
+
+#[test]
+fn matmul_q8_0_matches_cpu() {
+    check_type(GgmlType::Q8_0);
+}
+
+#[test]
+fn matmul_q4_0_matches_cpu() {
+    check_type(GgmlType::Q4_0);
+}
+
+#[test]
+fn matmul_q4_1_matches_cpu() {
+    check_type(GgmlType::Q4_1);
+}
+
+#[test]
+fn matmul_q4_k_matches_cpu() {
+    check_type(GgmlType::Q4_K);
+}
+
+#[test]
+fn matmul_q6_k_matches_cpu() {
+    check_type(GgmlType::Q6_K);
+}
+
+#[test]
+fn matmul_f16_matches_cpu() {
+    check_type(GgmlType::F16);
+}
+
+/// Whether two floats are at most one unit in the last place apart (the kernels may fuse
+/// `d·q + m` into one rounding where the CPU rounds twice).
+fn within_one_ulp(got: f32, want: f32) -> bool {
+    got == want || (got.to_bits() as i64 - want.to_bits() as i64).abs() <= 1 && got.signum() == want.signum()
+}
+
+/// With an identity x (or dy) the products read W itself: Wᵀ from the forward, W from the input
+/// gradient. Each value must be the CPU dequantization's.
+#[test]
+fn dequantized_values_are_exact() {
+    for ty in QuantTensor::TYPES {
+        let k = QuantTensor::col_multiple(ty).max(32) * 2;
+        let n = 9;
+        let mut rng = Rng::new(ty.id() as u64);
+        let bytes = random_ggml(&mut rng, ty, n, k);
+        let wf = dequantize_to_vec("w", ty, &bytes, n * k).unwrap();
+        let g = gpu();
+        let w = QuantTensor::from_ggml(g, "w", ty, n, k, &bytes).unwrap();
+        for layout in [Layout::Nt, Layout::Nn] {
+            let m = if layout == Layout::Nt { k } else { n };
+            let mut eye = vec![0.0; m * m];
+            (0..m).for_each(|i| eye[i * m + i] = 1.0);
+            let a = Tensor::from_f32(g, "eye", &[m, m], &eye).unwrap();
+            let c = Tensor::zeros(g, "c", &[n * k], DType::F32).unwrap();
+            let mut prog = Program::new(g);
+            match layout {
+                Layout::Nt => ops::matmul_nt_quant(&mut prog, &c, &a, &w, m, 1.0, 0.0).unwrap(),
+                Layout::Nn => ops::matmul_nn_quant(&mut prog, &c, &a, &w, m, 1.0, 0.0).unwrap(),
+            }
+            g.submit(&prog, None);
+            let got = read(&c);
+            for (i, &want) in wf.iter().enumerate() {
+                let (row, col) = (i / k, i % k);
+                let at = if layout == Layout::Nt { col * n + row } else { i };
+                assert!(
+                    within_one_ulp(got[at], want),
+                    "{} {layout:?}: W[{row}, {col}]: got {} expected {want}",
+                    ty.name(),
+                    got[at]
+                );
+            }
+        }
+    }
+}
+
+/// Quantized weights take (about) their GGML size on the GPU: Q4 types about a quarter of f16.
+#[test]
+fn gpu_memory_stays_near_ggml_size() {
+    let (n, k) = (64, 1536);
+    let f16_bytes = (2 * n * k) as f64;
+    for ty in QuantTensor::TYPES {
+        let mut rng = Rng::new(1);
+        let bytes = random_ggml(&mut rng, ty, n, k);
+        let w = QuantTensor::from_ggml(gpu(), "w", ty, n, k, &bytes).unwrap();
+        let ratio = w.gpu_bytes() as f64 / bytes.len() as f64;
+        println!("{:<5} GGML {:>7} B  GPU {:>7} B  ×{ratio:.4}", ty.name(), bytes.len(), w.gpu_bytes());
+        assert!(ratio <= 1.03, "{}: {} GPU bytes for {} GGML bytes", ty.name(), w.gpu_bytes(), bytes.len());
+        if matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q4_K) {
+            assert!(w.gpu_bytes() as f64 <= 0.32 * f16_bytes, "{}: {} bytes", ty.name(), w.gpu_bytes());
+        }
+    }
+}
+
+#[test]
+fn bad_shapes_are_errors() {
+    let g = gpu();
+    // Columns not a whole number of blocks, wrong byte counts, types that have no kernel.
+    let err = QuantTensor::from_ggml(g, "blk.0.attn_q.weight", GgmlType::Q4_1, 2, 48, &[0; 2 * 30]).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("blk.0.attn_q.weight") && msg.contains("multiple of 32"), "{msg}");
+    let err = QuantTensor::from_ggml(g, "w", GgmlType::Q4_K, 1, 256, &[0; 140]).unwrap_err();
+    assert!(err.to_string().contains("144"), "{err}");
+    let err = QuantTensor::from_ggml(g, "w", GgmlType::F16, 3, 12, &[0; 72]).unwrap_err();
+    assert!(err.to_string().contains("multiple of 8"), "{err}");
+    let err = QuantTensor::from_ggml(g, "w", GgmlType::Q5_0, 1, 32, &[0; 22]).unwrap_err();
+    assert!(err.to_string().contains("Q5_0"), "{err}");
+    assert!(QuantTensor::from_ggml(g, "w", GgmlType::Q8_0, 0, 32, &[]).is_err());
+
+    // Activations whose sizes do not match M and W.
+    let w = QuantTensor::from_ggml(g, "w", GgmlType::Q8_0, 3, 64, &[0; 6 * 34]).unwrap();
+    let t = |len: usize| Tensor::zeros(g, "t", &[len], DType::F32).unwrap();
+    let mut prog = Program::new(g);
+    let err = ops::matmul_nt_quant(&mut prog, &t(5 * 3), &t(5 * 63), &w, 5, 1.0, 0.0).unwrap_err();
+    assert!(err.to_string().contains("elements"), "{err}");
+    let err = ops::matmul_nt_quant(&mut prog, &t(5 * 4), &t(5 * 64), &w, 5, 1.0, 0.0).unwrap_err();
+    assert!(err.to_string().contains("y"), "{err}");
+    let err = ops::matmul_nn_quant(&mut prog, &t(5 * 64), &t(5 * 2), &w, 5, 1.0, 0.0).unwrap_err();
+    assert!(err.to_string().contains("dy"), "{err}");
+    let err = ops::matmul_nn_quant(&mut prog, &t(0), &t(0), &w, 0, 1.0, 0.0).unwrap_err();
+    assert!(err.to_string().contains("M = 0"), "{err}");
+    assert!(prog.is_empty());
+}
