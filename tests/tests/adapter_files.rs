@@ -86,7 +86,7 @@ fn unusable_adapters_give_errors() {
 /// Hugging Face folder.
 #[test]
 fn merged_model_matches_base_plus_adapter() {
-    use weblora::model::{export, load, Batch, Plan, PlanOptions};
+    use weblora::model::{export, load, Plan, PlanOptions};
     let g = gpu();
     let model = weblora_tests::tiny::random_model(g, config("qwen2", false, false), 12);
     let lcfg = LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, targets: Target::ALL.to_vec(), use_rslora: false };
