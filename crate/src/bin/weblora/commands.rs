@@ -1,4 +1,4 @@
-//! Subcommands other than `bench`: inspect, generate, merge.
+//! The subcommands; `train`, `eval`, `data` live in train.rs, `bench` in bench.rs.
 
 use std::path::PathBuf;
 
@@ -36,6 +36,12 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Train a LoRA adapter.
+    Train(crate::train::TrainArgs),
+    /// Mean loss and perplexity of a model (with an adapter) on a dataset.
+    Eval(crate::train::EvalArgs),
+    /// What a dataset becomes: examples, tokens, the loss mask of the first example.
+    Data(crate::train::DataArgs),
     /// Measure kernel and training-step speed on this machine's GPU.
     Bench(crate::bench::BenchArgs),
 }
@@ -60,6 +66,9 @@ struct GenerateArgs {
     top_k: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Feed the prompt as it is, without the model's chat template.
+    #[arg(long)]
+    raw: bool,
 }
 
 fn gpu() -> Result<Gpu> {
@@ -80,6 +89,9 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("merged {} into {}", adapter.display(), out.display());
             Ok(())
         }
+        Command::Train(args) => crate::train::run_train(args),
+        Command::Eval(args) => crate::train::run_eval(args),
+        Command::Data(args) => crate::train::run_data(args),
         Command::Bench(args) => crate::bench::run(args),
     }
 }
@@ -112,9 +124,17 @@ fn inspect(path: &std::path::Path) -> Result<()> {
 fn run_generate(args: GenerateArgs) -> Result<()> {
     let g = gpu()?;
     let model = load::load_model(&g, &args.model)?;
-    let (tok, _template) = load::load_tokenizer(&args.model)?;
+    let (tok, template) = load::load_tokenizer(&args.model)?;
     let lora = args.adapter.as_ref().map(|dir| peft::read_peft_folder(&g, &model.config, dir)).transpose()?;
-    let prompt = tok.encode(&args.prompt, tok.special.add_bos).map_err(|e| Error::Config(e.to_string()))?;
+    let text = match (&template, args.raw) {
+        (Some(src), false) => {
+            let t = crate::train::chat_template(&tok, Some(src))?;
+            let user = weblora::data::Message { role: "user".into(), content: args.prompt.clone() };
+            t.render(&[user], true).map_err(Error::Config)?
+        }
+        _ => args.prompt.clone(),
+    };
+    let prompt = tok.encode(&text, tok.special.add_bos).map_err(|e| Error::Config(e.to_string()))?;
     let decoder = Decoder::new(&g, &model, lora.as_ref(), prompt.len() + args.max_new_tokens)?;
     let sampling = Sampling {
         max_new_tokens: args.max_new_tokens,
@@ -122,7 +142,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         top_k: args.top_k,
         top_p: args.top_p,
         seed: args.seed,
-        stop: tok.special.eos.into_iter().collect(),
+        stop: tok.special.eos.into_iter().chain(tok.token_to_id("<|im_end|>")).collect(),
     };
     let out = pollster::block_on(generate(&decoder, &prompt, &sampling))?;
     println!("{}", tok.decode(&out, true).map_err(|e| Error::Config(e.to_string()))?);

@@ -1,0 +1,317 @@
+//! `weblora train`, `weblora eval` and `weblora data`: the data path and the trainer, with a
+//! progress bar, evaluation, checkpoints and the adapter files at the end.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use weblora::data::{self, Batcher, BatchOptions, ChatTemplate, DataOptions, Prepared, RecordFormat};
+use weblora::gpu::Gpu;
+use weblora::lora::{gguf, peft, Lora, LoraConfig, Target};
+use weblora::model::{load, Batch, Model};
+use weblora::tokenizer::Tokenizer;
+use weblora::train::{Schedule, StepRecord, TrainConfig, Trainer};
+use weblora::{Error, Result};
+
+/// Where the data comes from and how it becomes examples.
+#[derive(clap::Args, Clone)]
+pub struct DataArgs {
+    /// A .gguf file or a Hugging Face folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// JSONL, JSON, CSV/TSV or .txt.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Force a record format: text, prompt-completion, alpaca, messages, sharegpt.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Loss on the answers only, or on every token.
+    #[arg(long, default_value = "answers", value_parser = ["answers", "all"])]
+    pub train_on: String,
+    /// Longest sequence in tokens; longer examples are truncated.
+    #[arg(long, default_value_t = 512)]
+    pub seq_len: usize,
+    /// Leave out malformed records instead of stopping.
+    #[arg(long)]
+    pub skip_bad_lines: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Output folder: the PEFT adapter, the GGUF adapter (GGUF bases), trainer_state.json, checkpoints.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 8)]
+    rank: usize,
+    #[arg(long, default_value_t = 16.0)]
+    alpha: f32,
+    #[arg(long, default_value_t = 0.05)]
+    dropout: f32,
+    /// Comma-separated: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj or all-linear.
+    #[arg(long, default_value = "all-linear")]
+    targets: String,
+    #[arg(long)]
+    rslora: bool,
+    #[arg(long, default_value_t = 2e-4)]
+    lr: f32,
+    #[arg(long, default_value = "linear")]
+    schedule: Schedule,
+    #[arg(long, default_value_t = 0)]
+    warmup: usize,
+    #[arg(long, default_value_t = 1)]
+    epochs: usize,
+    /// Stop after this many optimizer updates (overrides epochs).
+    #[arg(long)]
+    max_steps: Option<usize>,
+    #[arg(long, default_value_t = 4)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 1)]
+    grad_accum: usize,
+    #[arg(long, default_value_t = 1.0)]
+    max_grad_norm: f32,
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f32,
+    /// Fraction of the data held out for evaluation.
+    #[arg(long, default_value_t = 0.0)]
+    eval_split: f64,
+    /// A separate evaluation file.
+    #[arg(long)]
+    eval_data: Option<PathBuf>,
+    /// Evaluate every N updates (0: only at the end).
+    #[arg(long, default_value_t = 0)]
+    eval_every: usize,
+    /// Write a checkpoint every N updates (0: never).
+    #[arg(long, default_value_t = 0)]
+    checkpoint_every: usize,
+    /// Continue from a checkpoint folder.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Start from an existing PEFT adapter.
+    #[arg(long)]
+    init_adapter: Option<PathBuf>,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long)]
+    no_shuffle: bool,
+    /// Recompute activations in backward: less memory, slower.
+    #[arg(long)]
+    recompute: bool,
+}
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// A PEFT adapter folder.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
+    #[arg(long, default_value_t = 4)]
+    batch_size: usize,
+}
+
+fn cfg_err(e: impl std::fmt::Display) -> Error {
+    Error::Config(e.to_string())
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+}
+
+/// The tokenizer, the chat template and the prepared data of `args`.
+pub fn chat_template(tok: &Tokenizer, source: Option<&str>) -> Result<ChatTemplate> {
+    let name = |id: Option<u32>| id.and_then(|i| tok.inner().id_to_token(i)).unwrap_or_default();
+    let (bos, eos) = (name(tok.special.bos), name(tok.special.eos));
+    match source {
+        Some(src) => ChatTemplate::new(src, &bos, &eos).map_err(cfg_err),
+        None => ChatTemplate::chatml(&bos, &eos).map_err(cfg_err),
+    }
+}
+
+fn prepare(args: &DataArgs, eval_fraction: f64, eval_file: Option<&Path>, seed: u64) -> Result<(Tokenizer, Prepared)> {
+    let (tok, template_src) = load::load_tokenizer(&args.model)?;
+    let template = chat_template(&tok, template_src.as_deref())?;
+    let mut options = DataOptions { seq_len: args.seq_len, eval_fraction, seed, ..Default::default() };
+    options.parse.skip_bad_lines = args.skip_bad_lines;
+    options.encode.assistant_only_loss = args.train_on == "answers";
+    options.parse.format = match args.format.as_deref() {
+        None => None,
+        Some("text") => Some(RecordFormat::Text),
+        Some("prompt-completion") => Some(RecordFormat::PromptCompletion),
+        Some("alpaca") => Some(RecordFormat::Alpaca),
+        Some("messages") => Some(RecordFormat::Messages),
+        Some("sharegpt") => Some(RecordFormat::ShareGpt),
+        Some(other) => return Err(Error::Config(format!("unknown --format {other:?}"))),
+    };
+    let train_name = args.data.display().to_string();
+    let train_bytes = read(&args.data)?;
+    let eval = match eval_file {
+        Some(p) => Some((p.display().to_string(), read(p)?)),
+        None => None,
+    };
+    let prepared = data::prepare(
+        (&train_name, &train_bytes),
+        eval.as_ref().map(|(n, b)| (n.as_str(), b.as_slice())),
+        &tok,
+        Some(&template),
+        &options,
+    )
+    .map_err(cfg_err)?;
+    Ok((tok, prepared))
+}
+
+pub fn run_data(args: DataArgs) -> Result<()> {
+    let (_, prepared) = prepare(&args, 0.0, None, 42)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&prepared.summary).map_err(cfg_err)?);
+    } else {
+        print!("{}", prepared.summary);
+    }
+    Ok(())
+}
+
+fn batches(examples: Vec<data::Example>, batch_size: usize, seq_len: usize, shuffle: bool, seed: u64, pad: u32) -> Batcher {
+    // Pad each batch to its longest row rounded to 8: few shapes, little padding.
+    let options = BatchOptions { batch_size, seq_len, shuffle, seed, pad_to_multiple_of: 8, ..Default::default() };
+    Batcher::new(examples, options, pad)
+}
+
+pub fn run_eval(args: EvalArgs) -> Result<()> {
+    let (tok, prepared) = prepare(&args.data, 0.0, None, 42)?;
+    let g = pollster::block_on(Gpu::new())?;
+    let model = load::load_model(&g, &args.data.model)?;
+    let lora = match &args.adapter {
+        Some(dir) => peft::read_peft_folder(&g, &model.config, dir)?,
+        None => no_adapter(&g, &model)?,
+    };
+    let cfg = TrainConfig { max_steps: 1, ..Default::default() };
+    let mut trainer = Trainer::new(&g, &model, &lora, cfg)?;
+    let batcher = batches(prepared.train.examples, args.batch_size, args.data.seq_len, false, 0, data::pad_id(&tok));
+    let all: Vec<Batch> = batcher.epoch(0).map(Batch::from).collect();
+    let (loss, tokens) = pollster::block_on(trainer.evaluate(&all))?;
+    if args.data.json {
+        println!("{}", serde_json::json!({ "loss": loss, "perplexity": loss.exp(), "tokens": tokens }));
+    } else {
+        println!("loss {loss:.4}  perplexity {:.3}  tokens {tokens}", loss.exp());
+    }
+    Ok(())
+}
+
+/// An adapter that changes nothing (B = 0), for evaluating the base model.
+fn no_adapter(g: &Gpu, model: &Model) -> Result<Lora> {
+    let lora = Lora::new(g, &model.config, LoraConfig { r: 4, alpha: 4.0, dropout: 0.0, targets: vec![Target::Q], use_rslora: false })?;
+    lora.init_peft(g, 0)?;
+    Ok(lora)
+}
+
+pub fn run_train(args: TrainArgs) -> Result<()> {
+    let d = &args.data;
+    let (tok, prepared) = prepare(d, args.eval_split, args.eval_data.as_deref(), args.seed)?;
+    print!("{}", prepared.summary);
+    if prepared.train.supervised_tokens() == 0 {
+        return Err(Error::Config(format!("{}: no supervised tokens to train on", d.data.display())));
+    }
+    let g = pollster::block_on(Gpu::new())?;
+    let model = load::load_model(&g, &d.model)?;
+    let lora = match &args.init_adapter {
+        Some(dir) => peft::read_peft_folder(&g, &model.config, dir)?,
+        None => {
+            let targets: Vec<String> = args.targets.split(',').map(|s| s.trim().to_string()).collect();
+            let config = LoraConfig {
+                r: args.rank,
+                alpha: args.alpha,
+                dropout: args.dropout,
+                targets: Target::parse_list(&targets)?,
+                use_rslora: args.rslora,
+            };
+            let lora = Lora::new(&g, &model.config, config)?;
+            lora.init_peft(&g, args.seed)?;
+            lora
+        }
+    };
+    let pad = data::pad_id(&tok);
+    let train = batches(prepared.train.examples, args.batch_size, d.seq_len, !args.no_shuffle, args.seed, pad);
+    let eval: Vec<Batch> = batches(prepared.eval, args.batch_size, d.seq_len, false, 0, pad).epoch(0).map(Batch::from).collect();
+    let per_epoch = train.batches_per_epoch().div_ceil(args.grad_accum).max(1);
+    let total = args.max_steps.unwrap_or(per_epoch * args.epochs).max(1);
+    let config = TrainConfig {
+        learning_rate: args.lr,
+        lr_scheduler_type: args.schedule,
+        warmup_steps: args.warmup,
+        max_steps: total,
+        gradient_accumulation_steps: args.grad_accum,
+        max_grad_norm: args.max_grad_norm,
+        weight_decay: args.weight_decay,
+        seed: args.seed,
+        recompute: args.recompute,
+        ..Default::default()
+    };
+    let mut trainer = Trainer::new(&g, &model, &lora, config)?;
+    let mut next_batch = 0usize; // index into the endless sequence of batches, epoch after epoch
+    if let Some(dir) = &args.resume {
+        let pos = trainer.load_checkpoint(dir)?;
+        next_batch = pos["next_batch"].as_u64().unwrap_or(0) as usize;
+        println!("resumed from {} at update {}", dir.display(), trainer.step);
+    }
+    std::fs::create_dir_all(&args.out).map_err(|e| Error::Config(format!("{}: {e}", args.out.display())))?;
+    let base_name = d.model.display().to_string();
+    let per_epoch_batches = train.batches_per_epoch().max(1);
+    let batch_at = |i: usize| Batch::from(train.batch(&train.plan((i / per_epoch_batches) as u64)[i % per_epoch_batches]));
+
+    let bar = indicatif::ProgressBar::new(total as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed} < {eta}]")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_position(trainer.step as u64);
+    let mut history: Vec<serde_json::Value> = Vec::new();
+    let started = Instant::now();
+    let mut tokens_seen = 0usize;
+    while trainer.step < total {
+        let micro: Vec<Batch> = (0..args.grad_accum).map(|k| batch_at(next_batch + k)).collect();
+        let record: StepRecord = pollster::block_on(trainer.train_step(&micro))?;
+        if !record.is_finite() {
+            bar.abandon();
+            pollster::block_on(peft::write_peft_folder(&g, &lora, &base_name, &args.out))?;
+            return Err(Error::Config(format!(
+                "update {}: the loss or gradient is not finite (loss {}, grad norm {}); stopped and kept the last good adapter in {}",
+                record.step,
+                record.loss,
+                record.grad_norm,
+                args.out.display()
+            )));
+        }
+        next_batch += args.grad_accum;
+        tokens_seen += micro.iter().map(|b| b.b * b.t).sum::<usize>();
+        let tps = tokens_seen as f64 / started.elapsed().as_secs_f64();
+        bar.set_message(format!("loss {:.4} lr {:.2e} {tps:.0} tok/s", record.loss, record.learning_rate));
+        bar.inc(1);
+        let mut entry = serde_json::to_value(record).map_err(cfg_err)?;
+        let step = trainer.step;
+        if !eval.is_empty() && ((args.eval_every > 0 && step % args.eval_every == 0) || step == total) {
+            let (loss, n) = pollster::block_on(trainer.evaluate(&eval))?;
+            entry["eval_loss"] = loss.into();
+            entry["eval_perplexity"] = loss.exp().into();
+            bar.println(format!("update {step}: eval loss {loss:.4} (perplexity {:.3}, {n} tokens)", loss.exp()));
+        }
+        history.push(entry);
+        if args.checkpoint_every > 0 && step % args.checkpoint_every == 0 {
+            let dir = args.out.join(format!("checkpoint-{step}"));
+            pollster::block_on(trainer.save_checkpoint(&dir, &base_name, serde_json::json!({ "next_batch": next_batch })))?;
+        }
+    }
+    bar.finish();
+    pollster::block_on(peft::write_peft_folder(&g, &lora, &base_name, &args.out))?;
+    if d.model.extension().is_some_and(|e| e == "gguf") {
+        let bytes = pollster::block_on(gguf::gguf_lora_bytes(&g, &lora, &model.config))?;
+        std::fs::write(args.out.join("adapter.gguf"), bytes).map_err(|e| Error::Config(format!("adapter.gguf: {e}")))?;
+    }
+    let state = serde_json::json!({ "global_step": trainer.step, "log_history": history, "config": trainer.config });
+    std::fs::write(args.out.join("trainer_state.json"), serde_json::to_string_pretty(&state).map_err(cfg_err)?)
+        .map_err(|e| Error::Config(format!("trainer_state.json: {e}")))?;
+    println!("wrote the adapter to {}", args.out.display());
+    Ok(())
+}
