@@ -17,6 +17,8 @@ pub enum Error {
     Tensor { name: String, detail: String },
     #[error(transparent)]
     Load(#[from] crate::io::LoadError),
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use weblora::data::{self, Batcher, BatchOptions, ChatTemplate, DataOptions, Prepared, RecordFormat};
+use weblora::data::{self, BatchOptions, Batcher, ChatTemplate, DataOptions, Prepared, RecordFormat};
 use weblora::gpu::Gpu;
 use weblora::lora::{gguf, peft, Lora, LoraConfig, Target};
 use weblora::model::{load, Batch, Model};
@@ -126,8 +126,8 @@ pub fn chat_template(tok: &Tokenizer, source: Option<&str>) -> Result<ChatTempla
     let name = |id: Option<u32>| id.and_then(|i| tok.inner().id_to_token(i)).unwrap_or_default();
     let (bos, eos) = (name(tok.special.bos), name(tok.special.eos));
     match source {
-        Some(src) => ChatTemplate::new(src, &bos, &eos).map_err(cfg_err),
-        None => ChatTemplate::chatml(&bos, &eos).map_err(cfg_err),
+        Some(src) => Ok(ChatTemplate::new(src, &bos, &eos)?),
+        None => Ok(ChatTemplate::chatml(&bos, &eos)?),
     }
 }
 
@@ -158,8 +158,7 @@ fn prepare(args: &DataArgs, eval_fraction: f64, eval_file: Option<&Path>, seed: 
         &tok,
         Some(&template),
         &options,
-    )
-    .map_err(cfg_err)?;
+    )?;
     Ok((tok, prepared))
 }
 
@@ -173,7 +172,14 @@ pub fn run_data(args: DataArgs) -> Result<()> {
     Ok(())
 }
 
-fn batches(examples: Vec<data::Example>, batch_size: usize, seq_len: usize, shuffle: bool, seed: u64, pad: u32) -> Batcher {
+fn batches(
+    examples: Vec<data::Example>,
+    batch_size: usize,
+    seq_len: usize,
+    shuffle: bool,
+    seed: u64,
+    pad: u32,
+) -> Batcher {
     // Pad each batch to its longest row rounded to 8: few shapes, little padding.
     let options = BatchOptions { batch_size, seq_len, shuffle, seed, pad_to_multiple_of: 8, ..Default::default() };
     Batcher::new(examples, options, pad)
@@ -202,7 +208,11 @@ pub fn run_eval(args: EvalArgs) -> Result<()> {
 
 /// An adapter that changes nothing (B = 0), for evaluating the base model.
 fn no_adapter(g: &Gpu, model: &Model) -> Result<Lora> {
-    let lora = Lora::new(g, &model.config, LoraConfig { r: 4, alpha: 4.0, dropout: 0.0, targets: vec![Target::Q], use_rslora: false })?;
+    let lora = Lora::new(
+        g,
+        &model.config,
+        LoraConfig { r: 4, alpha: 4.0, dropout: 0.0, targets: vec![Target::Q], use_rslora: false },
+    )?;
     lora.init_peft(g, 0)?;
     Ok(lora)
 }
@@ -234,7 +244,8 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
     };
     let pad = data::pad_id(&tok);
     let train = batches(prepared.train.examples, args.batch_size, d.seq_len, !args.no_shuffle, args.seed, pad);
-    let eval: Vec<Batch> = batches(prepared.eval, args.batch_size, d.seq_len, false, 0, pad).epoch(0).map(Batch::from).collect();
+    let eval: Vec<Batch> =
+        batches(prepared.eval, args.batch_size, d.seq_len, false, 0, pad).epoch(0).map(Batch::from).collect();
     let per_epoch = train.batches_per_epoch().div_ceil(args.grad_accum).max(1);
     let total = args.max_steps.unwrap_or(per_epoch * args.epochs).max(1);
     let config = TrainConfig {
@@ -259,7 +270,8 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out).map_err(|e| Error::Config(format!("{}: {e}", args.out.display())))?;
     let base_name = d.model.display().to_string();
     let per_epoch_batches = train.batches_per_epoch().max(1);
-    let batch_at = |i: usize| Batch::from(train.batch(&train.plan((i / per_epoch_batches) as u64)[i % per_epoch_batches]));
+    let batch_at =
+        |i: usize| Batch::from(train.batch(&train.plan((i / per_epoch_batches) as u64)[i % per_epoch_batches]));
 
     let bar = indicatif::ProgressBar::new(total as u64);
     bar.set_style(
@@ -287,7 +299,11 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
         next_batch += args.grad_accum;
         tokens_seen += micro.iter().map(|b| b.b * b.t).sum::<usize>();
         let tps = tokens_seen as f64 / started.elapsed().as_secs_f64();
-        bar.set_message(format!("loss {:.4} lr {:.2e} {tps:.0} tok/s", record.loss, record.learning_rate));
+        let msg = format!("loss {:.4} lr {:.2e} {tps:.0} tok/s", record.loss, record.learning_rate);
+        if bar.is_hidden() {
+            println!("update {}/{total}: {msg}", record.step);
+        }
+        bar.set_message(msg);
         bar.inc(1);
         let mut entry = serde_json::to_value(record).map_err(cfg_err)?;
         let step = trainer.step;
@@ -295,19 +311,29 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
             let (loss, n) = pollster::block_on(trainer.evaluate(&eval))?;
             entry["eval_loss"] = loss.into();
             entry["eval_perplexity"] = loss.exp().into();
-            bar.println(format!("update {step}: eval loss {loss:.4} (perplexity {:.3}, {n} tokens)", loss.exp()));
+            let msg = format!("update {step}: eval loss {loss:.4} (perplexity {:.3}, {n} tokens)", loss.exp());
+            if bar.is_hidden() {
+                println!("{msg}");
+            } else {
+                bar.println(msg);
+            }
         }
         history.push(entry);
         if args.checkpoint_every > 0 && step % args.checkpoint_every == 0 {
             let dir = args.out.join(format!("checkpoint-{step}"));
-            pollster::block_on(trainer.save_checkpoint(&dir, &base_name, serde_json::json!({ "next_batch": next_batch })))?;
+            pollster::block_on(trainer.save_checkpoint(
+                &dir,
+                &base_name,
+                serde_json::json!({ "next_batch": next_batch }),
+            ))?;
         }
     }
     bar.finish();
     pollster::block_on(peft::write_peft_folder(&g, &lora, &base_name, &args.out))?;
     if d.model.extension().is_some_and(|e| e == "gguf") {
         let bytes = pollster::block_on(gguf::gguf_lora_bytes(&g, &lora, &model.config))?;
-        std::fs::write(args.out.join("adapter.gguf"), bytes).map_err(|e| Error::Config(format!("adapter.gguf: {e}")))?;
+        std::fs::write(args.out.join("adapter.gguf"), bytes)
+            .map_err(|e| Error::Config(format!("adapter.gguf: {e}")))?;
     }
     let state = serde_json::json!({ "global_step": trainer.step, "log_history": history, "config": trainer.config });
     std::fs::write(args.out.join("trainer_state.json"), serde_json::to_string_pretty(&state).map_err(cfg_err)?)
