@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::decode::Decoder;
+use crate::rng::Rng;
 
 /// How to pick each next token. `temperature` 0 means greedy.
 #[derive(Clone, Debug)]
@@ -37,7 +38,7 @@ pub async fn generate(decoder: &Decoder, prompt: &[u32], sampling: &Sampling) ->
             decoder.max_len()
         )));
     }
-    let mut rng = sampling.seed.wrapping_add(0x9E3779B97F4A7C15);
+    let mut rng = Rng::new(sampling.seed);
     let mut logits = Vec::new();
     for (pos, &id) in prompt.iter().enumerate() {
         logits = decoder.next_logits(id, pos).await?;
@@ -57,8 +58,8 @@ pub async fn generate(decoder: &Decoder, prompt: &[u32], sampling: &Sampling) ->
     Ok(out)
 }
 
-/// Chooses a token from `logits` as `s` says; `rng` is a SplitMix64 state.
-pub fn pick(logits: &[f32], s: &Sampling, rng: &mut u64) -> u32 {
+/// Chooses a token from `logits` as `s` says.
+pub fn pick(logits: &[f32], s: &Sampling, rng: &mut Rng) -> u32 {
     let argmax =
         || logits.iter().enumerate().fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0 as u32;
     if s.temperature <= 0.0 {
@@ -83,7 +84,7 @@ pub fn pick(logits: &[f32], s: &Sampling, rng: &mut u64) -> u32 {
         }
     }
     let total: f64 = probs[..keep].iter().sum();
-    let mut u = unit(rng) * total;
+    let mut u = rng.unit() * total;
     for (i, p) in probs[..keep].iter().enumerate() {
         u -= p;
         if u <= 0.0 {
@@ -91,12 +92,4 @@ pub fn pick(logits: &[f32], s: &Sampling, rng: &mut u64) -> u32 {
         }
     }
     order[keep - 1] as u32
-}
-
-fn unit(state: &mut u64) -> f64 {
-    *state = state.wrapping_add(0x9E3779B97F4A7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
-    ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
 }

@@ -9,6 +9,7 @@ pub mod io;
 pub mod lora;
 pub mod model;
 pub mod ops;
+pub mod rng;
 pub mod tokenizer;
 pub mod train;
 

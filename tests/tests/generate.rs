@@ -73,11 +73,11 @@ fn sampling_respects_top_k_top_p_and_seed() {
     let mut order: Vec<usize> = (0..50).collect();
     order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
     let s = Sampling { temperature: 1.0, top_k: 3, ..Default::default() };
-    let mut state = 7;
+    let mut state = weblora::rng::Rng::new(7);
     let draws: Vec<u32> = (0..300).map(|_| pick(&logits, &s, &mut state)).collect();
     assert!(draws.iter().all(|d| order[..3].contains(&(*d as usize))), "top-k 3 keeps the 3 best");
     assert!(order[..3].iter().all(|o| draws.contains(&(*o as u32))), "all 3 are drawn in 300 tries");
-    let mut again = 7;
+    let mut again = weblora::rng::Rng::new(7);
     assert_eq!(draws, (0..300).map(|_| pick(&logits, &s, &mut again)).collect::<Vec<_>>(), "same seed, same draws");
     let tiny_p = Sampling { temperature: 1.0, top_p: 1e-6, ..Default::default() };
     assert_eq!(pick(&logits, &tiny_p, &mut state), order[0] as u32, "top-p near 0 is greedy");

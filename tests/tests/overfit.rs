@@ -14,21 +14,13 @@ fn lora_overfits_a_small_batch() {
     let lora = weblora::lora::Lora::new(g, &model.config, cfg).unwrap();
     lora.init_peft(g, 1).unwrap();
     let batch = random_batch(2, 8, model.config.vocab_size as u32, 0, 4);
-    let opts = PlanOptions {
-        adamw: AdamwParams { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 },
-        ..Default::default()
-    };
+    let hp = AdamwParams { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 };
+    let opts = PlanOptions { adamw: hp, ..Default::default() };
     let plan = Plan::new(g, &model, &lora, 2, 8, opts).unwrap();
     plan.set_batch(&batch).unwrap();
     let mut losses = Vec::new();
     for step in 1..=150 {
-        let sp = StepParams {
-            inv_count: 1.0 / batch.supervised() as f32,
-            lr: 2e-2,
-            bias_correction1: 1.0 - 0.9f32.powi(step),
-            bias_correction2_sqrt: (1.0 - 0.999f32.powi(step)).sqrt(),
-            ..Default::default()
-        };
+        let sp = StepParams::for_update(step, 2e-2, &hp, batch.supervised(), 0);
         losses.push(pollster::block_on(plan.step(sp, true, true)).unwrap().loss);
     }
     let (first, last) = (losses[0], *losses.last().unwrap());

@@ -36,13 +36,7 @@ fn twenty_steps_track_peft() {
         let batch = Batch::from_labels(ids, &labels.concat(), t);
         let plan = plans.entry(t).or_insert_with(|| Plan::new(g, &model, &lora, bs, t, opts).unwrap());
         plan.set_batch(&batch).unwrap();
-        let sp = StepParams {
-            inv_count: 1.0 / batch.supervised() as f32,
-            lr: 2e-4,
-            bias_correction1: 1.0 - 0.9f32.powi(step),
-            bias_correction2_sqrt: (1.0 - 0.999f32.powi(step)).sqrt(),
-            ..Default::default()
-        };
+        let sp = StepParams::for_update(step, 2e-4, &opts.adamw, batch.supervised(), 0);
         if step == 1 {
             pollster::block_on(plan.step(sp, true, false)).unwrap();
             for (key, _, grad) in pollster::block_on(lora.read_grads(g)).unwrap() {

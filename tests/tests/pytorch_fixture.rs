@@ -43,18 +43,11 @@ fn check_case(case: &str, recompute: bool) {
     );
 
     // Step 1: loss and gradients at the initial adapter; then 4 more AdamW steps.
-    let inv_count = 1.0 / batch.supervised() as f32;
     plan.set_batch(&batch).unwrap();
     let mut losses = Vec::new();
     let mut norms = Vec::new();
     for step in 1..=5 {
-        let sp = StepParams {
-            inv_count,
-            lr: 1e-2,
-            bias_correction1: 1.0 - 0.9f32.powi(step),
-            bias_correction2_sqrt: (1.0 - 0.999f32.powi(step)).sqrt(),
-            ..Default::default()
-        };
+        let sp = StepParams::for_update(step, 1e-2, &opts.adamw, batch.supervised(), 0);
         if step == 1 {
             // Gradients before the update, to compare with PEFT's.
             let st = pollster::block_on(plan.step(sp, true, false)).unwrap();

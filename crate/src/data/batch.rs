@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+pub use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::encode::Example;
@@ -82,37 +83,6 @@ pub struct TokenBatch {
 impl From<TokenBatch> for crate::model::Batch {
     fn from(b: TokenBatch) -> Self {
         Self { b: b.batch_size, t: b.seq_len, ids: b.ids, targets: b.targets }
-    }
-}
-
-/// A small, fast, portable generator (SplitMix64) for shuffles; the same seed gives the same
-/// order on every platform.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() as u128 * n as u128) >> 64) as usize
-    }
-
-    /// Fisher–Yates.
-    pub fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            v.swap(i, self.below(i + 1));
-        }
     }
 }
 

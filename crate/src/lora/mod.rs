@@ -259,7 +259,7 @@ impl Lora {
     /// PEFT's default initialisation: A ~ U(−1/√in, 1/√in) (kaiming_uniform with a = √5),
     /// B = 0, drawn from `seed`. Clears the optimizer moments.
     pub fn init_peft(&self, gpu: &Gpu, seed: u64) -> Result<()> {
-        let mut rng = SplitMix64(seed);
+        let mut rng = crate::rng::Rng::new(seed);
         let mut values = std::collections::HashMap::new();
         for m in &self.modules {
             let bound = 1.0 / (m.in_features as f64).sqrt();
@@ -288,18 +288,5 @@ impl Lora {
     /// Reads the accumulated gradients back, keyed like the parameters.
     pub async fn read_grads(&self, gpu: &Gpu) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
         Ok(self.unpack(&self.grads.read_f32(gpu).await?))
-    }
-}
-
-/// The seeded generator behind adapter initialisation.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn unit(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
     }
 }

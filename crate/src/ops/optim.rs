@@ -38,6 +38,21 @@ pub struct StepParams {
     pub _pad: [u32; 3],
 }
 
+impl StepParams {
+    /// The scalars of AdamW update number `step` (1-based) at learning rate `lr`, for a batch
+    /// whose loss is the mean over `supervised` tokens.
+    pub fn for_update(step: i32, lr: f32, adamw: &AdamwParams, supervised: usize, dropout_seed: u32) -> StepParams {
+        StepParams {
+            inv_count: 1.0 / supervised.max(1) as f32,
+            lr,
+            bias_correction1: 1.0 - adamw.beta1.powi(step),
+            bias_correction2_sqrt: (1.0 - adamw.beta2.powi(step)).sqrt(),
+            dropout_seed,
+            _pad: [0; 3],
+        }
+    }
+}
+
 /// AdamW's constant settings.
 #[derive(Clone, Copy, Debug)]
 pub struct AdamwParams {

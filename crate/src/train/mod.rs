@@ -56,6 +56,17 @@ impl Default for TrainConfig {
     }
 }
 
+impl TrainConfig {
+    pub fn adamw(&self) -> AdamwParams {
+        AdamwParams {
+            beta1: self.adam_beta1,
+            beta2: self.adam_beta2,
+            eps: self.adam_epsilon,
+            weight_decay: self.weight_decay,
+        }
+    }
+}
+
 /// What one optimizer update did.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
 pub struct StepRecord {
@@ -102,16 +113,7 @@ impl<'a> Trainer<'a> {
     fn plan(&mut self, b: usize, t: usize) -> Result<&Plan> {
         if !self.plans.contains_key(&(b, t)) {
             let c = &self.config;
-            let opts = PlanOptions {
-                recompute: c.recompute,
-                max_grad_norm: c.max_grad_norm,
-                adamw: AdamwParams {
-                    beta1: c.adam_beta1,
-                    beta2: c.adam_beta2,
-                    eps: c.adam_epsilon,
-                    weight_decay: c.weight_decay,
-                },
-            };
+            let opts = PlanOptions { recompute: c.recompute, max_grad_norm: c.max_grad_norm, adamw: c.adamw() };
             let plan = Plan::new(&self.gpu, self.model, self.lora, b, t, opts)?;
             self.plans.insert((b, t), plan);
         }
@@ -140,14 +142,7 @@ impl<'a> Trainer<'a> {
         let mut loss = 0.0;
         let mut grad_norm = 0.0;
         for (i, batch) in micro.iter().enumerate() {
-            let sp = StepParams {
-                inv_count: 1.0 / tokens as f32,
-                lr,
-                bias_correction1: 1.0 - c.adam_beta1.powi(k),
-                bias_correction2_sqrt: (1.0 - c.adam_beta2.powi(k)).sqrt(),
-                dropout_seed: mix(c.seed, self.step as u64, i as u64),
-                _pad: [0; 3],
-            };
+            let sp = StepParams::for_update(k, lr, &c.adamw(), tokens, mix(c.seed, self.step as u64, i as u64));
             let last = i + 1 == micro.len();
             let plan = self.plan(batch.b, batch.t)?;
             plan.set_batch(batch)?;
