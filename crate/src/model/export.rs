@@ -2,12 +2,7 @@
 //! model.safetensors (f32, Hugging Face names and layout) and, when given, tokenizer.json and
 //! tokenizer_config.json.
 
-use std::path::Path;
-
-use super::{Model, ModelConfig};
-use crate::error::{Error, Result};
-use crate::gpu::Gpu;
-use crate::tokenizer::Tokenizer;
+use super::ModelConfig;
 
 /// The config.json transformers reads for `config` (rope settings in the long-standing
 /// `rope_theta` / `rope_scaling` spelling, which transformers 5 also accepts).
@@ -51,58 +46,71 @@ pub fn hf_config_json(config: &ModelConfig) -> serde_json::Value {
     j
 }
 
-/// Writes `model` (its weights read back from the GPU) as a Hugging Face folder in `dir`.
 #[cfg(not(target_arch = "wasm32"))]
-pub async fn write_hf_folder(
-    gpu: &Gpu,
-    model: &Model,
-    tokenizer: Option<(&Tokenizer, Option<&str>)>,
-    dir: &Path,
-) -> Result<()> {
-    let io = |what: &str, e: std::io::Error| Error::Config(format!("{}: {what}: {e}", dir.display()));
-    std::fs::create_dir_all(dir).map_err(|e| io("create", e))?;
-    let mut config = hf_config_json(&model.config);
-    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    for (name, t) in model.weights.named() {
-        let data = t.read_f32(gpu).await?;
-        tensors.push((name, t.shape().to_vec(), bytemuck::cast_slice(&data).to_vec()));
-    }
-    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
-        .iter()
-        .map(|(n, shape, bytes)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
-                .map(|v| (n.clone(), v))
-                .map_err(|e| Error::Tensor { name: n.clone(), detail: e.to_string() })
-        })
-        .collect::<Result<_>>()?;
-    let metadata = Some(std::collections::HashMap::from([("format".to_string(), "pt".to_string())]));
-    safetensors::tensor::serialize_to_file(views, metadata, &dir.join("model.safetensors"))
-        .map_err(|e| Error::Config(format!("{}: model.safetensors: {e}", dir.display())))?;
-    if let Some((tok, template)) = tokenizer {
-        let json = tok.inner().to_string(true).map_err(|e| Error::Config(format!("tokenizer.json: {e}")))?;
-        std::fs::write(dir.join("tokenizer.json"), json).map_err(|e| io("tokenizer.json", e))?;
-        let name = |id: Option<u32>| id.and_then(|i| tok.inner().id_to_token(i));
-        let mut tc = serde_json::json!({
-            "tokenizer_class": "PreTrainedTokenizerFast",
-            "add_bos_token": tok.special.add_bos,
-            "add_eos_token": tok.special.add_eos,
-            "bos_token": name(tok.special.bos),
-            "eos_token": name(tok.special.eos),
-            "pad_token": name(tok.special.pad),
-            "unk_token": name(tok.special.unk),
-            "model_max_length": model.config.max_position_embeddings,
-        });
-        if let Some(t) = template {
-            tc["chat_template"] = t.into();
+pub use native::write_hf_folder;
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native {
+    use std::path::Path;
+
+    use super::hf_config_json;
+    use crate::error::{Error, Result};
+    use crate::gpu::Gpu;
+    use crate::model::Model;
+    use crate::tokenizer::Tokenizer;
+
+    /// Writes `model` (its weights read back from the GPU) as a Hugging Face folder in `dir`.
+    pub async fn write_hf_folder(
+        gpu: &Gpu,
+        model: &Model,
+        tokenizer: Option<(&Tokenizer, Option<&str>)>,
+        dir: &Path,
+    ) -> Result<()> {
+        let io = |what: &str, e: std::io::Error| Error::Config(format!("{}: {what}: {e}", dir.display()));
+        std::fs::create_dir_all(dir).map_err(|e| io("create", e))?;
+        let mut config = hf_config_json(&model.config);
+        let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+        for (name, t) in model.weights.named() {
+            let data = t.read_f32(gpu).await?;
+            tensors.push((name, t.shape().to_vec(), bytemuck::cast_slice(&data).to_vec()));
         }
-        std::fs::write(dir.join("tokenizer_config.json"), serde_json::to_string_pretty(&tc).unwrap_or_default())
-            .map_err(|e| io("tokenizer_config.json", e))?;
-        for (key, id) in [("bos_token_id", tok.special.bos), ("eos_token_id", tok.special.eos)] {
-            if let Some(id) = id {
-                config[key] = id.into();
+        let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+            .iter()
+            .map(|(n, shape, bytes)| {
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                    .map(|v| (n.clone(), v))
+                    .map_err(|e| Error::Tensor { name: n.clone(), detail: e.to_string() })
+            })
+            .collect::<Result<_>>()?;
+        let metadata = Some(std::collections::HashMap::from([("format".to_string(), "pt".to_string())]));
+        safetensors::tensor::serialize_to_file(views, metadata, &dir.join("model.safetensors"))
+            .map_err(|e| Error::Config(format!("{}: model.safetensors: {e}", dir.display())))?;
+        if let Some((tok, template)) = tokenizer {
+            let json = tok.inner().to_string(true).map_err(|e| Error::Config(format!("tokenizer.json: {e}")))?;
+            std::fs::write(dir.join("tokenizer.json"), json).map_err(|e| io("tokenizer.json", e))?;
+            let name = |id: Option<u32>| id.and_then(|i| tok.inner().id_to_token(i));
+            let mut tc = serde_json::json!({
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "add_bos_token": tok.special.add_bos,
+                "add_eos_token": tok.special.add_eos,
+                "bos_token": name(tok.special.bos),
+                "eos_token": name(tok.special.eos),
+                "pad_token": name(tok.special.pad),
+                "unk_token": name(tok.special.unk),
+                "model_max_length": model.config.max_position_embeddings,
+            });
+            if let Some(t) = template {
+                tc["chat_template"] = t.into();
+            }
+            std::fs::write(dir.join("tokenizer_config.json"), serde_json::to_string_pretty(&tc).unwrap_or_default())
+                .map_err(|e| io("tokenizer_config.json", e))?;
+            for (key, id) in [("bos_token_id", tok.special.bos), ("eos_token_id", tok.special.eos)] {
+                if let Some(id) = id {
+                    config[key] = id.into();
+                }
             }
         }
+        std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&config).unwrap_or_default())
+            .map_err(|e| io("config.json", e))
     }
-    std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&config).unwrap_or_default())
-        .map_err(|e| io("config.json", e))
 }

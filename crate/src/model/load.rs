@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use super::{Model, ModelConfig, ModelWeights};
+use super::{ModelConfig, ModelWeights};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::io::{ggml, gguf_to_hf_qk_rows, GgmlType, GgufHeader};
@@ -164,6 +164,7 @@ mod native {
         read_gguf_file, read_gguf_header, read_safetensors_file, GgufEvent, SafetensorsEvent, SafetensorsIndex,
         DEFAULT_CHUNK_SIZE,
     };
+    use crate::model::Model;
 
     /// Loads a GGUF file: its header first, then its tensors streamed onto the GPU.
     pub fn load_gguf(gpu: &Gpu, path: &Path) -> Result<Model> {
@@ -225,6 +226,7 @@ mod native_any {
     use std::path::Path;
 
     use super::*;
+    use crate::model::Model;
     use crate::tokenizer::Tokenizer;
 
     /// Loads a model from a `.gguf` file or a Hugging Face folder.

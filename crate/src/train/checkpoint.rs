@@ -24,7 +24,6 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Config(format!("{}: {e}", path.display()))
 }
 
-#[cfg(not(target_arch = "wasm32"))]
 impl Trainer<'_> {
     /// Writes a checkpoint into `dir` (created or replaced as a whole).
     pub async fn save_checkpoint(&self, dir: &Path, base_model: &str, position: serde_json::Value) -> Result<()> {

@@ -2,6 +2,7 @@
 //! schedules, evaluation, non-finite detection, and checkpoints that resume the same trajectory.
 //! Which batches come when is the caller's business (the data module and the CLI).
 
+#[cfg(not(target_arch = "wasm32"))]
 mod checkpoint;
 mod schedule;
 
