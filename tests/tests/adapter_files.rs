@@ -177,3 +177,68 @@ fn gguf_lora_adapter_for_llama_cpp() {
     reader.finish(&mut check).unwrap();
     assert_eq!(seen, 28);
 }
+
+/// An MLX-LM adapter (lora_a (in, r), lora_b (r, out), scale, last layers only) imports as the
+/// PEFT adapter it stands for.
+#[test]
+fn mlx_lm_adapter_import() {
+    let g = gpu();
+    let cfg = config("llama", true, false);
+    let lcfg = LoraConfig {
+        r: 4,
+        alpha: 8.0,
+        dropout: 0.0,
+        targets: vec![Target::Q, Target::V, Target::Down],
+        use_rslora: false,
+    };
+    let peft = random_lora(g, &cfg, lcfg, 9);
+    let tensors = pollster::block_on(peft.read_params(g)).unwrap();
+    // MLX-LM's layout for the last layer only (num_layers = 1); scale = alpha / r.
+    let mut mlx: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut expected = std::collections::HashMap::new();
+    for (key, shape, data) in &tensors {
+        let layer1 = key.contains("layers.1.");
+        let (rows, cols) = (shape[0], shape[1]);
+        let mut t = vec![0.0f32; data.len()];
+        for r in 0..rows {
+            for c in 0..cols {
+                t[c * rows + r] = data[r * cols + c];
+            }
+        }
+        expected.insert(key.clone(), if layer1 { data.clone() } else { vec![0.0; data.len()] });
+        if layer1 {
+            let name = key
+                .replace("base_model.model.", "")
+                .replace("lora_A.weight", "lora_a")
+                .replace("lora_B.weight", "lora_b");
+            mlx.push((name, vec![cols, rows], bytemuck::cast_slice(&t).to_vec()));
+        }
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = mlx
+        .iter()
+        .map(|(n, s, b)| {
+            (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())
+        })
+        .collect();
+    let bytes = safetensors::tensor::serialize(views, None).unwrap();
+    let config_json =
+        r#"{"fine_tune_type": "lora", "num_layers": 1, "lora_parameters": {"rank": 4, "scale": 2.0, "dropout": 0.0}}"#;
+    let lora = weblora::lora::mlx::read_mlx_adapter(g, &cfg, config_json, &bytes, "mlx-adapter").unwrap();
+    assert_eq!(
+        (lora.config.r, lora.config.alpha, lora.config.targets.clone()),
+        (4, 8.0, vec![Target::Q, Target::V, Target::Down])
+    );
+    for (key, _, data) in pollster::block_on(lora.read_params(g)).unwrap() {
+        assert_eq!(&data, &expected[&key], "{key}");
+    }
+    let err = weblora::lora::mlx::read_mlx_adapter(
+        g,
+        &cfg,
+        r#"{"fine_tune_type": "dora", "lora_parameters": {}}"#,
+        &bytes,
+        "x",
+    )
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("dora"), "{err}");
+}

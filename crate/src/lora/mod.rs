@@ -8,6 +8,7 @@
 
 pub mod gguf;
 pub mod merge;
+pub mod mlx;
 pub mod peft;
 
 use crate::error::{Error, Result};
@@ -288,5 +289,15 @@ impl Lora {
     /// Reads the accumulated gradients back, keyed like the parameters.
     pub async fn read_grads(&self, gpu: &Gpu) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
         Ok(self.unpack(&self.grads.read_f32(gpu).await?))
+    }
+}
+
+/// Reads an adapter folder, PEFT (adapter_model.safetensors) or MLX-LM (adapters.safetensors).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_adapter_folder(gpu: &Gpu, model: &ModelConfig, dir: &std::path::Path) -> Result<Lora> {
+    if dir.join("adapters.safetensors").exists() && !dir.join("adapter_model.safetensors").exists() {
+        mlx::read_mlx_folder(gpu, model, dir)
+    } else {
+        peft::read_peft_folder(gpu, model, dir)
     }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use weblora::generate::{generate, Sampling};
 use weblora::gpu::Gpu;
-use weblora::lora::{merge, peft};
+use weblora::lora::merge;
 use weblora::model::decode::Decoder;
 use weblora::model::{export, load};
 use weblora::{Error, Result};
@@ -82,7 +82,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Merge { model, adapter, out } => {
             let g = gpu()?;
             let m = load::load_model(&g, &model)?;
-            let lora = peft::read_peft_folder(&g, &m.config, &adapter)?;
+            let lora = weblora::lora::read_adapter_folder(&g, &m.config, &adapter)?;
             merge::merge_into(&g, &m, &lora)?;
             let (tok, template) = load::load_tokenizer(&model)?;
             pollster::block_on(export::write_hf_folder(&g, &m, Some((&tok, template.as_deref())), &out))?;
@@ -125,7 +125,8 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     let g = gpu()?;
     let model = load::load_model(&g, &args.model)?;
     let (tok, template) = load::load_tokenizer(&args.model)?;
-    let lora = args.adapter.as_ref().map(|dir| peft::read_peft_folder(&g, &model.config, dir)).transpose()?;
+    let lora =
+        args.adapter.as_ref().map(|dir| weblora::lora::read_adapter_folder(&g, &model.config, dir)).transpose()?;
     let text = match (&template, args.raw) {
         (Some(src), false) => {
             let t = crate::train::chat_template(&tok, Some(src))?;

@@ -190,7 +190,7 @@ pub fn run_eval(args: EvalArgs) -> Result<()> {
     let g = pollster::block_on(Gpu::new())?;
     let model = load::load_model(&g, &args.data.model)?;
     let lora = match &args.adapter {
-        Some(dir) => peft::read_peft_folder(&g, &model.config, dir)?,
+        Some(dir) => weblora::lora::read_adapter_folder(&g, &model.config, dir)?,
         None => no_adapter(&g, &model)?,
     };
     let cfg = TrainConfig { max_steps: 1, ..Default::default() };
@@ -227,7 +227,7 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
     let g = pollster::block_on(Gpu::new())?;
     let model = load::load_model(&g, &d.model)?;
     let lora = match &args.init_adapter {
-        Some(dir) => peft::read_peft_folder(&g, &model.config, dir)?,
+        Some(dir) => weblora::lora::read_adapter_folder(&g, &model.config, dir)?,
         None => {
             let targets: Vec<String> = args.targets.split(',').map(|s| s.trim().to_string()).collect();
             let config = LoraConfig {
