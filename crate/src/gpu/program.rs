@@ -12,7 +12,7 @@ use crate::error::{shape_err, Result};
 pub type Binding<'a> = (u32, &'a Tensor);
 
 enum Command {
-    Dispatch { label: Kernel, pipeline: Arc<wgpu::ComputePipeline>, bind_group: wgpu::BindGroup, groups: [u32; 3] },
+    Dispatch { pipeline: Arc<wgpu::ComputePipeline>, bind_group: wgpu::BindGroup, groups: [u32; 3] },
     Copy { src: Tensor, dst: Tensor },
     Clear(Tensor),
 }
@@ -29,10 +29,6 @@ const MAX_GROUPS: u32 = 65535;
 impl Program {
     pub fn new(gpu: &Gpu) -> Program {
         Program { gpu: gpu.clone(), commands: Vec::new() }
-    }
-
-    pub fn gpu(&self) -> &Gpu {
-        &self.gpu
     }
 
     pub fn len(&self) -> usize {
@@ -83,7 +79,7 @@ impl Program {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        self.commands.push(Command::Dispatch { label: kernel, pipeline, bind_group, groups });
+        self.commands.push(Command::Dispatch { pipeline, bind_group, groups });
         Ok(())
     }
 
@@ -99,11 +95,6 @@ impl Program {
     /// Appends a fill of `t` with zeros.
     pub fn clear(&mut self, t: &Tensor) {
         self.commands.push(Command::Clear(t.clone()));
-    }
-
-    /// Appends every command of `other`.
-    pub fn extend(&mut self, other: Program) {
-        self.commands.extend(other.commands);
     }
 
     /// Records the program into `encoder`; consecutive dispatches share one compute pass.
@@ -137,17 +128,6 @@ impl Program {
                 }
             }
         }
-    }
-
-    /// The kernels this program dispatches, in order (for tests and profiling).
-    pub fn kernels(&self) -> Vec<Kernel> {
-        self.commands
-            .iter()
-            .filter_map(|c| match c {
-                Command::Dispatch { label, .. } => Some(*label),
-                _ => None,
-            })
-            .collect()
     }
 }
 

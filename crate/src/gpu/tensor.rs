@@ -82,11 +82,6 @@ impl Tensor {
         self.offset
     }
 
-    /// Whether two tensors are views of the same buffer.
-    pub fn same_buffer(&self, other: &Tensor) -> bool {
-        Arc::ptr_eq(&self.buffer, &other.buffer)
-    }
-
     /// A view of `shape` starting `start` elements into this tensor.
     pub fn view(&self, start: usize, shape: &[usize]) -> Result<Tensor> {
         let numel: usize = shape.iter().product();

@@ -242,6 +242,13 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
             lora
         }
     };
+    println!(
+        "LoRA: rank {}, alpha {}, {} modules, {} trainable parameters",
+        lora.config.r,
+        lora.config.alpha,
+        lora.modules.len(),
+        lora.num_params()
+    );
     let pad = data::pad_id(&tok);
     let train = batches(prepared.train.examples, args.batch_size, d.seq_len, !args.no_shuffle, args.seed, pad);
     let eval: Vec<Batch> =
