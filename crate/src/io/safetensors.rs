@@ -273,3 +273,20 @@ impl SafetensorsIndex {
         shards
     }
 }
+
+/// Every tensor of a whole safetensors file held in memory, as f32 (from F32, F16 or BF16), in
+/// file order: (name, row-major shape, values). For small files such as adapters.
+pub fn read_f32_tensors(file: &str, bytes: &[u8]) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>, LoadError> {
+    let mut reader = SafetensorsReader::new(file, Some(bytes.len() as u64));
+    let mut out = Vec::new();
+    let mut on_event = |ev: SafetensorsEvent| -> Result<(), LoadError> {
+        if let SafetensorsEvent::Tensor { info, bytes } = ev {
+            let values = super::ggml::dequantize_to_vec(&info.name, info.ty, bytes, info.n_elements() as usize)?;
+            out.push((info.name.clone(), info.shape.iter().map(|&d| d as usize).collect(), values));
+        }
+        Ok(())
+    };
+    reader.feed(bytes, &mut on_event)?;
+    reader.finish(&mut on_event)?;
+    Ok(out)
+}

@@ -34,10 +34,10 @@ pub fn read_mlx_adapter(gpu: &Gpu, model: &ModelConfig, config_json: &str, tenso
     let params = cfg.get("lora_parameters").ok_or_else(|| bad("adapter_config.json has no lora_parameters".into()))?;
     let scale = params.get("scale").and_then(|v| v.as_f64()).unwrap_or(20.0) as f32;
     let dropout = params.get("dropout").and_then(|v| v.as_f64()).unwrap_or(0.0) as f32;
-    let st = safetensors::SafeTensors::deserialize(tensors).map_err(|e| bad(format!("adapters.safetensors: {e}")))?;
+    let tensors = crate::io::safetensors::read_f32_tensors(&format!("{file}/adapters.safetensors"), tensors)?;
     // key "model.layers.{i}.{module path}.lora_a|lora_b"
     let mut found: HashMap<(usize, Target, bool), (Vec<usize>, Vec<f32>)> = HashMap::new();
-    for (name, view) in st.tensors() {
+    for (name, shape, data) in tensors {
         let parsed = name.strip_prefix("model.layers.").and_then(|rest| {
             let (layer, rest) = rest.split_once('.')?;
             let (module, which) = rest.rsplit_once('.')?;
@@ -50,18 +50,10 @@ pub fn read_mlx_adapter(gpu: &Gpu, model: &ModelConfig, config_json: &str, tenso
             Some((layer.parse::<usize>().ok()?, target, is_a))
         });
         let key = parsed.ok_or_else(|| bad(format!("unexpected tensor {name}")))?;
-        let n: usize = view.shape().iter().product();
-        let ty = match view.dtype() {
-            safetensors::Dtype::F32 => crate::io::GgmlType::F32,
-            safetensors::Dtype::F16 => crate::io::GgmlType::F16,
-            safetensors::Dtype::BF16 => crate::io::GgmlType::BF16,
-            other => return Err(bad(format!("{name}: dtype {other:?} is not a float type"))),
-        };
-        if view.shape().len() != 2 {
-            return Err(bad(format!("{name}: shape {:?} is not a matrix", view.shape())));
+        if shape.len() != 2 {
+            return Err(bad(format!("{name}: shape {shape:?} is not a matrix")));
         }
-        let data = crate::io::ggml::dequantize_to_vec(&name, ty, view.data(), n)?;
-        found.insert(key, (view.shape().to_vec(), data));
+        found.insert(key, (shape, data));
     }
     let rank = params
         .get("rank")

@@ -75,19 +75,8 @@ pub fn parse_adapter_config(text: &str, file: &str) -> Result<LoraConfig> {
 
 /// The tensors of an adapter_model.safetensors (f32, f16 or bf16), by key, as f32.
 pub fn parse_adapter_tensors(bytes: &[u8], file: &str) -> Result<HashMap<String, Vec<f32>>> {
-    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| Error::Lora(format!("{file}: {e}")))?;
-    let mut out = HashMap::new();
-    for (name, view) in st.tensors() {
-        let ty = match view.dtype() {
-            safetensors::Dtype::F32 => crate::io::GgmlType::F32,
-            safetensors::Dtype::F16 => crate::io::GgmlType::F16,
-            safetensors::Dtype::BF16 => crate::io::GgmlType::BF16,
-            other => return Err(Error::Lora(format!("{file}: {name}: dtype {other:?} is not a float type"))),
-        };
-        let n: usize = view.shape().iter().product();
-        out.insert(name.clone(), crate::io::ggml::dequantize_to_vec(&name, ty, view.data(), n)?);
-    }
-    Ok(out)
+    let tensors = crate::io::safetensors::read_f32_tensors(file, bytes)?;
+    Ok(tensors.into_iter().map(|(name, _, values)| (name, values)).collect())
 }
 
 impl Lora {
