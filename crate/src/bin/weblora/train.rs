@@ -277,8 +277,16 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out).map_err(|e| Error::Config(format!("{}: {e}", args.out.display())))?;
     let base_name = d.model.display().to_string();
     let per_epoch_batches = train.batches_per_epoch().max(1);
-    let batch_at =
-        |i: usize| Batch::from(train.batch(&train.plan((i / per_epoch_batches) as u64)[i % per_epoch_batches]));
+    // The row plan of the epoch in use, made once per epoch.
+    let mut epoch_plan: Option<(usize, Vec<Vec<usize>>)> = None;
+    let mut batch_at = |i: usize| {
+        let epoch = i / per_epoch_batches;
+        if epoch_plan.as_ref().map(|(e, _)| *e) != Some(epoch) {
+            epoch_plan = Some((epoch, train.plan(epoch as u64)));
+        }
+        let (_, plan) = epoch_plan.as_ref().expect("set above");
+        Batch::from(train.batch(&plan[i % per_epoch_batches]))
+    };
 
     let bar = indicatif::ProgressBar::new(total as u64);
     bar.set_style(
