@@ -22,7 +22,7 @@ fn open(path: &Path) -> Result<(File, String, u64), LoadError> {
 
 /// Reads `file` in chunks of `chunk_size` bytes, passing each to `feed` until it returns false
 /// or the file ends.
-fn read_chunks<E: From<LoadError>>(
+pub fn read_chunks<E: From<LoadError>>(
     mut file: File,
     name: &str,
     chunk_size: usize,

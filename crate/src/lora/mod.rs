@@ -133,6 +133,7 @@ impl LoraConfig {
 }
 
 /// One adapted projection: views into the flat buffers.
+#[derive(Clone)]
 pub struct LoraModule {
     pub layer: usize,
     pub target: Target,
@@ -161,7 +162,9 @@ impl LoraModule {
 /// Elements per alignment unit of views into the flat buffer (256 bytes).
 const ALIGN: usize = 64;
 
-/// The adapter's parameters, gradients and AdamW moments on the GPU.
+/// The adapter's parameters, gradients and AdamW moments on the GPU. A clone shares the GPU
+/// buffers: training through one changes both.
+#[derive(Clone)]
 pub struct Lora {
     pub config: LoraConfig,
     pub params: Tensor, // (P)

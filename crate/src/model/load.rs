@@ -4,10 +4,14 @@
 
 use std::collections::HashSet;
 
-use super::{ModelConfig, ModelWeights};
+use super::{Model, ModelConfig, ModelWeights};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::io::{ggml, gguf_to_hf_qk_rows, GgmlType, GgufHeader};
+use crate::io::{
+    ggml, gguf_to_hf_qk_rows, GgmlType, GgufEvent, GgufHeader, GgufReader, Progress, SafetensorsEvent,
+    SafetensorsReader,
+};
+use crate::tokenizer::Tokenizer;
 
 /// The Hugging Face config of a GGUF model, from its metadata (llama and qwen2 architectures).
 pub fn config_from_gguf(h: &GgufHeader) -> Result<ModelConfig> {
@@ -152,37 +156,195 @@ impl WeightSink {
     }
 }
 
+/// Builds a [`Model`] from a GGUF byte stream fed in chunks of any size (a file read in pieces, a
+/// browser `ReadableStream`): the header makes the config and allocates the weights, then each
+/// tensor is converted and uploaded as soon as its bytes are complete.
+pub struct GgufLoader {
+    file: String,
+    reader: GgufReader,
+    model: Option<(ModelConfig, ModelWeights, WeightSink)>,
+}
+
+impl GgufLoader {
+    /// A loader for the file named `file` (used in messages), of `total` bytes when known.
+    pub fn new(file: &str, total: Option<u64>) -> Self {
+        GgufLoader { file: file.to_string(), reader: GgufReader::new(file, total), model: None }
+    }
+
+    pub fn progress(&self) -> Progress {
+        self.reader.progress()
+    }
+
+    /// The file's header, once its bytes have arrived.
+    pub fn header(&self) -> Option<&GgufHeader> {
+        self.reader.header()
+    }
+
+    /// The model's config, once the header has arrived.
+    pub fn config(&self) -> Option<&ModelConfig> {
+        self.model.as_ref().map(|(c, _, _)| c)
+    }
+
+    pub fn feed(&mut self, gpu: &Gpu, chunk: &[u8]) -> Result<()> {
+        let (file, model) = (&self.file, &mut self.model);
+        self.reader.feed(chunk, |ev| on_gguf_event(gpu, file, model, ev))
+    }
+
+    /// Ends the stream; fails when it was cut short or a tensor of the model never came.
+    pub fn finish(mut self, gpu: &Gpu) -> Result<(Model, GgufHeader)> {
+        let (file, model) = (&self.file, &mut self.model);
+        self.reader.finish(|ev| on_gguf_event(gpu, file, model, ev))?;
+        let (config, weights, sink) = self.model.take().expect("finish succeeded, so the header was parsed");
+        sink.finish(&weights)?;
+        let header = self.reader.into_header().expect("finish succeeded, so the header was parsed");
+        Ok((Model { config, weights }, header))
+    }
+}
+
+fn on_gguf_event(
+    gpu: &Gpu,
+    file: &str,
+    model: &mut Option<(ModelConfig, ModelWeights, WeightSink)>,
+    ev: GgufEvent<'_>,
+) -> Result<()> {
+    match ev {
+        GgufEvent::Header(h) => {
+            let config = config_from_gguf(h)?;
+            let weights = ModelWeights::allocate(gpu, &config)?;
+            let sink = WeightSink::new(&config, file, config.model_type.as_deref() == Some("llama"));
+            *model = Some((config, weights, sink));
+            Ok(())
+        }
+        GgufEvent::Tensor { info, bytes } => {
+            let (_, weights, sink) = model.as_mut().expect("the header comes before any tensor");
+            let name = hf_name(&info.name).ok_or_else(|| Error::Tensor {
+                name: format!("{file}: {}", info.name),
+                detail: "not a tensor of a llama-family model".into(),
+            })?;
+            let shape: Vec<usize> = info.shape().iter().map(|&d| d as usize).collect();
+            sink.tensor(gpu, weights, &name, &shape, info.ty, bytes)
+        }
+    }
+}
+
+/// Builds a [`Model`] from a Hugging Face config.json and its safetensors files, each streamed in
+/// chunks of any size in turn.
+pub struct HfLoader {
+    config: ModelConfig,
+    weights: ModelWeights,
+    sink: WeightSink,
+    reader: Option<SafetensorsReader>,
+}
+
+impl HfLoader {
+    /// Allocates the weights that `config_json` (read from `folder`, used in messages) describes.
+    pub fn new(gpu: &Gpu, folder: &str, config_json: &str) -> Result<HfLoader> {
+        let config = ModelConfig::from_json(config_json, &format!("{folder}/config.json"))?;
+        let weights = ModelWeights::allocate(gpu, &config)?;
+        let sink = WeightSink::new(&config, folder, false);
+        Ok(HfLoader { config, weights, sink, reader: None })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Starts the next safetensors file, named `file`, of `total` bytes when known.
+    pub fn begin_file(&mut self, file: &str, total: Option<u64>) {
+        self.reader = Some(SafetensorsReader::new(file, total));
+    }
+
+    /// Progress through the current file.
+    pub fn progress(&self) -> Option<Progress> {
+        self.reader.as_ref().map(SafetensorsReader::progress)
+    }
+
+    pub fn feed(&mut self, gpu: &Gpu, chunk: &[u8]) -> Result<()> {
+        let Some(reader) = &mut self.reader else {
+            return Err(Error::Config("a safetensors chunk came before begin_file".into()));
+        };
+        let (weights, sink) = (&self.weights, &mut self.sink);
+        reader.feed(chunk, |ev| on_safetensors_event(gpu, weights, sink, ev))
+    }
+
+    /// Ends the current file; fails when it was cut short.
+    pub fn end_file(&mut self, gpu: &Gpu) -> Result<()> {
+        let Some(mut reader) = self.reader.take() else { return Ok(()) };
+        let (weights, sink) = (&self.weights, &mut self.sink);
+        reader.finish(|ev| on_safetensors_event(gpu, weights, sink, ev))
+    }
+
+    /// The model, when every one of its tensors has come.
+    pub fn finish(mut self, gpu: &Gpu) -> Result<Model> {
+        self.end_file(gpu)?;
+        self.sink.finish(&self.weights)?;
+        Ok(Model { config: self.config, weights: self.weights })
+    }
+}
+
+fn on_safetensors_event(
+    gpu: &Gpu,
+    weights: &ModelWeights,
+    sink: &mut WeightSink,
+    ev: SafetensorsEvent<'_>,
+) -> Result<()> {
+    let SafetensorsEvent::Tensor { info, bytes } = ev else { return Ok(()) };
+    let shape: Vec<usize> = info.shape.iter().map(|&d| d as usize).collect();
+    sink.tensor(gpu, weights, &info.name, &shape, info.ty, bytes)
+}
+
+/// The tokenizer of a Hugging Face folder: `tokenizer.json` (named `file` in messages) with the
+/// special tokens of `tokenizer_config.json` when there is one; also its chat template.
+pub fn tokenizer_from_hf(file: &str, json: &[u8], config_json: Option<&str>) -> Result<(Tokenizer, Option<String>)> {
+    let err = |e: crate::tokenizer::TokenizerError| Error::Config(e.to_string());
+    let mut tok = Tokenizer::from_json(file, json).map_err(err)?;
+    let Some(text) = config_json else { return Ok((tok, None)) };
+    let cfg: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| Error::Config(format!("{file}: tokenizer_config.json: {e}")))?;
+    let template = cfg.get("chat_template").and_then(|v| v.as_str()).map(String::from);
+    let id = |key: &str| {
+        cfg.get(key)
+            .and_then(|v| v.as_str().or_else(|| v.get("content").and_then(|c| c.as_str())))
+            .and_then(|t| tok.token_to_id(t))
+    };
+    let (bos, eos, pad) = (id("bos_token"), id("eos_token"), id("pad_token"));
+    tok.special.bos = bos.or(tok.special.bos);
+    tok.special.eos = eos.or(tok.special.eos);
+    tok.special.pad = pad.or(tok.special.pad);
+    tok.special.add_bos = cfg.get("add_bos_token").and_then(|v| v.as_bool()).unwrap_or(false);
+    Ok((tok, template))
+}
+
+/// The tokenizer and chat template of a GGUF file's metadata.
+pub fn tokenizer_from_gguf(header: &GgufHeader) -> Result<(Tokenizer, Option<String>)> {
+    let tok = Tokenizer::from_gguf(header).map_err(|e| Error::Config(e.to_string()))?;
+    Ok((tok, header.get_str("tokenizer.chat_template").ok().map(String::from)))
+}
+
 #[cfg(not(target_arch = "wasm32"))]
-pub use native::{load_gguf, load_hf_folder};
+pub use native::{load_gguf, load_hf_folder, load_model, load_tokenizer};
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
     use std::path::Path;
 
     use super::*;
-    use crate::io::{
-        read_gguf_file, read_gguf_header, read_safetensors_file, GgufEvent, SafetensorsEvent, SafetensorsIndex,
-        DEFAULT_CHUNK_SIZE,
-    };
-    use crate::model::Model;
+    use crate::io::{read_chunks, SafetensorsIndex, DEFAULT_CHUNK_SIZE};
 
-    /// Loads a GGUF file: its header first, then its tensors streamed onto the GPU.
+    fn open(path: &Path) -> Result<(std::fs::File, u64)> {
+        let err = |e: std::io::Error| Error::Config(format!("{}: {e}", path.display()));
+        let file = std::fs::File::open(path).map_err(err)?;
+        let len = file.metadata().map_err(err)?.len();
+        Ok((file, len))
+    }
+
+    /// Loads a GGUF file, streamed onto the GPU in chunks.
     pub fn load_gguf(gpu: &Gpu, path: &Path) -> Result<Model> {
-        let file = path.display().to_string();
-        let config = config_from_gguf(&read_gguf_header(path)?)?;
-        let weights = ModelWeights::allocate(gpu, &config)?;
-        let mut sink = WeightSink::new(&config, &file, config.model_type.as_deref() == Some("llama"));
-        read_gguf_file(path, DEFAULT_CHUNK_SIZE, |ev| -> Result<()> {
-            let GgufEvent::Tensor { info, bytes } = ev else { return Ok(()) };
-            let name = hf_name(&info.name).ok_or_else(|| Error::Tensor {
-                name: format!("{file}: {}", info.name),
-                detail: "not a tensor of a llama-family model".into(),
-            })?;
-            let shape: Vec<usize> = info.shape().iter().map(|&d| d as usize).collect();
-            sink.tensor(gpu, &weights, &name, &shape, info.ty, bytes)
-        })?;
-        sink.finish(&weights)?;
-        Ok(Model { config, weights })
+        let (file, len) = open(path)?;
+        let name = path.display().to_string();
+        let mut loader = GgufLoader::new(&name, Some(len));
+        read_chunks(file, &name, DEFAULT_CHUNK_SIZE, |chunk| loader.feed(gpu, chunk).map(|()| true))?;
+        Ok(loader.finish(gpu)?.0)
     }
 
     /// Loads a Hugging Face folder: config.json, then model.safetensors or the shards named by
@@ -192,8 +354,7 @@ mod native {
             let p = dir.join(name);
             std::fs::read_to_string(&p).map_err(|e| Error::Config(format!("{}: {e}", p.display())))
         };
-        let config = ModelConfig::from_json(&read("config.json")?, &dir.join("config.json").display().to_string())?;
-        let weights = ModelWeights::allocate(gpu, &config)?;
+        let mut loader = HfLoader::new(gpu, &dir.display().to_string(), &read("config.json")?)?;
         let shards = if dir.join("model.safetensors.index.json").exists() {
             let name = dir.join("model.safetensors.index.json").display().to_string();
             SafetensorsIndex::parse(&name, read("model.safetensors.index.json")?.as_bytes())?
@@ -204,30 +365,16 @@ mod native {
         } else {
             vec!["model.safetensors".to_string()]
         };
-        let mut sink = WeightSink::new(&config, &dir.display().to_string(), false);
         for shard in shards {
             let path = dir.join(&shard);
-            read_safetensors_file(&path, DEFAULT_CHUNK_SIZE, |ev| -> Result<()> {
-                let SafetensorsEvent::Tensor { info, bytes } = ev else { return Ok(()) };
-                let shape: Vec<usize> = info.shape.iter().map(|&d| d as usize).collect();
-                sink.tensor(gpu, &weights, &info.name, &shape, info.ty, bytes)
-            })?;
+            let (file, len) = open(&path)?;
+            let name = path.display().to_string();
+            loader.begin_file(&name, Some(len));
+            read_chunks(file, &name, DEFAULT_CHUNK_SIZE, |chunk| loader.feed(gpu, chunk).map(|()| true))?;
+            loader.end_file(gpu)?;
         }
-        sink.finish(&weights)?;
-        Ok(Model { config, weights })
+        loader.finish(gpu)
     }
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-pub use native_any::{load_model, load_tokenizer};
-
-#[cfg(not(target_arch = "wasm32"))]
-mod native_any {
-    use std::path::Path;
-
-    use super::*;
-    use crate::model::Model;
-    use crate::tokenizer::Tokenizer;
 
     /// Loads a model from a `.gguf` file or a Hugging Face folder.
     pub fn load_model(gpu: &Gpu, path: &Path) -> Result<Model> {
@@ -243,33 +390,13 @@ mod native_any {
     /// The tokenizer and chat template of a `.gguf` file (its metadata) or a Hugging Face
     /// folder (tokenizer.json, tokenizer_config.json).
     pub fn load_tokenizer(path: &Path) -> Result<(Tokenizer, Option<String>)> {
-        let err = |e: crate::tokenizer::TokenizerError| Error::Config(e.to_string());
         if path.is_dir() {
             let file = path.join("tokenizer.json");
             let bytes = std::fs::read(&file).map_err(|e| Error::Config(format!("{}: {e}", file.display())))?;
-            let mut tok = Tokenizer::from_json(&file.display().to_string(), &bytes).map_err(err)?;
-            let cfg_file = path.join("tokenizer_config.json");
-            let mut template = None;
-            if let Ok(text) = std::fs::read_to_string(&cfg_file) {
-                let cfg: serde_json::Value =
-                    serde_json::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", cfg_file.display())))?;
-                template = cfg.get("chat_template").and_then(|v| v.as_str()).map(String::from);
-                let id = |key: &str| {
-                    cfg.get(key)
-                        .and_then(|v| v.as_str().or_else(|| v.get("content").and_then(|c| c.as_str())))
-                        .and_then(|t| tok.token_to_id(t))
-                };
-                let (bos, eos, pad) = (id("bos_token"), id("eos_token"), id("pad_token"));
-                tok.special.bos = bos.or(tok.special.bos);
-                tok.special.eos = eos.or(tok.special.eos);
-                tok.special.pad = pad.or(tok.special.pad);
-                tok.special.add_bos = cfg.get("add_bos_token").and_then(|v| v.as_bool()).unwrap_or(false);
-            }
-            Ok((tok, template))
+            let config = std::fs::read_to_string(path.join("tokenizer_config.json")).ok();
+            tokenizer_from_hf(&file.display().to_string(), &bytes, config.as_deref())
         } else {
-            let header = crate::io::read_gguf_header(path)?;
-            let tok = Tokenizer::from_gguf(&header).map_err(err)?;
-            Ok((tok, header.get_str("tokenizer.chat_template").ok().map(String::from)))
+            tokenizer_from_gguf(&crate::io::read_gguf_header(path)?)
         }
     }
 }

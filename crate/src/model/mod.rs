@@ -13,7 +13,8 @@ pub use config::{ModelConfig, RopeParameters};
 pub use plan::{Batch, Plan, PlanOptions, StepStats};
 pub use weights::{LayerWeights, Linear, ModelWeights};
 
-/// A base model on the GPU: its config and frozen weights.
+/// A base model on the GPU: its config and frozen weights. A clone shares the GPU buffers.
+#[derive(Clone)]
 pub struct Model {
     pub config: ModelConfig,
     pub weights: ModelWeights,

@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Tensor};
 
 /// A linear layer y = x·Wᵀ (+ b): weight (out, in), bias (out).
+#[derive(Clone)]
 pub struct Linear {
     pub weight: Tensor,
     pub bias: Option<Tensor>,
@@ -14,6 +15,7 @@ pub struct Linear {
 }
 
 /// One decoder layer's weights.
+#[derive(Clone)]
 pub struct LayerWeights {
     pub input_layernorm: Tensor,          // (C)
     pub q_proj: Linear,                   // (NH·HD, C)
@@ -26,6 +28,8 @@ pub struct LayerWeights {
     pub down_proj: Linear,                // (C, F)
 }
 
+/// The whole model's weights. Like [`Tensor`], a clone is another handle to the same GPU buffers.
+#[derive(Clone)]
 pub struct ModelWeights {
     pub embed_tokens: Tensor, // (V, C)
     pub layers: Vec<LayerWeights>,

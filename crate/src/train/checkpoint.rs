@@ -24,13 +24,13 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Config(format!("{}: {e}", path.display()))
 }
 
-impl Trainer<'_> {
+impl Trainer {
     /// Writes a checkpoint into `dir` (created or replaced as a whole).
     pub async fn save_checkpoint(&self, dir: &Path, base_model: &str, position: serde_json::Value) -> Result<()> {
         let tmp = dir.with_extension("partial");
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
-        peft::write_peft_folder(&self.gpu, self.lora, base_model, &tmp).await?;
+        peft::write_peft_folder(&self.gpu, &self.lora, base_model, &tmp).await?;
         let m = self.lora.m.read_f32(&self.gpu).await?;
         let v = self.lora.v.read_f32(&self.gpu).await?;
         let shape = vec![m.len()];

@@ -89,25 +89,34 @@ impl StepRecord {
     }
 }
 
-pub struct Trainer<'a> {
+/// Runs optimizer updates on an adapter. It keeps handles to the model and the adapter (their
+/// GPU buffers are shared, not copied) and one [`Plan`] per batch shape seen.
+pub struct Trainer {
     gpu: Gpu,
-    model: &'a Model,
-    pub lora: &'a Lora,
+    model: Model,
+    pub lora: Lora,
     pub config: TrainConfig,
     plans: HashMap<(usize, usize), Plan>,
     /// Optimizer updates done so far.
     pub step: usize,
 }
 
-impl<'a> Trainer<'a> {
-    pub fn new(gpu: &Gpu, model: &'a Model, lora: &'a Lora, config: TrainConfig) -> Result<Trainer<'a>> {
+impl Trainer {
+    pub fn new(gpu: &Gpu, model: &Model, lora: &Lora, config: TrainConfig) -> Result<Trainer> {
         if config.gradient_accumulation_steps == 0 || config.max_steps == 0 {
             return Err(Error::Config("max_steps and gradient_accumulation_steps must be at least 1".into()));
         }
         if !(config.learning_rate.is_finite() && config.learning_rate >= 0.0) {
             return Err(Error::Config(format!("learning rate {} is not a non-negative number", config.learning_rate)));
         }
-        Ok(Trainer { gpu: gpu.clone(), model, lora, config, plans: HashMap::new(), step: 0 })
+        Ok(Trainer {
+            gpu: gpu.clone(),
+            model: model.clone(),
+            lora: lora.clone(),
+            config,
+            plans: HashMap::new(),
+            step: 0,
+        })
     }
 
     /// The plan for a (B, T) shape, built on first use and kept.
@@ -115,7 +124,7 @@ impl<'a> Trainer<'a> {
         if !self.plans.contains_key(&(b, t)) {
             let c = &self.config;
             let opts = PlanOptions { recompute: c.recompute, max_grad_norm: c.max_grad_norm, adamw: c.adamw() };
-            let plan = Plan::new(&self.gpu, self.model, self.lora, b, t, opts)?;
+            let plan = Plan::new(&self.gpu, &self.model, &self.lora, b, t, opts)?;
             self.plans.insert((b, t), plan);
         }
         Ok(&self.plans[&(b, t)])
