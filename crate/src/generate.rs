@@ -1,9 +1,11 @@
 //! Text generation for trying an adapter: greedy or sampled decoding (temperature, top-k,
 //! top-p) with a KV cache, stopping at an end-of-sequence token.
 
+use crate::data::{ChatTemplate, Message};
 use crate::error::{Error, Result};
 use crate::model::decode::Decoder;
 use crate::rng::Rng;
+use crate::tokenizer::Tokenizer;
 
 /// How to pick each next token. `temperature` 0 means greedy.
 #[derive(Clone, Debug)]
@@ -23,6 +25,24 @@ impl Default for Sampling {
     fn default() -> Self {
         Sampling { max_new_tokens: 128, temperature: 0.0, top_k: 0, top_p: 1.0, seed: 0, stop: vec![] }
     }
+}
+
+/// The token ids of a one-turn chat asking `text`, ready for the answer: the model's chat
+/// template when it has one, else `text` as it is.
+pub fn chat_prompt(tok: &Tokenizer, template: Option<&ChatTemplate>, text: &str) -> Result<Vec<u32>> {
+    let text = match template {
+        Some(t) => {
+            let user = Message { role: "user".into(), content: text.to_string() };
+            t.render(&[user], true).map_err(Error::Config)?
+        }
+        None => text.to_string(),
+    };
+    tok.encode(&text, tok.special.add_bos).map_err(|e| Error::Config(e.to_string()))
+}
+
+/// The tokens that end an answer: the tokenizer's end of sequence, and ChatML's end of turn.
+pub fn stop_tokens(tok: &Tokenizer) -> Vec<u32> {
+    tok.special.eos.into_iter().chain(tok.token_to_id("<|im_end|>")).collect()
 }
 
 /// Continues `prompt` (token ids) and returns the new tokens.

@@ -61,6 +61,17 @@ impl ChatTemplate {
         Ok(Self { env, bos_token: bos_token.into(), eos_token: eos_token.into(), is_fallback: false })
     }
 
+    /// A model's template `source`, or ChatML when it has none, with its tokenizer's bos and eos
+    /// token texts.
+    pub fn for_model(tok: &crate::tokenizer::Tokenizer, source: Option<&str>) -> Result<Self, DataError> {
+        let name = |id: Option<u32>| id.and_then(|i| tok.inner().id_to_token(i)).unwrap_or_default();
+        let (bos, eos) = (name(tok.special.bos), name(tok.special.eos));
+        match source {
+            Some(src) => Self::new(src, &bos, &eos),
+            None => Self::chatml(&bos, &eos),
+        }
+    }
+
     /// The built-in ChatML template (`<|im_start|>role\ncontent<|im_end|>\n`).
     pub fn chatml(bos_token: &str, eos_token: &str) -> Result<Self, DataError> {
         let mut t = Self::new(CHATML_TEMPLATE, bos_token, eos_token)?;

@@ -1,9 +1,8 @@
 //! Checkpoints: everything needed to continue a run exactly — the adapter (as PEFT files, so a
 //! checkpoint is also a usable adapter), the AdamW moments, the update count and the caller's
-//! own position (data order, epoch) — written so that a crash mid-write never loses the last
-//! good checkpoint.
-
-use std::path::Path;
+//! own position (data order, epoch). [`Checkpoint`] is the files' bytes, for any storage (a
+//! folder natively, OPFS in the browser); natively a folder is written so that a crash
+//! mid-write never loses the last good checkpoint.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,17 +19,38 @@ pub struct CheckpointState {
     pub position: serde_json::Value,
 }
 
-fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Config(format!("{}: {e}", path.display()))
+/// The files of a checkpoint, by name.
+pub struct Checkpoint {
+    /// adapter_config.json and adapter_model.safetensors: a PEFT adapter.
+    pub adapter_config: String,
+    pub adapter: Vec<u8>,
+    /// optimizer.safetensors: the AdamW moments `exp_avg` and `exp_avg_sq`, flat.
+    pub optimizer: Vec<u8>,
+    /// trainer_state.json: [`CheckpointState`].
+    pub state: String,
+}
+
+impl Checkpoint {
+    pub const FILES: [&'static str; 4] =
+        ["adapter_config.json", "adapter_model.safetensors", "optimizer.safetensors", "trainer_state.json"];
+
+    /// The bytes of file `FILES[i]`.
+    pub fn file(&self, i: usize) -> &[u8] {
+        match i {
+            0 => self.adapter_config.as_bytes(),
+            1 => &self.adapter,
+            2 => &self.optimizer,
+            _ => self.state.as_bytes(),
+        }
+    }
 }
 
 impl Trainer {
-    /// Writes a checkpoint into `dir` (created or replaced as a whole).
-    pub async fn save_checkpoint(&self, dir: &Path, base_model: &str, position: serde_json::Value) -> Result<()> {
-        let tmp = dir.with_extension("partial");
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
-        peft::write_peft_folder(&self.gpu, &self.lora, base_model, &tmp).await?;
+    /// The checkpoint of the run as it stands; `position` is the caller's.
+    pub async fn checkpoint(&self, base_model: &str, position: serde_json::Value) -> Result<Checkpoint> {
+        let adapter_config =
+            serde_json::to_string_pretty(&peft::adapter_config_json(&self.lora.config, base_model)).unwrap_or_default();
+        let adapter = self.lora.peft_safetensors(&self.gpu).await?;
         let m = self.lora.m.read_f32(&self.gpu).await?;
         let v = self.lora.v.read_f32(&self.gpu).await?;
         let shape = vec![m.len()];
@@ -42,37 +62,65 @@ impl Trainer {
                     .map_err(|e| Error::Config(e.to_string()))
             })
             .collect::<Result<Vec<_>>>()?;
-        let opt = tmp.join("optimizer.safetensors");
-        safetensors::tensor::serialize_to_file(views, None, &opt).map_err(|e| io_err(&opt, e))?;
+        let optimizer = safetensors::tensor::serialize(views, None).map_err(|e| Error::Config(e.to_string()))?;
         let state = CheckpointState { step: self.step, config: self.config.clone(), position };
-        let state_path = tmp.join("trainer_state.json");
-        std::fs::write(&state_path, serde_json::to_string_pretty(&state).unwrap_or_default())
-            .map_err(|e| io_err(&state_path, e))?;
-        let _ = std::fs::remove_dir_all(dir);
-        std::fs::rename(&tmp, dir).map_err(|e| io_err(dir, e))
+        let state = serde_json::to_string_pretty(&state).unwrap_or_default();
+        Ok(Checkpoint { adapter_config, adapter, optimizer, state })
     }
 
-    /// Restores the adapter, the moments and the update count from `dir`; returns the caller's
-    /// saved position.
-    pub fn load_checkpoint(&mut self, dir: &Path) -> Result<serde_json::Value> {
-        let state_path = dir.join("trainer_state.json");
-        let text = std::fs::read_to_string(&state_path).map_err(|e| io_err(&state_path, e))?;
-        let state: CheckpointState = serde_json::from_str(&text).map_err(|e| io_err(&state_path, e))?;
-        let st_path = dir.join("adapter_model.safetensors");
-        let bytes = std::fs::read(&st_path).map_err(|e| io_err(&st_path, e))?;
-        let tensors = peft::parse_adapter_tensors(&bytes, &st_path.display().to_string())?;
-        self.lora.load_peft(&self.gpu, &tensors, &st_path.display().to_string())?;
-        let opt = dir.join("optimizer.safetensors");
-        let bytes = std::fs::read(&opt).map_err(|e| io_err(&opt, e))?;
-        let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| io_err(&opt, e))?;
+    /// Restores the adapter, the moments and the update count from a checkpoint's files;
+    /// `place` names where they came from in errors. Returns the caller's saved position.
+    pub fn restore(&mut self, place: &str, adapter: &[u8], optimizer: &[u8], state: &str) -> Result<serde_json::Value> {
+        let err = |file: &str, e: &dyn std::fmt::Display| Error::Config(format!("{place}/{file}: {e}"));
+        let state: CheckpointState = serde_json::from_str(state).map_err(|e| err("trainer_state.json", &e))?;
+        let st_file = format!("{place}/adapter_model.safetensors");
+        let tensors = peft::parse_adapter_tensors(adapter, &st_file)?;
+        self.lora.load_peft(&self.gpu, &tensors, &st_file)?;
+        let st = safetensors::SafeTensors::deserialize(optimizer).map_err(|e| err("optimizer.safetensors", &e))?;
         for (key, target) in [("exp_avg", &self.lora.m), ("exp_avg_sq", &self.lora.v)] {
-            let view = st.tensor(key).map_err(|e| io_err(&opt, e))?;
+            let view = st.tensor(key).map_err(|e| err("optimizer.safetensors", &e))?;
             if view.dtype() != safetensors::Dtype::F32 || view.shape() != [target.numel()] {
-                return Err(io_err(&opt, format!("{key} does not fit this adapter")));
+                return Err(err("optimizer.safetensors", &format!("{key} does not fit this adapter")));
             }
             target.write_f32(&self.gpu, &bytemuck::pod_collect_to_vec(view.data()))?;
         }
         self.step = state.step;
         Ok(state.position)
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod folder {
+    use std::path::Path;
+
+    use super::*;
+
+    fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
+        Error::Config(format!("{}: {e}", path.display()))
+    }
+
+    impl Trainer {
+        /// Writes a checkpoint into `dir` (created or replaced as a whole).
+        pub async fn save_checkpoint(&self, dir: &Path, base_model: &str, position: serde_json::Value) -> Result<()> {
+            let ckpt = self.checkpoint(base_model, position).await?;
+            let tmp = dir.with_extension("partial");
+            let _ = std::fs::remove_dir_all(&tmp);
+            std::fs::create_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
+            for (i, name) in Checkpoint::FILES.iter().enumerate() {
+                let path = tmp.join(name);
+                std::fs::write(&path, ckpt.file(i)).map_err(|e| io_err(&path, e))?;
+            }
+            let _ = std::fs::remove_dir_all(dir);
+            std::fs::rename(&tmp, dir).map_err(|e| io_err(dir, e))
+        }
+
+        /// Restores the adapter, the moments and the update count from `dir`; returns the
+        /// caller's saved position.
+        pub fn load_checkpoint(&mut self, dir: &Path) -> Result<serde_json::Value> {
+            let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| io_err(&dir.join(name), e));
+            let state = String::from_utf8_lossy(&read("trainer_state.json")?).into_owned();
+            let place = dir.display().to_string();
+            self.restore(&place, &read("adapter_model.safetensors")?, &read("optimizer.safetensors")?, &state)
+        }
     }
 }

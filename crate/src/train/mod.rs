@@ -2,14 +2,16 @@
 //! schedules, evaluation, non-finite detection, and checkpoints that resume the same trajectory.
 //! Which batches come when is the caller's business (the data module and the CLI).
 
-#[cfg(not(target_arch = "wasm32"))]
 mod checkpoint;
+mod run;
 mod schedule;
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use checkpoint::{Checkpoint, CheckpointState};
+pub use run::{Run, RunOptions, RunStep};
 pub use schedule::{lr_factor, Schedule};
 
 use crate::error::{Error, Result};

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use weblora::generate::{generate, Sampling};
+use weblora::generate::{chat_prompt, generate, stop_tokens, Sampling};
 use weblora::gpu::Gpu;
 use weblora::lora::merge;
 use weblora::model::decode::Decoder;
@@ -127,15 +127,11 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     let (tok, template) = load::load_tokenizer(&args.model)?;
     let lora =
         args.adapter.as_ref().map(|dir| weblora::lora::read_adapter_folder(&g, &model.config, dir)).transpose()?;
-    let text = match (&template, args.raw) {
-        (Some(src), false) => {
-            let t = crate::train::chat_template(&tok, Some(src))?;
-            let user = weblora::data::Message { role: "user".into(), content: args.prompt.clone() };
-            t.render(&[user], true).map_err(Error::Config)?
-        }
-        _ => args.prompt.clone(),
+    let template = match (&template, args.raw) {
+        (Some(src), false) => Some(weblora::data::ChatTemplate::for_model(&tok, Some(src))?),
+        _ => None,
     };
-    let prompt = tok.encode(&text, tok.special.add_bos).map_err(|e| Error::Config(e.to_string()))?;
+    let prompt = chat_prompt(&tok, template.as_ref(), &args.prompt)?;
     let decoder = Decoder::new(&g, &model, lora.as_ref(), prompt.len() + args.max_new_tokens)?;
     let sampling = Sampling {
         max_new_tokens: args.max_new_tokens,
@@ -143,7 +139,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         top_k: args.top_k,
         top_p: args.top_p,
         seed: args.seed,
-        stop: tok.special.eos.into_iter().chain(tok.token_to_id("<|im_end|>")).collect(),
+        stop: stop_tokens(&tok),
     };
     let out = pollster::block_on(generate(&decoder, &prompt, &sampling))?;
     println!("{}", tok.decode(&out, true).map_err(|e| Error::Config(e.to_string()))?);

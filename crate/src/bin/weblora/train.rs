@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use weblora::data::{self, BatchOptions, Batcher, ChatTemplate, DataOptions, Prepared, RecordFormat};
+use weblora::data::{self, ChatTemplate, DataOptions, Prepared, RecordFormat};
 use weblora::gpu::Gpu;
 use weblora::lora::{gguf, peft, Lora, LoraConfig, Target};
-use weblora::model::{load, Batch, Model};
+use weblora::model::{load, Model};
 use weblora::tokenizer::Tokenizer;
-use weblora::train::{Schedule, StepRecord, TrainConfig, Trainer};
+use weblora::train::{Run, RunOptions, Schedule, TrainConfig};
 use weblora::{Error, Result};
 
 /// Where the data comes from and how it becomes examples.
@@ -121,19 +121,10 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
 }
 
-/// The tokenizer, the chat template and the prepared data of `args`.
-pub fn chat_template(tok: &Tokenizer, source: Option<&str>) -> Result<ChatTemplate> {
-    let name = |id: Option<u32>| id.and_then(|i| tok.inner().id_to_token(i)).unwrap_or_default();
-    let (bos, eos) = (name(tok.special.bos), name(tok.special.eos));
-    match source {
-        Some(src) => Ok(ChatTemplate::new(src, &bos, &eos)?),
-        None => Ok(ChatTemplate::chatml(&bos, &eos)?),
-    }
-}
-
+/// The tokenizer and the prepared data of `args`.
 fn prepare(args: &DataArgs, eval_fraction: f64, eval_file: Option<&Path>, seed: u64) -> Result<(Tokenizer, Prepared)> {
     let (tok, template_src) = load::load_tokenizer(&args.model)?;
-    let template = chat_template(&tok, template_src.as_deref())?;
+    let template = ChatTemplate::for_model(&tok, template_src.as_deref())?;
     let mut options = DataOptions { seq_len: args.seq_len, eval_fraction, seed, ..Default::default() };
     options.parse.skip_bad_lines = args.skip_bad_lines;
     options.encode.assistant_only_loss = args.train_on == "answers";
@@ -172,19 +163,6 @@ pub fn run_data(args: DataArgs) -> Result<()> {
     Ok(())
 }
 
-fn batches(
-    examples: Vec<data::Example>,
-    batch_size: usize,
-    seq_len: usize,
-    shuffle: bool,
-    seed: u64,
-    pad: u32,
-) -> Batcher {
-    // Pad each batch to its longest row rounded to 8: few shapes, little padding.
-    let options = BatchOptions { batch_size, seq_len, shuffle, seed, pad_to_multiple_of: 8, ..Default::default() };
-    Batcher::new(examples, options, pad)
-}
-
 pub fn run_eval(args: EvalArgs) -> Result<()> {
     let (tok, prepared) = prepare(&args.data, 0.0, None, 42)?;
     let g = pollster::block_on(Gpu::new())?;
@@ -193,11 +171,11 @@ pub fn run_eval(args: EvalArgs) -> Result<()> {
         Some(dir) => weblora::lora::read_adapter_folder(&g, &model.config, dir)?,
         None => no_adapter(&g, &model)?,
     };
-    let cfg = TrainConfig { max_steps: 1, ..Default::default() };
-    let mut trainer = Trainer::new(&g, &model, &lora, cfg)?;
-    let batcher = batches(prepared.train.examples, args.batch_size, args.data.seq_len, false, 0, data::pad_id(&tok));
-    let all: Vec<Batch> = batcher.epoch(0).map(Batch::from).collect();
-    let (loss, tokens) = pollster::block_on(trainer.evaluate(&all))?;
+    // A run with nothing to train on, only the data to evaluate.
+    let options = RunOptions { batch_size: args.batch_size, seq_len: args.data.seq_len, ..Default::default() };
+    let pad = data::pad_id(&tok);
+    let mut run = Run::new(&g, &model, &lora, Vec::new(), prepared.train.examples, pad, &options)?;
+    let (loss, tokens) = pollster::block_on(run.evaluate())?;
     if args.data.json {
         println!("{}", serde_json::json!({ "loss": loss, "perplexity": loss.exp(), "tokens": tokens }));
     } else {
@@ -249,57 +227,48 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
         lora.modules.len(),
         lora.num_params()
     );
-    let pad = data::pad_id(&tok);
-    let train = batches(prepared.train.examples, args.batch_size, d.seq_len, !args.no_shuffle, args.seed, pad);
-    let eval: Vec<Batch> =
-        batches(prepared.eval, args.batch_size, d.seq_len, false, 0, pad).epoch(0).map(Batch::from).collect();
-    let per_epoch = train.batches_per_epoch().div_ceil(args.grad_accum).max(1);
-    let total = args.max_steps.unwrap_or(per_epoch * args.epochs).max(1);
-    let config = TrainConfig {
-        learning_rate: args.lr,
-        lr_scheduler_type: args.schedule,
-        warmup_steps: args.warmup,
-        max_steps: total,
-        gradient_accumulation_steps: args.grad_accum,
-        max_grad_norm: args.max_grad_norm,
-        weight_decay: args.weight_decay,
-        seed: args.seed,
-        recompute: args.recompute,
-        ..Default::default()
+    let options = RunOptions {
+        batch_size: args.batch_size,
+        seq_len: d.seq_len,
+        epochs: args.epochs,
+        max_steps: args.max_steps,
+        eval_every: args.eval_every,
+        shuffle: !args.no_shuffle,
+        train: TrainConfig {
+            learning_rate: args.lr,
+            lr_scheduler_type: args.schedule,
+            warmup_steps: args.warmup,
+            gradient_accumulation_steps: args.grad_accum,
+            max_grad_norm: args.max_grad_norm,
+            weight_decay: args.weight_decay,
+            seed: args.seed,
+            recompute: args.recompute,
+            ..Default::default()
+        },
     };
-    let mut trainer = Trainer::new(&g, &model, &lora, config)?;
-    let mut next_batch = 0usize; // index into the endless sequence of batches, epoch after epoch
+    let pad = data::pad_id(&tok);
+    let mut run = Run::new(&g, &model, &lora, prepared.train.examples, prepared.eval, pad, &options)?;
+    let total = run.total_steps();
     if let Some(dir) = &args.resume {
-        let pos = trainer.load_checkpoint(dir)?;
-        next_batch = pos["next_batch"].as_u64().unwrap_or(0) as usize;
-        println!("resumed from {} at update {}", dir.display(), trainer.step);
+        let pos = run.trainer.load_checkpoint(dir)?;
+        run.set_position(&pos);
+        println!("resumed from {} at update {}", dir.display(), run.trainer.step);
     }
     std::fs::create_dir_all(&args.out).map_err(|e| Error::Config(format!("{}: {e}", args.out.display())))?;
     let base_name = d.model.display().to_string();
-    let per_epoch_batches = train.batches_per_epoch().max(1);
-    // The row plan of the epoch in use, made once per epoch.
-    let mut epoch_plan: Option<(usize, Vec<Vec<usize>>)> = None;
-    let mut batch_at = |i: usize| {
-        let epoch = i / per_epoch_batches;
-        if epoch_plan.as_ref().map(|(e, _)| *e) != Some(epoch) {
-            epoch_plan = Some((epoch, train.plan(epoch as u64)));
-        }
-        let (_, plan) = epoch_plan.as_ref().expect("set above");
-        Batch::from(train.batch(&plan[i % per_epoch_batches]))
-    };
 
     let bar = indicatif::ProgressBar::new(total as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed} < {eta}]")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    bar.set_position(trainer.step as u64);
+    bar.set_position(run.trainer.step as u64);
     let mut history: Vec<serde_json::Value> = Vec::new();
     let started = Instant::now();
     let mut tokens_seen = 0usize;
-    while trainer.step < total {
-        let micro: Vec<Batch> = (0..args.grad_accum).map(|k| batch_at(next_batch + k)).collect();
-        let record: StepRecord = pollster::block_on(trainer.train_step(&micro))?;
+    while !run.is_done() {
+        let done = pollster::block_on(run.step())?;
+        let record = done.record;
         if !record.is_finite() {
             bar.abandon();
             pollster::block_on(peft::write_peft_folder(&g, &lora, &base_name, &args.out))?;
@@ -311,8 +280,7 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
                 args.out.display()
             )));
         }
-        next_batch += args.grad_accum;
-        tokens_seen += micro.iter().map(|b| b.b * b.t).sum::<usize>();
+        tokens_seen += done.batch_tokens;
         let tps = tokens_seen as f64 / started.elapsed().as_secs_f64();
         let msg = format!("loss {:.4} lr {:.2e} {tps:.0} tok/s", record.loss, record.learning_rate);
         if bar.is_hidden() {
@@ -321,9 +289,8 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
         bar.set_message(msg);
         bar.inc(1);
         let mut entry = serde_json::to_value(record).map_err(cfg_err)?;
-        let step = trainer.step;
-        if !eval.is_empty() && ((args.eval_every > 0 && step % args.eval_every == 0) || step == total) {
-            let (loss, n) = pollster::block_on(trainer.evaluate(&eval))?;
+        let step = record.step;
+        if let Some((loss, n)) = done.eval {
             entry["eval_loss"] = loss.into();
             entry["eval_perplexity"] = loss.exp().into();
             let msg = format!("update {step}: eval loss {loss:.4} (perplexity {:.3}, {n} tokens)", loss.exp());
@@ -334,13 +301,9 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
             }
         }
         history.push(entry);
-        if args.checkpoint_every > 0 && step % args.checkpoint_every == 0 {
+        if args.checkpoint_every > 0 && step.is_multiple_of(args.checkpoint_every) {
             let dir = args.out.join(format!("checkpoint-{step}"));
-            pollster::block_on(trainer.save_checkpoint(
-                &dir,
-                &base_name,
-                serde_json::json!({ "next_batch": next_batch }),
-            ))?;
+            pollster::block_on(run.trainer.save_checkpoint(&dir, &base_name, run.position()))?;
         }
     }
     bar.finish();
@@ -350,7 +313,8 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
         std::fs::write(args.out.join("adapter.gguf"), bytes)
             .map_err(|e| Error::Config(format!("adapter.gguf: {e}")))?;
     }
-    let state = serde_json::json!({ "global_step": trainer.step, "log_history": history, "config": trainer.config });
+    let state =
+        serde_json::json!({ "global_step": run.trainer.step, "log_history": history, "config": run.trainer.config });
     std::fs::write(args.out.join("trainer_state.json"), serde_json::to_string_pretty(&state).map_err(cfg_err)?)
         .map_err(|e| Error::Config(format!("trainer_state.json: {e}")))?;
     println!("wrote the adapter to {}", args.out.display());

@@ -1,0 +1,164 @@
+//! A whole training run over a prepared dataset: which batches make each update, epoch after
+//! epoch, when to evaluate, and where to pick up again after a checkpoint. The CLI and the
+//! browser build drive the same [`Run`], one update at a time.
+
+use serde::{Deserialize, Serialize};
+
+use super::{StepRecord, TrainConfig, Trainer};
+use crate::data::{BatchOptions, Batcher, Example};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::lora::Lora;
+use crate::model::{Batch, Model};
+
+/// How the examples become updates.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunOptions {
+    /// Rows a micro-batch.
+    pub batch_size: usize,
+    /// Examples are truncated to this many tokens.
+    pub seq_len: usize,
+    pub epochs: usize,
+    /// Stop after this many updates (overrides `epochs`).
+    pub max_steps: Option<usize>,
+    /// Evaluate every N updates (0: only after the last one).
+    pub eval_every: usize,
+    pub shuffle: bool,
+    /// Optimizer settings; `max_steps` and `gradient_accumulation_steps` are taken from here
+    /// too, the first one recomputed from the epochs when `max_steps` above is `None`.
+    pub train: TrainConfig,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            batch_size: 4,
+            seq_len: 512,
+            epochs: 1,
+            max_steps: None,
+            eval_every: 0,
+            shuffle: true,
+            train: TrainConfig::default(),
+        }
+    }
+}
+
+/// What one update of a run did.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunStep {
+    #[serde(flatten)]
+    pub record: StepRecord,
+    /// Tokens in the update's batches, padding included (the work done).
+    pub batch_tokens: usize,
+    /// 1-based epoch of the update's first batch.
+    pub epoch: usize,
+    /// Mean eval loss and its supervised tokens, when this update evaluated.
+    pub eval: Option<(f32, usize)>,
+}
+
+pub struct Run {
+    pub trainer: Trainer,
+    train: Batcher,
+    eval: Vec<Batch>,
+    eval_every: usize,
+    per_epoch: usize,
+    /// The row plan of the epoch in use, made once per epoch.
+    epoch_plan: Option<(usize, Vec<Vec<usize>>)>,
+    /// Index of the next batch in the endless sequence of batches, epoch after epoch.
+    pub next_batch: usize,
+}
+
+impl Run {
+    /// A run over `train` (evaluated on `eval`, which may be empty), padding with `pad`.
+    pub fn new(
+        gpu: &Gpu,
+        model: &Model,
+        lora: &Lora,
+        train: Vec<Example>,
+        eval: Vec<Example>,
+        pad: u32,
+        options: &RunOptions,
+    ) -> Result<Run> {
+        if options.batch_size == 0 || options.seq_len == 0 {
+            return Err(Error::Config("batch size and sequence length must be at least 1".into()));
+        }
+        let accum = options.train.gradient_accumulation_steps.max(1);
+        let batcher = |examples, shuffle| {
+            // Each batch is padded to its longest row rounded to 8: few shapes, little padding.
+            let opts = BatchOptions {
+                batch_size: options.batch_size,
+                seq_len: options.seq_len,
+                shuffle,
+                seed: options.train.seed,
+                pad_to_multiple_of: 8,
+                ..Default::default()
+            };
+            Batcher::new(examples, opts, pad)
+        };
+        let train = batcher(train, options.shuffle);
+        let eval: Vec<Batch> = batcher(eval, false).epoch(0).map(Batch::from).collect();
+        let per_epoch = train.batches_per_epoch().max(1);
+        let updates_per_epoch = per_epoch.div_ceil(accum).max(1);
+        let total = options.max_steps.unwrap_or(updates_per_epoch * options.epochs).max(1);
+        let config = TrainConfig { max_steps: total, gradient_accumulation_steps: accum, ..options.train.clone() };
+        let trainer = Trainer::new(gpu, model, lora, config)?;
+        Ok(Run { trainer, train, eval, eval_every: options.eval_every, per_epoch, epoch_plan: None, next_batch: 0 })
+    }
+
+    /// Updates in the whole run.
+    pub fn total_steps(&self) -> usize {
+        self.trainer.config.max_steps
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.trainer.step >= self.total_steps()
+    }
+
+    pub fn has_eval(&self) -> bool {
+        !self.eval.is_empty()
+    }
+
+    /// The caller's part of a checkpoint: where the data stream stands.
+    pub fn position(&self) -> serde_json::Value {
+        serde_json::json!({ "next_batch": self.next_batch })
+    }
+
+    /// Continues the data stream from a checkpoint's [`Run::position`].
+    pub fn set_position(&mut self, position: &serde_json::Value) {
+        self.next_batch = position["next_batch"].as_u64().unwrap_or(0) as usize;
+    }
+
+    fn batch_at(&mut self, i: usize) -> Batch {
+        let epoch = i / self.per_epoch;
+        if self.epoch_plan.as_ref().map(|(e, _)| *e) != Some(epoch) {
+            self.epoch_plan = Some((epoch, self.train.plan(epoch as u64)));
+        }
+        let (_, plan) = self.epoch_plan.as_ref().expect("set above");
+        Batch::from(self.train.batch(&plan[i % self.per_epoch]))
+    }
+
+    /// The next update, and an evaluation after it when one is due. A diverged update (see
+    /// [`StepRecord::is_finite`]) leaves the adapter as it was and is returned as is; the data
+    /// stream still moves on.
+    pub async fn step(&mut self) -> Result<RunStep> {
+        if self.is_done() {
+            return Err(Error::Config(format!("the run is over: {} updates done", self.trainer.step)));
+        }
+        let accum = self.trainer.config.gradient_accumulation_steps;
+        let epoch = self.next_batch / self.per_epoch + 1;
+        let micro: Vec<Batch> = (0..accum).map(|k| self.batch_at(self.next_batch + k)).collect();
+        let record = self.trainer.train_step(&micro).await?;
+        self.next_batch += accum;
+        let batch_tokens = micro.iter().map(|b| b.b * b.t).sum();
+        let step = self.trainer.step;
+        let due = (self.eval_every > 0 && step.is_multiple_of(self.eval_every)) || self.is_done();
+        let eval = if record.is_finite() && due && self.has_eval() { Some(self.evaluate().await?) } else { None };
+        Ok(RunStep { record, batch_tokens, epoch, eval })
+    }
+
+    /// Mean loss over the eval batches and its supervised tokens.
+    pub async fn evaluate(&mut self) -> Result<(f32, usize)> {
+        self.trainer.evaluate(&self.eval).await
+    }
+}
