@@ -1,0 +1,1078 @@
+// The WebLoRA page: pick a model and a dataset, train a LoRA adapter with a live loss chart, compare
+// answers with and without it, download it. All the work happens in the `weblora` package's worker;
+// this module only wires the page to it. `window.weblora` keeps the run's events for tests.
+
+import { WebLoRA, checkWebGPU } from "/web/src/index.js";
+
+const DEMO_MODEL = "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+const SAMPLE_DATA = { url: "/data/pirate_chat.jsonl", name: "pirate_chat.jsonl" };
+const TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+const DATA_INPUTS = ["seq-len", "train-on", "eval-split", "seed"];
+const MAX_NEW_TOKENS = 48;
+const CHECKPOINT_EVERY = 10;
+
+const $ = (id) => document.getElementById(id);
+
+const hooks = { steps: [], evals: [], client: null };
+window.weblora = hooks;
+
+const state = {
+  gpuOk: false,
+  client: null,
+  clientReady: null, // Promise<WebLoRA>
+  model: null, // ModelInfo once loaded
+  modelLoading: false,
+  modelFiles: null, // File[] picked or dropped
+  dataFile: null, // File chosen by the user; null means the sample
+  data: null, // { key, name, summary } of the dataset the worker holds
+  dataLoads: 0, // data loads queued or running
+  dataChain: Promise.resolve(),
+  dataToken: 0,
+  starting: false, // between Train and the run's start (the dataset may be read first)
+  training: false,
+  runState: "idle", // idle | training | paused | stopped | done | failed
+  hasAdapter: false,
+  generating: false,
+  exporting: false,
+  checkpoint: null,
+  run: null, // { startStep, totalSteps, activeMs, since, lastStep, trainable }
+};
+
+// ---------------------------------------------------------------- small helpers
+
+const fmtInt = (n) => Math.round(n).toLocaleString("en-US");
+
+function fmtBytes(n) {
+  if (n == null) return "?";
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} KB`;
+  return `${n} B`;
+}
+
+function fmtCount(n) {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} K`;
+  return String(n);
+}
+
+function fmtDuration(seconds) {
+  if (!Number.isFinite(seconds)) return "–";
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = String(s % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${sec}` : `${m}:${sec}`;
+}
+
+const messageOf = (err) => (err instanceof Error ? err.message : String(err?.message ?? err));
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text != null) node.textContent = text;
+  return node;
+}
+
+// ---------------------------------------------------------------- errors
+
+/** Shows `err` in the one error banner, moved into the card of the action that failed. */
+function showError(err, card) {
+  const banner = $("error");
+  $("error-text").textContent = messageOf(err);
+  if (card) card.insertBefore(banner, card.querySelector("h2").nextSibling);
+  banner.hidden = false;
+  const box = banner.getBoundingClientRect();
+  if (box.top < 0 || box.bottom > window.innerHeight) banner.scrollIntoView({ block: "center", behavior: "smooth" });
+}
+
+function hideError() {
+  $("error").hidden = true;
+}
+
+// ---------------------------------------------------------------- buttons
+
+function updateButtons() {
+  const ready = state.gpuOk && !!state.client;
+  const busy = state.starting || state.training || state.modelLoading;
+  $("load-model").disabled = !state.gpuOk || busy;
+  $("train").disabled = !ready || !state.model || busy;
+  $("pause").disabled = !state.training || state.runState === "stopping";
+  $("stop").disabled = !state.training || state.runState === "stopping";
+  $("pause").textContent = state.runState === "paused" ? "Resume" : "Pause";
+  $("generate").disabled = !ready || !state.model || state.modelLoading || state.generating;
+  const canExport = ready && state.hasAdapter && !state.exporting && !state.modelLoading;
+  $("download-peft").disabled = !canExport;
+  $("download-gguf").disabled = !canExport || !state.model?.name?.toLowerCase().endsWith(".gguf");
+  $("resume-checkpoint").disabled = !ready || busy;
+}
+
+// ---------------------------------------------------------------- WebGPU and the client
+
+async function openClient() {
+  const status = await checkWebGPU();
+  if (!status.ok) {
+    $("webgpu-missing").hidden = false;
+    $("webgpu-message").textContent = status.message;
+    setGpuStatus("missing", "WebGPU missing");
+    updateButtons();
+    return null;
+  }
+  state.gpuOk = true;
+  setGpuStatus("pending", "Opening the GPU…");
+  updateButtons();
+  try {
+    const client = await WebLoRA.create();
+    state.client = client;
+    hooks.client = client;
+    listen(client);
+    const g = client.gpu ?? {};
+    setGpuStatus("ok", `WebGPU ready · ${[g.name, g.backend].filter(Boolean).join(" · ") || "GPU"}`);
+    return client;
+  } catch (err) {
+    state.gpuOk = false;
+    $("webgpu-missing").hidden = false;
+    $("webgpu-title").textContent = "WebLoRA could not start on this GPU, so this page cannot train.";
+    $("webgpu-message").textContent = messageOf(err);
+    setGpuStatus("missing", "The GPU could not be opened");
+    return null;
+  } finally {
+    updateButtons();
+  }
+}
+
+function setGpuStatus(kind, text) {
+  $("gpu-status").dataset.state = kind;
+  $("gpu-text").textContent = text;
+}
+
+async function needClient() {
+  const client = await state.clientReady;
+  if (!client) throw new Error($("webgpu-message").textContent || "WebGPU is not available in this browser.");
+  return client;
+}
+
+function listen(client) {
+  client.on("progress", onProgress);
+  client.on("status", onStatus);
+  client.on("step", onStep);
+  client.on("eval", onEval);
+  client.on("error", (e) => showError(e.message, state.training ? $("train-card") : null));
+}
+
+// ---------------------------------------------------------------- 1. model
+
+function modelSourceKind() {
+  return document.querySelector('input[name="model-source"]:checked').value;
+}
+
+function selectModelSource(kind) {
+  document.querySelector(`input[name="model-source"][value="${kind}"]`).checked = true;
+}
+
+function modelSource() {
+  const kind = modelSourceKind();
+  if (kind === "demo") return DEMO_MODEL;
+  if (kind === "url") {
+    const url = $("model-url").value.trim();
+    if (!url) throw new Error("Enter a Hugging Face repo id (owner/name), a resolve/main/ URL or a .gguf URL.");
+    return url;
+  }
+  if (!state.modelFiles?.length) throw new Error("Choose a .gguf file or a model folder first.");
+  return state.modelFiles;
+}
+
+function setModelFiles(files) {
+  state.modelFiles = files;
+  selectModelSource("files");
+  const gguf = files.find((f) => f.name.toLowerCase().endsWith(".gguf"));
+  const total = files.reduce((s, f) => s + f.size, 0);
+  $("model-files-chosen").textContent = gguf
+    ? `${gguf.name} · ${fmtBytes(gguf.size)}`
+    : `${files.length} files · ${fmtBytes(total)}`;
+}
+
+const progressFiles = new Map();
+
+function onProgress(p) {
+  progressFiles.set(p.file, p);
+  let loaded = 0;
+  let total = 0;
+  let known = true;
+  for (const f of progressFiles.values()) {
+    loaded += f.loaded;
+    if (f.total == null) known = false;
+    else total += f.total;
+  }
+  const bar = $("model-progress-bar");
+  if (known && total > 0) {
+    bar.style.width = `${Math.min(100, (100 * loaded) / total).toFixed(1)}%`;
+    bar.classList.remove("indeterminate");
+  } else {
+    bar.classList.add("indeterminate");
+  }
+  const done = known && loaded >= total;
+  $("model-progress-text").textContent = done
+    ? `${fmtBytes(loaded)} read · preparing the weights on the GPU…`
+    : `${fmtBytes(loaded)}${known ? ` of ${fmtBytes(total)}` : ""} · ${p.file}`;
+}
+
+async function loadModel() {
+  const card = $("model-card");
+  hideError();
+  let source;
+  try {
+    source = modelSource();
+  } catch (err) {
+    showError(err, card);
+    return;
+  }
+  state.modelLoading = true;
+  state.model = null;
+  state.hasAdapter = false;
+  state.data = null;
+  progressFiles.clear();
+  $("model-info").hidden = true;
+  $("model-progress").hidden = false;
+  $("model-progress-bar").style.width = "0%";
+  $("model-progress-text").textContent = "Starting…";
+  $("model-status").textContent = "Loading…";
+  $("model-status").className = "status-text";
+  setDataPending("The dataset is read again once the model is loaded.");
+  hideCheckpoint();
+  updateButtons();
+  const started = performance.now();
+  try {
+    const client = await needClient();
+    const info = await client.loadModel(source);
+    state.model = info;
+    const seconds = (performance.now() - started) / 1000;
+    $("model-status").textContent = `Loaded ${info.name} in ${seconds.toFixed(1)} s`;
+    $("model-status").className = "status-text ok";
+    $("fig-memory").textContent = fmtBytes(info.gpuBytes);
+    renderModelInfo(info);
+  } catch (err) {
+    $("model-status").textContent = `Failed: ${messageOf(err)}`;
+    $("model-status").className = "status-text bad";
+    showError(err, card);
+  } finally {
+    state.modelLoading = false;
+    $("model-progress").hidden = true;
+    updateButtons();
+  }
+  if (state.model) loadData();
+}
+
+function renderModelInfo(info) {
+  const facts = [
+    ["Name", info.name],
+    ["Architecture", info.architecture],
+    ["Layers", fmtInt(info.layers)],
+    ["Parameters", fmtCount(info.parameters)],
+    ["GPU memory", fmtBytes(info.gpuBytes)],
+    ["Hidden size", fmtInt(info.hiddenSize)],
+    ["Heads", info.kvHeads && info.kvHeads !== info.heads ? `${info.heads} (${info.kvHeads} KV)` : String(info.heads)],
+    ["Vocabulary", fmtInt(info.vocabSize)],
+    ["Chat template", info.chatTemplate ? "yes" : "no"],
+  ];
+  const dl = $("model-info");
+  dl.replaceChildren(...facts.map(([k, v]) => fact(k, v)));
+  dl.hidden = false;
+}
+
+function fact(term, value, note) {
+  const div = el("div");
+  div.append(el("dt", null, term));
+  const dd = el("dd", null, value);
+  if (note) dd.append(" ", el("span", "muted", note));
+  div.append(dd);
+  return div;
+}
+
+// ---------------------------------------------------------------- 2. dataset
+
+function readNumber(id, { int = false, min = -Infinity, max = Infinity, optional = false } = {}) {
+  const input = $(id);
+  const label = document.querySelector(`label[for="${id}"]`)?.textContent ?? id;
+  const raw = input.value.trim();
+  input.removeAttribute("aria-invalid");
+  let problem = null;
+  const value = Number(raw);
+  if (raw === "") {
+    if (optional) return undefined;
+    problem = "needs a value";
+  } else if (!Number.isFinite(value)) problem = "is not a number";
+  else if (int && !Number.isInteger(value)) problem = "must be a whole number";
+  else if (value < min) problem = `must be at least ${min}`;
+  else if (value > max) problem = `must be at most ${max}`;
+  if (problem) {
+    input.setAttribute("aria-invalid", "true");
+    input.focus();
+    throw new Error(`${label} ${problem}.`);
+  }
+  return value;
+}
+
+function dataSettings() {
+  return {
+    seqLen: readNumber("seq-len", { int: true, min: 8 }),
+    trainOn: $("train-on").value,
+    evalSplit: readNumber("eval-split", { min: 0, max: 0.9 }),
+    seed: readNumber("seed", { int: true, min: 0 }),
+  };
+}
+
+const dataName = () => (state.dataFile ? state.dataFile.name : SAMPLE_DATA.name);
+
+function setDataPending(text) {
+  const summary = $("data-summary");
+  summary.removeAttribute("data-ready");
+  summary.replaceChildren(el("p", "muted", text));
+}
+
+function chooseDataFile(file) {
+  state.dataFile = file;
+  $("data-name").textContent = file ? file.name : SAMPLE_DATA.name;
+  $("data-note").textContent = file ? fmtBytes(file.size) : "sample · 40 short chats answered like a pirate";
+  $("use-sample").hidden = !file;
+  loadData();
+}
+
+/**
+ * Reads the chosen dataset with the current data settings. Loads queue one after another, and
+ * only the latest one updates the page, so the worker always ends up holding what the page shows.
+ */
+function loadData() {
+  const card = $("data-card");
+  if (!state.model) {
+    setDataPending("The dataset is read with the model's tokenizer, once a model is loaded.");
+    return Promise.resolve();
+  }
+  if (state.training) {
+    setDataPending("The dataset is read when this run ends, at the next Train.");
+    return Promise.resolve();
+  }
+  let settings;
+  try {
+    settings = dataSettings();
+  } catch (err) {
+    showError(err, card);
+    return Promise.resolve();
+  }
+  const token = ++state.dataToken;
+  const file = state.dataFile;
+  const name = dataName();
+  const key = JSON.stringify({ name, size: file?.size, modified: file?.lastModified, settings });
+  state.dataLoads++;
+  setDataPending(`Reading ${name}…`);
+  const job = state.dataChain.then(async () => {
+    if (token !== state.dataToken) return;
+    try {
+      const client = await needClient();
+      let data = file;
+      if (!data) {
+        const res = await fetch(SAMPLE_DATA.url);
+        if (!res.ok) throw new Error(`could not fetch the sample dataset (${res.status} ${res.statusText})`);
+        data = await res.text();
+      }
+      const summary = await client.loadData(data, settings, name);
+      state.data = { key, name, summary };
+      // A new dataset ends the engine's run: the last adapter is gone.
+      if (state.hasAdapter) {
+        state.hasAdapter = false;
+        if (!state.training) setTrainStatus("New dataset read: train again to get an adapter.");
+      }
+      if (token === state.dataToken) {
+        renderSummary(summary);
+        checkCheckpoint();
+      }
+    } catch (err) {
+      state.data = null;
+      if (token === state.dataToken) {
+        setDataPending(`Could not read ${name}: ${messageOf(err)}`);
+        showError(err, card);
+      }
+    }
+  });
+  state.dataChain = job.finally(() => {
+    state.dataLoads--;
+    updateButtons();
+  });
+  return state.dataChain;
+}
+
+/** Data settings changed: read the data again now, or at the next Train if that would drop a trained adapter. */
+function onDataSettingChange() {
+  if (!state.model || !(state.training || state.hasAdapter)) {
+    loadData();
+    return;
+  }
+  const box = $("data-summary");
+  box.querySelector(".pending-note")?.remove();
+  const note = el("p", "pending-note", "Changed settings: the dataset is read again when you next train. ");
+  note.append(el("span", "muted", "Reading it now would drop the adapter you trained."));
+  box.prepend(note);
+}
+
+/** Makes sure the worker holds the chosen dataset with the current settings; throws if it cannot. */
+async function ensureData() {
+  await state.dataChain;
+  const settings = dataSettings();
+  const file = state.dataFile;
+  const key = JSON.stringify({ name: dataName(), size: file?.size, modified: file?.lastModified, settings });
+  if (state.data?.key !== key) await loadData();
+  if (state.data?.key !== key) throw new Error("The dataset is not loaded: fix the problem shown above it, then train again.");
+}
+
+function renderSummary(s) {
+  const box = $("data-summary");
+  const pct = s.tokens ? ` (${((100 * s.supervised_tokens) / s.tokens).toFixed(0)}%)` : "";
+  const stats = el("dl", "facts");
+  stats.append(
+    fact("Examples", fmtInt(s.examples), s.eval_examples ? `+ ${fmtInt(s.eval_examples)} held out for eval` : null),
+    fact("Tokens", fmtInt(s.tokens)),
+    fact("Trained tokens", fmtInt(s.supervised_tokens) + pct),
+    fact("Truncated", fmtInt(s.truncated_examples), s.truncated_examples ? `longer than ${s.seq_len} tokens` : null),
+    fact("Skipped lines", fmtInt(s.skipped_lines)),
+    fact("Format", s.format, s.chat_template ? `· chat template ${s.chat_template}` : null),
+  );
+  const parts = [stats];
+  if (s.skipped?.length) {
+    const details = el("details", "skipped");
+    details.append(el("summary", null, `Skipped lines (${s.skipped.length})`));
+    const ul = el("ul");
+    for (const { line, reason } of s.skipped.slice(0, 50)) ul.append(el("li", null, `line ${line}: ${reason}`));
+    if (s.skipped.length > 50) ul.append(el("li", "muted", `… and ${s.skipped.length - 50} more`));
+    details.append(ul);
+    parts.push(details);
+  }
+  if (s.warnings?.length) {
+    const ul = el("ul", "warnings");
+    for (const w of s.warnings) ul.append(el("li", null, w));
+    parts.push(ul);
+  }
+  const ex = s.first_example;
+  if (ex) {
+    const head = el("p", "example-head");
+    head.append(
+      el("strong", null, "First example"),
+      el("span", "muted", ` · line ${ex.line} · ${fmtInt(ex.tokens)} tokens, ${fmtInt(ex.supervised)} trained on`),
+    );
+    const pre = el("pre", "example");
+    for (const span of ex.spans) {
+      const part = el("span", span.supervised ? "sup" : "ctx", span.text);
+      part.title = `${span.tokens} tokens · ${span.supervised ? "trained on" : "context only"}`;
+      pre.append(part);
+    }
+    const legend = el("p", "example-legend small");
+    legend.append(el("span", "sup", "trained on"), " the loss is computed on these tokens   ", el("span", "ctx", "context"), " read, not learned");
+    parts.push(head, pre, legend);
+  }
+  box.replaceChildren(...parts);
+  box.setAttribute("data-ready", "true");
+}
+
+// ---------------------------------------------------------------- 3. settings
+
+function trainSettings() {
+  const targets = TARGETS.filter((t) => document.querySelector(`input[name="target"][value="${t}"]`).checked);
+  if (!targets.length) throw new Error("Choose at least one layer to adapt.");
+  const settings = {
+    rank: readNumber("rank", { int: true, min: 1, max: 1024 }),
+    alpha: readNumber("alpha", { min: 0 }),
+    dropout: readNumber("dropout", { min: 0, max: 0.99 }),
+    targets: targets.length === TARGETS.length ? ["all-linear"] : targets,
+    rslora: $("rslora").checked,
+    lr: readNumber("lr", { min: 0 }),
+    schedule: $("schedule").value,
+    warmup: readNumber("warmup", { int: true, min: 0 }),
+    epochs: readNumber("epochs", { int: true, min: 1 }),
+    maxSteps: readNumber("max-steps", { int: true, min: 1, optional: true }),
+    batchSize: readNumber("batch-size", { int: true, min: 1 }),
+    gradAccum: readNumber("grad-accum", { int: true, min: 1 }),
+    maxGradNorm: readNumber("max-grad-norm", { min: 0 }),
+    weightDecay: readNumber("weight-decay", { min: 0 }),
+    evalEvery: readNumber("eval-every", { int: true, min: 0 }),
+    seed: readNumber("seed", { int: true, min: 0 }),
+    recompute: $("recompute").checked,
+  };
+  if (settings.maxSteps === undefined) delete settings.maxSteps;
+  return settings;
+}
+
+/** Puts saved settings back into the inputs (for resuming a checkpoint). */
+function applySettings(s) {
+  const set = (id, v) => {
+    if (v !== undefined && v !== null) $(id).value = String(v);
+  };
+  set("rank", s.rank);
+  set("alpha", s.alpha);
+  set("dropout", s.dropout);
+  set("lr", s.lr);
+  set("schedule", s.schedule);
+  set("warmup", s.warmup);
+  set("epochs", s.epochs);
+  $("max-steps").value = s.maxSteps ?? "";
+  set("batch-size", s.batchSize);
+  set("grad-accum", s.gradAccum);
+  set("max-grad-norm", s.maxGradNorm);
+  set("weight-decay", s.weightDecay);
+  set("eval-every", s.evalEvery);
+  set("seed", s.seed);
+  if (s.rslora !== undefined) $("rslora").checked = !!s.rslora;
+  if (s.recompute !== undefined) $("recompute").checked = !!s.recompute;
+  if (s.targets) {
+    const all = s.targets.includes("all-linear");
+    for (const box of document.querySelectorAll('input[name="target"]')) box.checked = all || s.targets.includes(box.value);
+  }
+}
+
+// ---------------------------------------------------------------- 4. train
+
+function setTrainStatus(text, kind = "") {
+  $("train-status").textContent = text;
+  $("train-status").className = `status-text ${kind}`;
+}
+
+async function train(resume = false) {
+  const card = $("train-card");
+  hideError();
+  let settings;
+  try {
+    settings = resume && state.checkpoint ? { ...trainSettings(), ...state.checkpoint.settings } : trainSettings();
+  } catch (err) {
+    showError(err, $("settings-card"));
+    return;
+  }
+  state.starting = true;
+  hideCheckpoint();
+  updateButtons();
+  setTrainStatus("Reading the dataset…");
+  try {
+    await ensureData();
+  } catch (err) {
+    state.runState = "failed";
+    setTrainStatus(`Not started: ${messageOf(err)}`, "bad");
+    showError(err, $("data-card"));
+    return;
+  } finally {
+    state.starting = false;
+    updateButtons();
+  }
+  state.training = true;
+  state.runState = "starting";
+  updateButtons();
+  if (!resume) {
+    hooks.steps.length = 0;
+    hooks.evals.length = 0;
+  }
+  state.run = { startStep: null, totalSteps: null, activeMs: 0, since: null, lastStep: null, trainable: null };
+  resetFigures();
+  drawChart();
+  setTrainStatus(resume ? "Restoring the checkpoint…" : "Starting: building the GPU pipelines…");
+  try {
+    const client = await needClient();
+    await client.train(settings, { checkpointEvery: CHECKPOINT_EVERY, resume });
+  } catch (err) {
+    state.runState = "failed";
+    setTrainStatus(`Failed: ${messageOf(err)}`, "bad");
+    showError(err, card);
+  } finally {
+    pauseClock();
+    state.training = false;
+    updateButtons();
+    updateFigures();
+  }
+  checkCheckpoint();
+}
+
+function pauseClock() {
+  const run = state.run;
+  if (run?.since != null) {
+    run.activeMs += performance.now() - run.since;
+    run.since = null;
+  }
+}
+
+function activeSeconds() {
+  const run = state.run;
+  if (!run) return 0;
+  return (run.activeMs + (run.since != null ? performance.now() - run.since : 0)) / 1000;
+}
+
+function onStatus(s) {
+  const run = state.run ?? (state.run = { startStep: null, activeMs: 0, since: null, lastStep: null, trainable: null });
+  run.totalSteps = s.totalSteps;
+  if (s.trainableParameters != null) run.trainable = s.trainableParameters;
+  const of = `step ${s.step} / ${s.totalSteps}`;
+  switch (s.state) {
+    case "resumed":
+      run.resumedFrom = s.step;
+      run.startStep = s.step;
+      break;
+    case "training":
+      state.hasAdapter = true;
+      state.runState = "training";
+      if (run.startStep == null) run.startStep = s.step;
+      if (run.since == null) run.since = performance.now();
+      setTrainStatus(`Training — ${of}${run.resumedFrom ? ` (resumed from step ${run.resumedFrom})` : ""}`, "live");
+      break;
+    case "paused":
+      state.runState = "paused";
+      pauseClock();
+      setTrainStatus(`Paused at ${of}`);
+      break;
+    case "stopped":
+      state.runState = "stopped";
+      pauseClock();
+      setTrainStatus(`Stopped at ${of}. The adapter keeps what it learned.`);
+      break;
+    case "done":
+      state.runState = "done";
+      pauseClock();
+      setTrainStatus(`Done — step ${s.step} / ${s.totalSteps} in ${fmtDuration(activeSeconds())}`, "ok");
+      break;
+  }
+  updateButtons();
+  updateFigures();
+}
+
+function onStep(e) {
+  hooks.steps.push(e);
+  const run = state.run;
+  if (run) {
+    run.lastStep = e;
+    run.totalSteps = e.totalSteps;
+  }
+  if (state.runState === "training") setTrainStatus(`Training — step ${e.step} / ${e.totalSteps}`, "live");
+  updateFigures();
+  scheduleChart();
+}
+
+function onEval(e) {
+  hooks.evals.push(e);
+  updateFigures();
+  scheduleChart();
+}
+
+function resetFigures() {
+  for (const id of ["fig-step", "fig-loss", "fig-eval", "fig-speed", "fig-elapsed", "fig-eta", "fig-params"]) $(id).textContent = "–";
+}
+
+function updateFigures() {
+  const run = state.run;
+  if (!run) return;
+  const last = run.lastStep;
+  const total = run.totalSteps;
+  if (last) {
+    $("fig-step").textContent = `${last.step} / ${total}`;
+    $("fig-loss").textContent = last.loss.toFixed(4);
+    $("fig-speed").textContent = fmtInt(last.tokensPerSecond);
+  } else if (total) {
+    $("fig-step").textContent = `${run.startStep ?? 0} / ${total}`;
+  }
+  const lastEval = hooks.evals[hooks.evals.length - 1];
+  if (lastEval) $("fig-eval").textContent = lastEval.loss.toFixed(4);
+  const elapsed = activeSeconds();
+  if (run.since != null || last) $("fig-elapsed").textContent = fmtDuration(elapsed);
+  const done = last && run.startStep != null ? last.step - run.startStep : 0;
+  if (done > 0 && total) {
+    const remaining = Math.max(0, total - last.step);
+    $("fig-eta").textContent = remaining === 0 ? "0:00" : state.training ? fmtDuration((elapsed / done) * remaining) : "–";
+  }
+  if (run.trainable) $("fig-params").textContent = fmtCount(run.trainable);
+}
+
+async function togglePause() {
+  const client = state.client;
+  if (!client || !state.training) return;
+  try {
+    if (state.runState === "paused") {
+      await client.resume();
+    } else {
+      setTrainStatus("Pausing after this step…");
+      await client.pause();
+    }
+  } catch (err) {
+    showError(err, $("train-card"));
+  }
+}
+
+async function stopRun() {
+  const client = state.client;
+  if (!client || !state.training) return;
+  state.runState = "stopping";
+  setTrainStatus("Stopping after this step…");
+  updateButtons();
+  try {
+    await client.stop();
+  } catch (err) {
+    showError(err, $("train-card"));
+  }
+}
+
+function hideCheckpoint() {
+  state.checkpoint = null;
+  $("checkpoint").hidden = true;
+}
+
+/** Offers to resume the checkpoint saved in this site's storage when it is of this model and dataset. */
+async function checkCheckpoint() {
+  const client = state.client;
+  if (!client || !state.model || !state.data || state.training) return hideCheckpoint();
+  let ck = null;
+  try {
+    ck = await client.checkpointInfo();
+  } catch {
+    ck = null;
+  }
+  const fits = ck && ck.model === state.model.name && ck.data === state.data.name && ck.step < ck.totalSteps;
+  if (!fits || state.training) return hideCheckpoint();
+  state.checkpoint = ck;
+  $("checkpoint-text").textContent = `A saved run of ${ck.model} on ${ck.data} stopped at step ${ck.step} of ${ck.totalSteps}.`;
+  $("resume-checkpoint").textContent = `Resume from step ${ck.step}`;
+  $("checkpoint").hidden = false;
+  updateButtons();
+}
+
+function resumeCheckpoint() {
+  if (!state.checkpoint) return;
+  applySettings(state.checkpoint.settings ?? {});
+  train(true);
+}
+
+// ---------------------------------------------------------------- the chart
+
+let chartQueued = false;
+
+function scheduleChart() {
+  if (chartQueued) return;
+  chartQueued = true;
+  requestAnimationFrame(() => {
+    chartQueued = false;
+    drawChart();
+  });
+}
+
+/** A round step (1, 2 or 5 × 10^k) that cuts `range` into about `count` parts. */
+function niceStep(range, count) {
+  const raw = range / count;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const f = raw / mag;
+  return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
+}
+
+function drawChart() {
+  const canvas = $("loss-chart");
+  const dpr = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth;
+  const h = canvas.clientHeight;
+  if (!w || !h) return;
+  if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
+    canvas.width = Math.round(w * dpr);
+    canvas.height = Math.round(h * dpr);
+  }
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, w, h);
+  const css = getComputedStyle(canvas);
+  const color = (name) => css.getPropertyValue(name).trim();
+  const font = css.fontFamily;
+  ctx.font = `12px ${font}`;
+
+  const steps = hooks.steps;
+  const evals = hooks.evals;
+  if (!steps.length && !evals.length) {
+    ctx.fillStyle = color("--chart-text");
+    ctx.textAlign = "center";
+    ctx.textBaseline = "middle";
+    ctx.fillText("The loss appears here once training starts.", w / 2, h / 2);
+    return;
+  }
+
+  const pad = { left: 52, right: 14, top: 12, bottom: 38 };
+  const pw = w - pad.left - pad.right;
+  const ph = h - pad.top - pad.bottom;
+  const losses = steps.map((s) => s.loss).concat(evals.map((e) => e.loss));
+  let lo = Math.min(...losses);
+  let hi = Math.max(...losses);
+  if (hi - lo < 1e-6) {
+    lo -= 0.5;
+    hi += 0.5;
+  }
+  const yStep = niceStep(hi - lo, 5);
+  lo = Math.floor(lo / yStep) * yStep;
+  hi = Math.ceil(hi / yStep) * yStep;
+  const firstStep = steps.length ? Math.min(steps[0].step, evals[0]?.step ?? Infinity) : evals[0].step;
+  const x0 = Math.max(0, firstStep - 1);
+  const lastKnown = Math.max(steps[steps.length - 1]?.step ?? 0, evals[evals.length - 1]?.step ?? 0);
+  const x1 = Math.max(state.run?.totalSteps ?? 0, lastKnown, x0 + 1);
+  const X = (s) => pad.left + ((s - x0) / (x1 - x0)) * pw;
+  const Y = (v) => pad.top + (1 - (v - lo) / (hi - lo)) * ph;
+
+  // Grid and y ticks.
+  ctx.lineWidth = 1;
+  ctx.strokeStyle = color("--chart-grid");
+  ctx.fillStyle = color("--chart-text");
+  ctx.textAlign = "right";
+  ctx.textBaseline = "middle";
+  const yDigits = Math.max(0, -Math.floor(Math.log10(yStep)));
+  for (let v = lo; v <= hi + yStep / 2; v += yStep) {
+    const y = Math.round(Y(v)) + 0.5;
+    ctx.beginPath();
+    ctx.moveTo(pad.left, y);
+    ctx.lineTo(pad.left + pw, y);
+    ctx.stroke();
+    ctx.fillText(v.toFixed(yDigits), pad.left - 8, y);
+  }
+  // X ticks.
+  const xStep = Math.max(1, niceStep(x1 - x0, Math.max(2, Math.floor(pw / 70))));
+  ctx.textAlign = "center";
+  ctx.textBaseline = "top";
+  for (let s = Math.ceil(x0 / xStep) * xStep; s <= x1; s += xStep) {
+    const x = Math.round(X(s)) + 0.5;
+    ctx.beginPath();
+    ctx.moveTo(x, pad.top + ph);
+    ctx.lineTo(x, pad.top + ph + 4);
+    ctx.stroke();
+    ctx.fillText(String(s), x, pad.top + ph + 6);
+  }
+  ctx.strokeStyle = color("--chart-axis");
+  ctx.beginPath();
+  ctx.moveTo(pad.left + 0.5, pad.top);
+  ctx.lineTo(pad.left + 0.5, pad.top + ph + 0.5);
+  ctx.lineTo(pad.left + pw, pad.top + ph + 0.5);
+  ctx.stroke();
+
+  // Axis labels.
+  ctx.fillText("step", pad.left + pw / 2, h - 15);
+  ctx.save();
+  ctx.translate(13, pad.top + ph / 2);
+  ctx.rotate(-Math.PI / 2);
+  ctx.textBaseline = "middle";
+  ctx.fillText("loss", 0, 0);
+  ctx.restore();
+
+  // Training loss: a line, with dots while there are few points.
+  ctx.strokeStyle = color("--chart-train");
+  ctx.fillStyle = color("--chart-train");
+  ctx.lineWidth = 2;
+  ctx.lineJoin = "round";
+  ctx.beginPath();
+  steps.forEach((s, i) => (i ? ctx.lineTo(X(s.step), Y(s.loss)) : ctx.moveTo(X(s.step), Y(s.loss))));
+  ctx.stroke();
+  if (steps.length < 40) {
+    for (const s of steps) {
+      ctx.beginPath();
+      ctx.arc(X(s.step), Y(s.loss), 2.5, 0, 2 * Math.PI);
+      ctx.fill();
+    }
+  }
+
+  // Eval loss: points joined by a thin dashed line.
+  ctx.strokeStyle = color("--chart-eval");
+  ctx.fillStyle = color("--chart-eval");
+  if (evals.length > 1) {
+    ctx.lineWidth = 1.5;
+    ctx.setLineDash([4, 4]);
+    ctx.beginPath();
+    evals.forEach((e, i) => (i ? ctx.lineTo(X(e.step), Y(e.loss)) : ctx.moveTo(X(e.step), Y(e.loss))));
+    ctx.stroke();
+    ctx.setLineDash([]);
+  }
+  for (const e of evals) {
+    ctx.beginPath();
+    ctx.arc(X(e.step), Y(e.loss), 4.5, 0, 2 * Math.PI);
+    ctx.fill();
+  }
+}
+
+// ---------------------------------------------------------------- 5. try it
+
+function setAnswer(id, text, { done = false, muted = false } = {}) {
+  const box = $(id);
+  box.textContent = text;
+  box.classList.toggle("muted", muted);
+  if (done) box.setAttribute("data-done", "true");
+  else box.removeAttribute("data-done");
+}
+
+async function generate() {
+  const card = $("try-card");
+  const prompt = $("prompt").value.trim();
+  hideError();
+  if (!prompt) {
+    showError("Write a prompt first.", card);
+    return;
+  }
+  state.generating = true;
+  updateButtons();
+  const withAdapter = state.hasAdapter;
+  setAnswer("answer-base", "Generating…", { muted: true });
+  setAnswer("answer-adapter", withAdapter ? "Waiting…" : "", { muted: true });
+  let current = "answer-base";
+  try {
+    const client = await needClient();
+    const base = await client.generate(prompt, { adapter: false, maxNewTokens: MAX_NEW_TOKENS });
+    setAnswer("answer-base", base.text || "(no text)", { done: true });
+    if (withAdapter) {
+      current = "answer-adapter";
+      setAnswer(current, "Generating…", { muted: true });
+      const tuned = await client.generate(prompt, { adapter: true, maxNewTokens: MAX_NEW_TOKENS });
+      setAnswer(current, tuned.text || "(no text)", { done: true });
+    } else {
+      setAnswer("answer-adapter", "No adapter yet: start training, then generate again.", { done: true, muted: true });
+    }
+  } catch (err) {
+    setAnswer(current, `Failed: ${messageOf(err)}`, { muted: true });
+    showError(err, card);
+  } finally {
+    state.generating = false;
+    updateButtons();
+  }
+}
+
+// ---------------------------------------------------------------- 6. downloads
+
+function saveBlob(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const a = el("a");
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  return url;
+}
+
+/** Keeps links to the exported files, in case the browser held back a download. */
+function showLinks(files) {
+  const box = $("download-links");
+  for (const a of box.querySelectorAll("a")) URL.revokeObjectURL(a.href);
+  box.replaceChildren(el("span", "muted", "Saved: "));
+  files.forEach(([name, blob, url], i) => {
+    const a = el("a", null, name);
+    a.href = url;
+    a.download = name;
+    box.append(...(i ? [" · "] : []), a, el("span", "muted", ` (${fmtBytes(blob.size)})`));
+  });
+  box.hidden = false;
+}
+
+async function download(kind) {
+  const card = $("download-card");
+  hideError();
+  state.exporting = true;
+  updateButtons();
+  try {
+    const client = await needClient();
+    let files;
+    if (kind === "peft") {
+      const peft = await client.exportPeft();
+      files = ["adapter_config.json", "adapter_model.safetensors"].map((n) => [n, peft[n]]);
+    } else {
+      files = [["adapter.gguf", await client.exportGguf()]];
+    }
+    showLinks(files.map(([name, blob]) => [name, blob, saveBlob(blob, name)]));
+  } catch (err) {
+    showError(err, card);
+  } finally {
+    state.exporting = false;
+    updateButtons();
+  }
+}
+
+// ---------------------------------------------------------------- dropping files
+
+/** All files under dropped items, walking into folders. */
+async function droppedFiles(dataTransfer) {
+  const entries = [...dataTransfer.items].map((item) => item.webkitGetAsEntry?.()).filter(Boolean);
+  if (!entries.length) return [...dataTransfer.files];
+  const files = [];
+  const walk = async (entry) => {
+    if (entry.isFile) {
+      files.push(await new Promise((resolve, reject) => entry.file(resolve, reject)));
+    } else if (entry.isDirectory) {
+      const reader = entry.createReader();
+      for (;;) {
+        const batch = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
+        if (!batch.length) break;
+        for (const child of batch) await walk(child);
+      }
+    }
+  };
+  for (const entry of entries) await walk(entry);
+  return files;
+}
+
+function dropZone(zone, onFiles) {
+  zone.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    zone.classList.add("over");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", async (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    try {
+      const files = await droppedFiles(e.dataTransfer);
+      if (files.length) onFiles(files);
+    } catch (err) {
+      showError(err, zone.closest(".card"));
+    }
+  });
+}
+
+// ---------------------------------------------------------------- wiring
+
+function bind() {
+  $("error-dismiss").addEventListener("click", hideError);
+
+  $("load-model").addEventListener("click", loadModel);
+  $("model-url").addEventListener("input", () => selectModelSource("url"));
+  $("model-url").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !$("load-model").disabled) loadModel();
+  });
+  for (const id of ["model-file", "model-folder"]) {
+    $(id).addEventListener("change", (e) => {
+      if (e.target.files.length) setModelFiles([...e.target.files]);
+    });
+  }
+  dropZone($("model-drop"), setModelFiles);
+
+  $("data-file").addEventListener("change", (e) => {
+    const file = e.target.files[0];
+    if (file) chooseDataFile(file);
+    e.target.value = "";
+  });
+  dropZone($("data-drop"), (files) => chooseDataFile(files[0]));
+  $("use-sample").addEventListener("click", () => chooseDataFile(null));
+  for (const id of DATA_INPUTS) $(id).addEventListener("change", onDataSettingChange);
+
+  $("train").addEventListener("click", () => train(false));
+  $("pause").addEventListener("click", togglePause);
+  $("stop").addEventListener("click", stopRun);
+  $("resume-checkpoint").addEventListener("click", resumeCheckpoint);
+
+  $("generate").addEventListener("click", generate);
+  $("prompt").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey) && !$("generate").disabled) generate();
+  });
+  $("download-peft").addEventListener("click", () => download("peft"));
+  $("download-gguf").addEventListener("click", () => download("gguf"));
+
+  // A file dropped outside a drop zone must not navigate away from the run.
+  for (const type of ["dragover", "drop"]) document.addEventListener(type, (e) => e.preventDefault());
+
+  new ResizeObserver(scheduleChart).observe($("loss-chart"));
+  window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", scheduleChart);
+  setInterval(() => {
+    if (state.training && state.run?.since != null) updateFigures();
+  }, 1000);
+}
+
+bind();
+updateButtons();
+drawChart();
+state.clientReady = openClient();
