@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test: the native suite on the machine's wgpu adapter (Mesa's lavapipe where there
-# is no GPU) and a wasm32 build of the library. Fetches the test model first if it is missing.
-set -euo pipefail
+# Runs every test (`npm test`): the native Rust suite on the machine's wgpu adapter (Mesa's
+# lavapipe where there is no GPU), then the browser suite in headless Chromium (WebGPU on
+# SwiftShader where there is no GPU) against the wasm build. Fetches the test model first.
+# Ends with one line over both suites: `tests: N passed, N failed`.
+set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
@@ -11,10 +13,27 @@ export MESA_SHADER_CACHE_DIR="${MESA_SHADER_CACHE_DIR:-$root/target/mesa-shader-
 mkdir -p "$XDG_RUNTIME_DIR" "$MESA_SHADER_CACHE_DIR"
 chmod 700 "$XDG_RUNTIME_DIR"
 
+set -e
 scripts/fetch_model.sh >/dev/null
-cargo build -p weblora --lib --target wasm32-unknown-unknown
-log="$root/target/test.log"
-set -o pipefail
-cargo test --workspace 2>&1 | tee "$log"
-# One closing line over every test binary of the run.
-awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+node scripts/build-web.mjs
+cargo build -p weblora --bin weblora
+set +e
+
+rust_log="$root/target/test.log"
+browser_log="$root/target/browser-test.log"
+cargo test --workspace 2>&1 | tee "$rust_log"
+rust_status=${PIPESTATUS[0]}
+node --test --test-reporter=spec --test-concurrency=1 tests/browser/ 2>&1 | tee "$browser_log"
+browser_status=${PIPESTATUS[0]}
+
+# One closing line over every test binary of the run and the browser tests.
+rust=$(awk '/^test result:/ { p += $4; f += $6 } END { printf "%d %d", p, f }' "$rust_log")
+# node's spec reporter ends with "ℹ pass N" and "ℹ fail N".
+browser=$(awk 'NF == 3 && $2 == "pass" { p = $3 } NF == 3 && $2 == "fail" { f = $3 } END { printf "%d %d", p, f }' "$browser_log")
+read -r rp rf <<<"$rust"
+read -r bp bf <<<"$browser"
+if [ "$rust_status" -ne 0 ] && [ "$rf" -eq 0 ]; then rf=1; fi
+if [ "$browser_status" -ne 0 ] && [ "$bf" -eq 0 ]; then bf=1; fi
+echo "rust: $rp passed, $rf failed; browser: $bp passed, $bf failed"
+echo "tests: $((rp + bp)) passed, $((rf + bf)) failed"
+[ "$rust_status" -eq 0 ] && [ "$browser_status" -eq 0 ]

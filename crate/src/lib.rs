@@ -12,5 +12,7 @@ pub mod ops;
 pub mod rng;
 pub mod tokenizer;
 pub mod train;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
 
 pub use error::{Error, Result};

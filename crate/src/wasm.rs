@@ -1,0 +1,563 @@
+//! The browser build's JavaScript interface: a thin, typed facade over the same library the CLI
+//! uses. One [`Engine`] holds the GPU, the base model, the data and the training run; the
+//! `weblora` npm package drives it from a Web Worker. Model bytes are pushed in chunks as they
+//! arrive from a `ReadableStream` (a `fetch` body or `Blob.stream()`), so the page never holds a
+//! whole model file. Errors become JavaScript `Error`s with the library's messages.
+//!
+//! Calls must not overlap: the worker runs them one at a time (an overlapping call fails with
+//! a "busy" error rather than corrupting state).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Promise, Uint8Array};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::data::{self, ChatTemplate, DataOptions, Prepared, RecordFormat};
+use crate::error::{Error, Result};
+use crate::generate::{chat_prompt, generate, stop_tokens, Sampling};
+use crate::gpu::Gpu;
+use crate::lora::{gguf::gguf_lora_bytes, peft, Lora, LoraConfig, Target};
+use crate::model::decode::Decoder;
+use crate::model::load::{tokenizer_from_gguf, tokenizer_from_hf, GgufLoader, HfLoader};
+use crate::model::Model;
+use crate::tokenizer::Tokenizer;
+use crate::train::{Run, RunOptions, Schedule, TrainConfig};
+
+/// A model on its way in.
+enum Loading {
+    Gguf(GgufLoader),
+    Hf { loader: HfLoader, tokenizer: Tokenizer, template: Option<String> },
+}
+
+/// A loaded base model with its tokenizer.
+struct Base {
+    name: String,
+    model: Model,
+    tokenizer: Tokenizer,
+    template: Option<ChatTemplate>,
+    is_gguf: bool,
+}
+
+struct State {
+    gpu: Gpu,
+    loading: Option<Loading>,
+    base: Option<Base>,
+    data: Option<Prepared>,
+    run: Option<(Run, Lora)>,
+}
+
+impl State {
+    fn base(&self) -> Result<&Base> {
+        self.base.as_ref().ok_or_else(|| Error::Config("no model is loaded".into()))
+    }
+
+    fn run(&mut self) -> Result<&mut (Run, Lora)> {
+        self.run.as_mut().ok_or_else(|| Error::Config("no training run has been started".into()))
+    }
+}
+
+fn js_err(e: Error) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+fn to_js<T: Serialize>(value: &T) -> std::result::Result<JsValue, JsError> {
+    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| JsError::new(&e.to_string()))
+}
+
+fn from_js<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<T> {
+    if value.is_undefined() || value.is_null() {
+        return serde_json::from_str("{}").map_err(|e| Error::Config(format!("{what}: {e}")));
+    }
+    serde_wasm_bindgen::from_value(value).map_err(|e| Error::Config(format!("{what}: {e}")))
+}
+
+/// How a dataset becomes examples (`weblora data`'s flags).
+#[derive(Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct DataSettings {
+    seq_len: usize,
+    /// "answers" (the assistant turns only) or "all".
+    train_on: String,
+    eval_split: f64,
+    format: Option<String>,
+    skip_bad_lines: bool,
+    seed: u64,
+}
+
+impl Default for DataSettings {
+    fn default() -> Self {
+        DataSettings { seq_len: 512, train_on: "answers".into(), eval_split: 0.0, format: None, skip_bad_lines: false, seed: 42 }
+    }
+}
+
+/// LoRA and training settings (`weblora train`'s flags, same defaults).
+#[derive(Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct TrainSettings {
+    rank: usize,
+    alpha: f32,
+    dropout: f32,
+    targets: Vec<String>,
+    rslora: bool,
+    lr: f32,
+    schedule: Schedule,
+    warmup: usize,
+    epochs: usize,
+    max_steps: Option<usize>,
+    batch_size: usize,
+    grad_accum: usize,
+    max_grad_norm: f32,
+    weight_decay: f32,
+    eval_every: usize,
+    seed: u64,
+    shuffle: bool,
+    recompute: bool,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        TrainSettings {
+            rank: 8,
+            alpha: 16.0,
+            dropout: 0.05,
+            targets: vec!["all-linear".into()],
+            rslora: false,
+            lr: 2e-4,
+            schedule: Schedule::Linear,
+            warmup: 0,
+            epochs: 1,
+            max_steps: None,
+            batch_size: 4,
+            grad_accum: 1,
+            max_grad_norm: 1.0,
+            weight_decay: 0.0,
+            eval_every: 0,
+            seed: 42,
+            shuffle: true,
+            recompute: false,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct GenerateSettings {
+    max_new_tokens: usize,
+    temperature: f32,
+    top_k: usize,
+    top_p: f32,
+    seed: u64,
+    /// Use the adapter being trained.
+    adapter: bool,
+    /// Feed the prompt as it is, without the chat template.
+    raw: bool,
+}
+
+impl Default for GenerateSettings {
+    fn default() -> Self {
+        GenerateSettings { max_new_tokens: 64, temperature: 0.0, top_k: 0, top_p: 1.0, seed: 0, adapter: false, raw: false }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ModelInfo {
+    name: String,
+    architecture: String,
+    layers: usize,
+    hidden_size: usize,
+    intermediate_size: usize,
+    heads: usize,
+    kv_heads: usize,
+    vocab_size: usize,
+    parameters: usize,
+    gpu_bytes: u64,
+    chat_template: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RunInfo {
+    total_steps: usize,
+    trainable_parameters: usize,
+    has_eval: bool,
+    step: usize,
+}
+
+/// The engine behind the `weblora` npm package; see the module docs.
+#[wasm_bindgen]
+pub struct Engine {
+    state: Rc<RefCell<State>>,
+}
+
+impl Engine {
+    /// Runs `f` on the state; fails when another call holds it.
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> Result<T>) -> std::result::Result<T, JsError> {
+        let mut st = self.state.try_borrow_mut().map_err(|_| JsError::new("the engine is busy with another call"))?;
+        f(&mut st).map_err(js_err)
+    }
+
+    /// A promise of `fut`, run on the state.
+    fn spawn<F, Fut>(&self, f: F) -> Promise
+    where
+        F: FnOnce(Rc<RefCell<State>>) -> Fut + 'static,
+        Fut: std::future::Future<Output = Result<JsValue>> + 'static,
+    {
+        let state = self.state.clone();
+        future_to_promise(async move { f(state).await.map_err(|e| JsError::new(&e.to_string()).into()) })
+    }
+}
+
+/// Borrows the state mutably for an async call, or says it is busy.
+fn busy(state: &Rc<RefCell<State>>) -> Result<std::cell::RefMut<'_, State>> {
+    state.try_borrow_mut().map_err(|_| Error::Config("the engine is busy with another call".into()))
+}
+
+fn serialize<T: Serialize>(value: &T) -> Result<JsValue> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| Error::Config(e.to_string()))
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// Opens the GPU through WebGPU. Fails with a message saying what to do when the browser
+    /// has no WebGPU.
+    pub async fn open() -> std::result::Result<Engine, JsError> {
+        console_error_panic_hook::set_once();
+        let gpu = Gpu::new().await.map_err(|e| {
+            JsError::new(&format!(
+                "{e}. This page needs WebGPU: use a recent Chrome or Edge (on Linux start it with \
+                 --enable-unsafe-webgpu), or Safari 26 / Firefox 141 or newer, with hardware acceleration on."
+            ))
+        })?;
+        let state = State { gpu, loading: None, base: None, data: None, run: None };
+        Ok(Engine { state: Rc::new(RefCell::new(state)) })
+    }
+
+    /// The adapter: name, backend, features and limits.
+    #[wasm_bindgen(js_name = gpuInfo)]
+    pub fn gpu_info(&self) -> std::result::Result<JsValue, JsError> {
+        self.with(|st| {
+            let i = &st.gpu.info;
+            Ok(serde_json::json!({
+                "name": i.name, "backend": i.backend, "deviceType": i.device_type, "shaderF16": i.shader_f16,
+                "subgroups": i.subgroups, "maxStorageBinding": i.max_storage_binding, "maxBuffer": i.max_buffer,
+            }))
+        })
+        .and_then(|v| to_js(&v))
+    }
+
+    /// Starts loading a GGUF file named `name` of `total` bytes (when known); its bytes follow
+    /// through [`Engine::feed`]. Drops the model and run loaded before.
+    #[wasm_bindgen(js_name = beginGguf)]
+    pub fn begin_gguf(&self, name: &str, total: Option<f64>) -> std::result::Result<(), JsError> {
+        self.with(|st| {
+            st.run = None;
+            st.base = None;
+            st.loading = Some(Loading::Gguf(GgufLoader::new(name, total.map(|t| t as u64))));
+            Ok(())
+        })
+    }
+
+    /// Starts loading a Hugging Face model `name` from its small files; the safetensors files
+    /// follow, each through [`Engine::begin_file`], [`Engine::feed`] and [`Engine::end_file`].
+    #[wasm_bindgen(js_name = beginHf)]
+    pub fn begin_hf(
+        &self,
+        name: &str,
+        config_json: &str,
+        tokenizer_json: &[u8],
+        tokenizer_config_json: Option<String>,
+    ) -> std::result::Result<(), JsError> {
+        self.with(|st| {
+            st.run = None;
+            st.base = None;
+            let (tokenizer, template) =
+                tokenizer_from_hf(&format!("{name}/tokenizer.json"), tokenizer_json, tokenizer_config_json.as_deref())?;
+            let loader = HfLoader::new(&st.gpu, name, config_json)?;
+            st.loading = Some(Loading::Hf { loader, tokenizer, template });
+            Ok(())
+        })
+    }
+
+    /// Starts the next safetensors file of a Hugging Face model.
+    #[wasm_bindgen(js_name = beginFile)]
+    pub fn begin_file(&self, name: &str, total: Option<f64>) -> std::result::Result<(), JsError> {
+        self.with(|st| match &mut st.loading {
+            Some(Loading::Hf { loader, .. }) => {
+                loader.begin_file(name, total.map(|t| t as u64));
+                Ok(())
+            }
+            _ => Err(Error::Config("begin_file: no Hugging Face model is being loaded".into())),
+        })
+    }
+
+    /// The next chunk of the file being loaded.
+    pub fn feed(&self, chunk: &[u8]) -> std::result::Result<(), JsError> {
+        self.with(|st| match &mut st.loading {
+            Some(Loading::Gguf(l)) => l.feed(&st.gpu, chunk),
+            Some(Loading::Hf { loader, .. }) => loader.feed(&st.gpu, chunk),
+            None => Err(Error::Config("feed: no model is being loaded".into())),
+        })
+    }
+
+    /// Ends the current safetensors file.
+    #[wasm_bindgen(js_name = endFile)]
+    pub fn end_file(&self) -> std::result::Result<(), JsError> {
+        self.with(|st| match &mut st.loading {
+            Some(Loading::Hf { loader, .. }) => loader.end_file(&st.gpu),
+            _ => Err(Error::Config("end_file: no Hugging Face model is being loaded".into())),
+        })
+    }
+
+    /// Ends loading: checks that every tensor came, and returns what the model is.
+    #[wasm_bindgen(js_name = finishModel)]
+    pub fn finish_model(&self) -> std::result::Result<JsValue, JsError> {
+        let info = self.with(|st| {
+            let loading = st.loading.take().ok_or_else(|| Error::Config("no model is being loaded".into()))?;
+            let (name, model, tokenizer, template, is_gguf) = match loading {
+                Loading::Gguf(l) => {
+                    let name = l.header().map(|h| h.file.clone()).unwrap_or_default();
+                    let (model, header) = l.finish(&st.gpu)?;
+                    let (tok, template) = tokenizer_from_gguf(&header)?;
+                    (name, model, tok, template, true)
+                }
+                Loading::Hf { loader, tokenizer, template } => {
+                    let model = loader.finish(&st.gpu)?;
+                    (String::new(), model, tokenizer, template, false)
+                }
+            };
+            let template = template.as_deref().map(|src| ChatTemplate::for_model(&tokenizer, Some(src))).transpose()?;
+            let c = &model.config;
+            let info = ModelInfo {
+                name: name.clone(),
+                architecture: c.model_type.clone().unwrap_or_else(|| "llama".into()),
+                layers: c.num_hidden_layers,
+                hidden_size: c.hidden_size,
+                intermediate_size: c.intermediate_size,
+                heads: c.num_attention_heads,
+                kv_heads: c.n_kv_heads(),
+                vocab_size: c.vocab_size,
+                parameters: model.weights.named().iter().map(|(_, t)| t.numel()).sum(),
+                gpu_bytes: model.weights.gpu_bytes(),
+                chat_template: template.is_some(),
+            };
+            st.base = Some(Base { name, model, tokenizer, template, is_gguf });
+            Ok(info)
+        })?;
+        to_js(&info)
+    }
+
+    /// Reads a dataset (JSONL, JSON, CSV/TSV or text, named `name`) with `settings`
+    /// ([`DataSettings`]); returns its summary, with the first example's trained spans.
+    #[wasm_bindgen(js_name = setData)]
+    pub fn set_data(&self, name: &str, bytes: &[u8], settings: JsValue) -> std::result::Result<JsValue, JsError> {
+        let summary = self.with(|st| {
+            let s: DataSettings = from_js(settings, "data settings")?;
+            let base = st.base()?;
+            let mut options =
+                DataOptions { seq_len: s.seq_len, eval_fraction: s.eval_split, seed: s.seed, ..Default::default() };
+            options.parse.skip_bad_lines = s.skip_bad_lines;
+            options.encode.assistant_only_loss = s.train_on != "all";
+            options.parse.format = match s.format.as_deref() {
+                None | Some("auto") => None,
+                Some("text") => Some(RecordFormat::Text),
+                Some("prompt-completion") => Some(RecordFormat::PromptCompletion),
+                Some("alpaca") => Some(RecordFormat::Alpaca),
+                Some("messages") => Some(RecordFormat::Messages),
+                Some("sharegpt") => Some(RecordFormat::ShareGpt),
+                Some(other) => return Err(Error::Config(format!("unknown format {other:?}"))),
+            };
+            let fallback;
+            let template = match &base.template {
+                Some(t) => t,
+                None => {
+                    fallback = ChatTemplate::for_model(&base.tokenizer, None)?;
+                    &fallback
+                }
+            };
+            let prepared = data::prepare((name, bytes), None, &base.tokenizer, Some(template), &options)?;
+            if prepared.train.supervised_tokens() == 0 {
+                return Err(Error::Config(format!("{name}: no supervised tokens to train on")));
+            }
+            let summary = serde_json::to_value(&prepared.summary).map_err(|e| Error::Config(e.to_string()))?;
+            st.run = None;
+            st.data = Some(prepared);
+            Ok(summary)
+        })?;
+        to_js(&summary)
+    }
+
+    /// Starts a training run on the loaded model and data with `settings` ([`TrainSettings`]):
+    /// a fresh adapter, initialized as PEFT does.
+    #[wasm_bindgen(js_name = startRun)]
+    pub fn start_run(&self, settings: JsValue) -> std::result::Result<JsValue, JsError> {
+        let info = self.with(|st| {
+            let s: TrainSettings = from_js(settings, "training settings")?;
+            let base = st.base()?;
+            let prepared = st.data.as_ref().ok_or_else(|| Error::Config("no dataset is loaded".into()))?;
+            let config = LoraConfig {
+                r: s.rank,
+                alpha: s.alpha,
+                dropout: s.dropout,
+                targets: Target::parse_list(&s.targets)?,
+                use_rslora: s.rslora,
+            };
+            let lora = Lora::new(&st.gpu, &base.model.config, config)?;
+            lora.init_peft(&st.gpu, s.seed)?;
+            let options = RunOptions {
+                batch_size: s.batch_size,
+                seq_len: prepared.summary.seq_len,
+                epochs: s.epochs,
+                max_steps: s.max_steps,
+                eval_every: s.eval_every,
+                shuffle: s.shuffle,
+                train: TrainConfig {
+                    learning_rate: s.lr,
+                    lr_scheduler_type: s.schedule,
+                    warmup_steps: s.warmup,
+                    gradient_accumulation_steps: s.grad_accum,
+                    max_grad_norm: s.max_grad_norm,
+                    weight_decay: s.weight_decay,
+                    seed: s.seed,
+                    recompute: s.recompute,
+                    ..Default::default()
+                },
+            };
+            let pad = data::pad_id(&base.tokenizer);
+            let (train, eval) = (prepared.train.examples.clone(), prepared.eval.clone());
+            let run = Run::new(&st.gpu, &base.model, &lora, train, eval, pad, &options)?;
+            let info = RunInfo {
+                total_steps: run.total_steps(),
+                trainable_parameters: lora.num_params(),
+                has_eval: run.has_eval(),
+                step: run.trainer.step,
+            };
+            st.run = Some((run, lora));
+            Ok(info)
+        })?;
+        to_js(&info)
+    }
+
+    /// The next optimizer update (and an evaluation when one is due): resolves to the step's
+    /// record `{step, loss, gradNorm, learningRate, tokens, batchTokens, epoch, eval}`.
+    pub fn step(&self) -> Promise {
+        self.spawn(|state| async move {
+            let mut st = busy(&state)?;
+            let (run, _) = st.run()?;
+            let done = run.step().await?;
+            let mut v = serde_json::to_value(&done).map_err(|e| Error::Config(e.to_string()))?;
+            v["done"] = run.is_done().into();
+            serialize(&v)
+        })
+    }
+
+    /// Continues `prompt` with the base model, or with the adapter being trained; resolves to
+    /// `{text, tokens}`.
+    pub fn generate(&self, prompt: String, settings: JsValue) -> Promise {
+        self.spawn(|state| async move {
+            let s: GenerateSettings = from_js(settings, "generation settings")?;
+            let st = busy(&state)?;
+            let base = st.base()?;
+            let lora = match (s.adapter, &st.run) {
+                (false, _) => None,
+                (true, Some((_, lora))) => Some(lora),
+                (true, None) => return Err(Error::Config("there is no adapter yet: start training first".into())),
+            };
+            let template = if s.raw { None } else { base.template.as_ref() };
+            let ids = chat_prompt(&base.tokenizer, template, &prompt)?;
+            let decoder = Decoder::new(&st.gpu, &base.model, lora, ids.len() + s.max_new_tokens)?;
+            let sampling = Sampling {
+                max_new_tokens: s.max_new_tokens,
+                temperature: s.temperature,
+                top_k: s.top_k,
+                top_p: s.top_p,
+                seed: s.seed,
+                stop: stop_tokens(&base.tokenizer),
+            };
+            let out = generate(&decoder, &ids, &sampling).await?;
+            let text = base.tokenizer.decode(&out, true).map_err(|e| Error::Config(e.to_string()))?;
+            serialize(&serde_json::json!({ "text": text, "tokens": out.len() }))
+        })
+    }
+
+    /// The adapter as PEFT files: resolves to `{"adapter_config.json": string,
+    /// "adapter_model.safetensors": Uint8Array}`.
+    #[wasm_bindgen(js_name = exportPeft)]
+    pub fn export_peft(&self) -> Promise {
+        self.spawn(|state| async move {
+            let mut st = busy(&state)?;
+            let name = st.base()?.name.clone();
+            let gpu = st.gpu.clone();
+            let (_, lora) = st.run()?;
+            let config = serde_json::to_string_pretty(&peft::adapter_config_json(&lora.config, &name))
+                .map_err(|e| Error::Config(e.to_string()))?;
+            let bytes = lora.peft_safetensors(&gpu).await?;
+            let out = js_sys::Object::new();
+            let set = |k: &str, v: &JsValue| js_sys::Reflect::set(&out, &k.into(), v).map(|_| ());
+            set("adapter_config.json", &config.into()).map_err(|_| Error::Config("export".into()))?;
+            set("adapter_model.safetensors", &Uint8Array::from(bytes.as_slice()).into())
+                .map_err(|_| Error::Config("export".into()))?;
+            Ok(out.into())
+        })
+    }
+
+    /// The adapter as a llama.cpp GGUF LoRA file (GGUF base models only).
+    #[wasm_bindgen(js_name = exportGguf)]
+    pub fn export_gguf(&self) -> Promise {
+        self.spawn(|state| async move {
+            let mut st = busy(&state)?;
+            let base = st.base()?;
+            if !base.is_gguf {
+                return Err(Error::Config("a GGUF adapter needs a GGUF base model".into()));
+            }
+            let config = base.model.config.clone();
+            let gpu = st.gpu.clone();
+            let (_, lora) = st.run()?;
+            let bytes = gguf_lora_bytes(&gpu, lora, &config).await?;
+            Ok(Uint8Array::from(bytes.as_slice()).into())
+        })
+    }
+
+    /// The run's checkpoint: resolves to an object of file name → bytes (`adapter_config.json`,
+    /// `adapter_model.safetensors`, `optimizer.safetensors`, `trainer_state.json`).
+    pub fn checkpoint(&self) -> Promise {
+        self.spawn(|state| async move {
+            let mut st = busy(&state)?;
+            let name = st.base()?.name.clone();
+            let (run, _) = st.run()?;
+            let ckpt = run.trainer.checkpoint(&name, run.position()).await?;
+            let out = js_sys::Object::new();
+            for (i, file) in crate::train::Checkpoint::FILES.iter().enumerate() {
+                js_sys::Reflect::set(&out, &(*file).into(), &Uint8Array::from(ckpt.file(i)).into())
+                    .map_err(|_| Error::Config("checkpoint".into()))?;
+            }
+            Ok(out.into())
+        })
+    }
+
+    /// Continues the started run from a checkpoint's files; returns the run's state.
+    pub fn restore(
+        &self,
+        adapter: &[u8],
+        optimizer: &[u8],
+        trainer_state: &str,
+    ) -> std::result::Result<JsValue, JsError> {
+        let info = self.with(|st| {
+            let (run, lora) = st.run()?;
+            let position = run.trainer.restore("checkpoint", adapter, optimizer, trainer_state)?;
+            run.set_position(&position);
+            Ok(RunInfo {
+                total_steps: run.total_steps(),
+                trainable_parameters: lora.num_params(),
+                has_eval: run.has_eval(),
+                step: run.trainer.step,
+            })
+        })?;
+        to_js(&info)
+    }
+}

@@ -1,0 +1,141 @@
+// The page end to end in headless Chromium: load the demo model, drop a JSONL dataset, train a
+// few steps with the loss on the chart, generate, download the PEFT adapter and check its files
+// here in Node; then the same run natively (`weblora train`, same settings, seed and data) must
+// give the same adapter keys and shapes and the same losses. Screenshots go to
+// target/screenshots/.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { demoModel, nativeCli, open, root } from "./browser.mjs";
+
+const STEPS = 3;
+const SETTINGS = { "max-steps": STEPS, "batch-size": 2, "seq-len": 64, lr: "0.001", rank: 8, "eval-every": 0, "eval-split": 0.25, seed: 42 };
+/** Browser and native losses agree to this relative difference: the same kernels run on two
+ * software GPUs (SwiftShader, lavapipe) whose float functions may differ in the last bits. */
+const LOSS_RTOL = 1e-3;
+
+const shots = join(root, "target", "screenshots");
+const work = mkdtempSync(join(tmpdir(), "weblora-page-"));
+const dataFile = join(work, "pirate8.jsonl");
+
+/** A safetensors file's header: tensor name → { dtype, shape, data_offsets }. */
+function safetensorsHeader(bytes) {
+  const n = Number(bytes.readBigUInt64LE(0));
+  assert.ok(8 + n <= bytes.length, "the header fits in the file");
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString("utf8"));
+  for (const [k, v] of Object.entries(header)) {
+    if (k === "__metadata__") continue;
+    const [start, end] = v.data_offsets;
+    assert.equal(end - start, v.shape.reduce((a, d) => a * d, 1) * 4, `${k}: f32 bytes of its shape`);
+    assert.ok(8 + n + end <= bytes.length, `${k}: its data lies in the file`);
+  }
+  return header;
+}
+
+function shapes(header) {
+  return Object.fromEntries(Object.entries(header).filter(([k]) => k !== "__metadata__").map(([k, v]) => [k, v.shape]));
+}
+
+let b;
+before(async () => {
+  mkdirSync(shots, { recursive: true });
+  const lines = readFileSync(join(root, "data", "pirate_chat.jsonl"), "utf8").split("\n").filter(Boolean);
+  writeFileSync(dataFile, lines.slice(0, 8).join("\n") + "\n");
+  b = await open();
+});
+after(async () => {
+  await b?.close();
+});
+
+test("page: load the demo model, drop data, train, generate, download; native gives the same run", { timeout: 2_400_000 }, async () => {
+  const { page } = b;
+  await page.goto(b.server.url);
+  await page.waitForSelector("#load-model:not([disabled])");
+  await page.screenshot({ path: join(shots, "1-before.png"), fullPage: true });
+
+  await page.click("#load-model");
+  await page.waitForFunction(() => document.querySelector("#model-status")?.textContent.includes("Loaded"), null, { timeout: 900_000 });
+
+  for (const [id, value] of Object.entries(SETTINGS)) await page.fill(`#${id}`, String(value));
+  await page.setInputFiles("#data-file", dataFile);
+  await page.waitForSelector('#data-summary[data-ready="true"]', { timeout: 120_000 });
+  const summaryText = await page.textContent("#data-summary");
+  assert.match(summaryText, /pirate8\.jsonl|6|8/, "the summary shows the dropped file");
+
+  await page.click("#train");
+  await page.waitForFunction(() => window.weblora?.steps?.length >= 1, null, { timeout: 900_000 });
+  await page.screenshot({ path: join(shots, "2-during.png"), fullPage: true });
+  await page.waitForFunction(() => document.querySelector("#train-status")?.textContent.includes("Done"), null, { timeout: 1_200_000 });
+  await page.screenshot({ path: join(shots, "3-after.png"), fullPage: true });
+
+  const { steps, evals } = await page.evaluate(() => ({ steps: window.weblora.steps, evals: window.weblora.evals }));
+  assert.deepEqual(steps.map((s) => s.step), [1, 2, 3]);
+  for (const s of steps) assert.ok(Number.isFinite(s.loss) && s.loss > 0 && s.tokensPerSecond > 0);
+  assert.equal(evals.length, 1, "one evaluation, after the last step");
+  // The chart drew something: the canvas is not blank.
+  const inked = await page.evaluate(() => {
+    const c = document.querySelector("#loss-chart");
+    const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 3; i < px.length; i += 4) if (px[i] > 0) n++;
+    return n;
+  });
+  assert.ok(inked > 500, `the loss chart has ink (${inked} pixels)`);
+
+  await page.fill("#prompt", "Hello!");
+  await page.click("#generate");
+  await page.waitForSelector('#answer-base[data-done="true"]', { timeout: 900_000 });
+  await page.waitForSelector('#answer-adapter[data-done="true"]', { timeout: 900_000 });
+  assert.ok((await page.textContent("#answer-base")).trim().length > 0);
+  assert.ok((await page.textContent("#answer-adapter")).trim().length > 0);
+  await page.screenshot({ path: join(shots, "4-generated.png"), fullPage: true });
+
+  const downloads = [];
+  page.on("download", (d) => downloads.push(d));
+  await page.click("#download-peft");
+  await page.waitForFunction(() => true);
+  for (let i = 0; i < 100 && downloads.length < 2; i++) await page.waitForTimeout(100);
+  assert.equal(downloads.length, 2, "two files: adapter_config.json and adapter_model.safetensors");
+  const files = {};
+  for (const d of downloads) {
+    const path = join(work, d.suggestedFilename());
+    await d.saveAs(path);
+    files[d.suggestedFilename()] = readFileSync(path);
+  }
+  const config = JSON.parse(files["adapter_config.json"].toString("utf8"));
+  assert.equal(config.peft_type, "LORA");
+  assert.equal(config.r, 8);
+  assert.equal(config.lora_alpha, 16);
+  assert.equal(config.target_modules.length, 7);
+  const browserHeader = safetensorsHeader(files["adapter_model.safetensors"]);
+  assert.equal(Object.keys(shapes(browserHeader)).length, 30 * 7 * 2);
+  assert.deepEqual(browserHeader["base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"].shape, [8, 576]);
+  assert.deepEqual(browserHeader["base_model.model.model.layers.29.mlp.down_proj.lora_B.weight"].shape, [576, 8]);
+
+  for (const u of b.requests) assert.equal(new URL(u).origin, b.origin, `no request leaves the page's origin: ${u}`);
+
+  // The same run natively.
+  const out = join(work, "native");
+  execFileSync(nativeCli(), [
+    "train", "--model", demoModel, "--data", dataFile, "--out", out,
+    "--max-steps", String(STEPS), "--batch-size", "2", "--seq-len", "64", "--lr", "0.001",
+    "--rank", "8", "--alpha", "16", "--eval-split", "0.25", "--seed", "42",
+  ], { stdio: ["ignore", "ignore", "inherit"] });
+  const state = JSON.parse(readFileSync(join(out, "trainer_state.json"), "utf8"));
+  const native = state.log_history.map((e) => e.loss);
+  const nativeHeader = safetensorsHeader(readFileSync(join(out, "adapter_model.safetensors")));
+  assert.deepEqual(shapes(browserHeader), shapes(nativeHeader), "the same keys and shapes");
+  assert.equal(native.length, STEPS);
+  for (let i = 0; i < STEPS; i++) {
+    const rel = Math.abs(steps[i].loss - native[i]) / Math.abs(native[i]);
+    console.log(`step ${i + 1}: browser loss ${steps[i].loss.toFixed(6)}, native ${native[i].toFixed(6)}, relative difference ${rel.toExponential(2)}`);
+    assert.ok(rel < LOSS_RTOL, `step ${i + 1}: browser ${steps[i].loss} vs native ${native[i]}`);
+  }
+  const nativeEval = state.log_history.at(-1).eval_loss;
+  const rel = Math.abs(evals[0].loss - nativeEval) / nativeEval;
+  console.log(`eval loss: browser ${evals[0].loss.toFixed(6)}, native ${nativeEval.toFixed(6)}, relative difference ${rel.toExponential(2)}`);
+  assert.ok(rel < LOSS_RTOL);
+});

@@ -1,0 +1,184 @@
+// Types of the `weblora` package.
+
+export interface WebGPUStatus {
+  ok: boolean;
+  /** What is wrong and what to do, in plain words. */
+  message: string;
+}
+
+/** Whether this browser can run WebGPU compute. */
+export function checkWebGPU(): Promise<WebGPUStatus>;
+
+export interface GpuInfo {
+  name: string;
+  backend: string;
+  deviceType: string;
+  shaderF16: boolean;
+  subgroups: boolean;
+  maxStorageBinding: number;
+  maxBuffer: number;
+}
+
+export interface ModelInfo {
+  name: string;
+  architecture: string;
+  layers: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  heads: number;
+  kvHeads: number;
+  vocabSize: number;
+  parameters: number;
+  /** Bytes the frozen weights take on the GPU. */
+  gpuBytes: number;
+  chatTemplate: boolean;
+}
+
+export interface DataSettings {
+  /** Examples are truncated to this many tokens. Default 512. */
+  seqLen?: number;
+  /** Train on the assistant's answers only, or on every token. Default "answers". */
+  trainOn?: "answers" | "all";
+  /** Fraction of the examples held out for evaluation. Default 0. */
+  evalSplit?: number;
+  format?: "auto" | "text" | "prompt-completion" | "alpaca" | "messages" | "sharegpt";
+  skipBadLines?: boolean;
+  seed?: number;
+}
+
+export interface MaskedSpan {
+  text: string;
+  /** Whether the loss is computed on these tokens. */
+  supervised: boolean;
+  tokens: number;
+}
+
+/** The summary of a dataset, as `weblora data --json` prints it. */
+export interface DataSummary {
+  file: string;
+  kind: string;
+  format: string;
+  chat_template: string | null;
+  seq_len: number;
+  examples: number;
+  tokens: number;
+  supervised_tokens: number;
+  eval_examples: number;
+  eval_tokens: number;
+  truncated_examples: number;
+  skipped_lines: number;
+  skipped: { line: number; reason: string }[];
+  warnings: string[];
+  first_example: { line: number; tokens: number; supervised: number; spans: MaskedSpan[] } | null;
+  [key: string]: unknown;
+}
+
+export type Target = "q_proj" | "k_proj" | "v_proj" | "o_proj" | "gate_proj" | "up_proj" | "down_proj" | "all-linear";
+
+/** LoRA and training settings; the defaults are `weblora train`'s. */
+export interface TrainSettings {
+  rank?: number;
+  alpha?: number;
+  dropout?: number;
+  targets?: Target[];
+  rslora?: boolean;
+  lr?: number;
+  schedule?: "constant" | "linear" | "cosine";
+  warmup?: number;
+  epochs?: number;
+  maxSteps?: number;
+  batchSize?: number;
+  gradAccum?: number;
+  maxGradNorm?: number;
+  weightDecay?: number;
+  /** Evaluate every N updates (0: only at the end). */
+  evalEvery?: number;
+  seed?: number;
+  shuffle?: boolean;
+  /** Recompute activations in backward: less memory, slower. */
+  recompute?: boolean;
+}
+
+export interface StepEvent {
+  step: number;
+  totalSteps: number;
+  loss: number;
+  gradNorm: number;
+  learningRate: number;
+  /** Supervised tokens of the update. */
+  tokens: number;
+  /** Tokens of the update's batches, padding included. */
+  batchTokens: number;
+  epoch: number;
+  /** [loss, tokens] when this update evaluated. */
+  eval: [number, number] | null;
+  done: boolean;
+  seconds: number;
+  tokensPerSecond: number;
+}
+
+export interface StatusEvent {
+  state: "training" | "paused" | "resumed" | "stopped" | "done";
+  step: number;
+  totalSteps: number;
+  trainableParameters?: number;
+}
+
+export interface ProgressEvent {
+  file: string;
+  loaded: number;
+  total: number | null;
+}
+
+export interface Events {
+  progress: ProgressEvent;
+  status: StatusEvent;
+  step: StepEvent;
+  eval: { step: number; loss: number; tokens: number };
+  checkpoint: { step: number };
+  error: { message: string };
+}
+
+export interface GenerateOptions {
+  maxNewTokens?: number;
+  /** 0 is greedy (the default). */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  /** Use the adapter being trained. */
+  adapter?: boolean;
+  /** Feed the prompt as it is, without the model's chat template. */
+  raw?: boolean;
+}
+
+export interface CheckpointInfo {
+  model: string;
+  data: string;
+  settings: TrainSettings;
+  step: number;
+  totalSteps: number;
+}
+
+export class WebLoRA {
+  /** Starts the worker and opens the GPU; rejects with a plain message when WebGPU is missing. */
+  static create(options?: { workerUrl?: string | URL }): Promise<WebLoRA>;
+  gpu: GpuInfo;
+  on<K extends keyof Events>(type: K, listener: (data: Events[K]) => void): () => void;
+  /** A `.gguf` URL, a Hugging Face repo id or `resolve/main/` URL, or local files. */
+  loadModel(source: string | Blob | File[] | FileList, options?: { cache?: boolean }): Promise<ModelInfo>;
+  loadData(data: Blob | string, settings?: DataSettings, name?: string): Promise<DataSummary>;
+  train(
+    settings?: TrainSettings,
+    options?: { resume?: boolean; checkpointEvery?: number },
+  ): Promise<{ step: number; totalSteps: number; stopped: boolean }>;
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  stop(): Promise<void>;
+  generate(prompt: string, options?: GenerateOptions): Promise<{ text: string; tokens: number }>;
+  exportPeft(): Promise<{ "adapter_config.json": Blob; "adapter_model.safetensors": Blob }>;
+  exportGguf(): Promise<Blob>;
+  checkpointInfo(): Promise<CheckpointInfo | null>;
+  clearCheckpoint(): Promise<void>;
+  terminate(): void;
+}

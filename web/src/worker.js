@@ -1,0 +1,267 @@
+// The WebLoRA worker: owns the wasm engine and the WebGPU device. Requests `{ id, op, args }`
+// come from index.js; answers are `{ id, ok, value | error }`; events are `{ event, data }`.
+// Engine calls never overlap: each goes through `exclusive`, so a generation asked for while
+// training runs between two steps.
+
+import init, { Engine } from "../pkg/weblora.js";
+import { fetchText, openUrl, pump, resolveModelUrl } from "./sources.js";
+
+const CHECKPOINT_DIR = "weblora-checkpoint";
+const CHECKPOINT_FILES = ["adapter_config.json", "adapter_model.safetensors", "optimizer.safetensors", "trainer_state.json"];
+
+let engine = null;
+let chain = Promise.resolve();
+let model = null; // { name, info }
+let dataName = null;
+const run = { active: false, paused: false, stopping: false, wake: null };
+
+function exclusive(fn) {
+  const p = chain.then(fn);
+  chain = p.catch(() => {});
+  return p;
+}
+
+function emit(event, data) {
+  self.postMessage({ event, data });
+}
+
+function needEngine() {
+  if (!engine) throw new Error("the engine is not open");
+  return engine;
+}
+
+const progress = (file) => (loaded, total) => emit("progress", { file, loaded, total });
+
+async function loadGguf(name, src) {
+  const e = needEngine();
+  e.beginGguf(name, src.total ?? undefined);
+  await pump(src.stream, src.total, (c) => e.feed(c), progress(name));
+  return e.finishModel();
+}
+
+async function loadHfUrl(target, cache) {
+  const e = needEngine();
+  const file = (n) => new URL(n, target.base).href;
+  const config = await fetchText(file("config.json"), { cache });
+  const tokenizer = await fetchText(file("tokenizer.json"), { cache });
+  const tokConfig = await fetchText(file("tokenizer_config.json"), { cache, optional: true });
+  e.beginHf(target.name, config, new TextEncoder().encode(tokenizer), tokConfig ?? undefined);
+  const index = await fetchText(file("model.safetensors.index.json"), { cache, optional: true });
+  const shards = index ? [...new Set(Object.values(JSON.parse(index).weight_map ?? {}))] : ["model.safetensors"];
+  for (const shard of shards) {
+    const src = await openUrl(file(shard), { cache });
+    e.beginFile(shard, src.total ?? undefined);
+    await pump(src.stream, src.total, (c) => e.feed(c), progress(shard));
+    e.endFile();
+  }
+  return e.finishModel();
+}
+
+async function loadFiles(files) {
+  const e = needEngine();
+  const byName = new Map(files.map((f) => [f.name, f]));
+  const gguf = files.find((f) => f.name.toLowerCase().endsWith(".gguf"));
+  if (gguf) return loadGguf(gguf.name, { stream: gguf.stream(), total: gguf.size });
+  const need = (n) => {
+    const f = byName.get(n);
+    if (!f) throw new Error(`the chosen files have no ${n}: pick a .gguf file, or a model folder with config.json, tokenizer.json and *.safetensors`);
+    return f;
+  };
+  const config = await need("config.json").text();
+  const tokenizer = new Uint8Array(await need("tokenizer.json").arrayBuffer());
+  const tokConfig = byName.get("tokenizer_config.json");
+  e.beginHf(files[0].webkitRelativePath?.split("/")[0] || "local model", config, tokenizer, tokConfig ? await tokConfig.text() : undefined);
+  const shards = files.filter((f) => f.name.endsWith(".safetensors")).sort((a, b) => a.name.localeCompare(b.name));
+  if (!shards.length) throw new Error("the chosen files have no .safetensors weights");
+  for (const f of shards) {
+    e.beginFile(f.name, f.size);
+    await pump(f.stream(), f.size, (c) => e.feed(c), progress(f.name));
+    e.endFile();
+  }
+  return e.finishModel();
+}
+
+async function checkpointDir(create) {
+  const root = await navigator.storage.getDirectory();
+  return root.getDirectoryHandle(CHECKPOINT_DIR, { create });
+}
+
+async function saveCheckpoint(meta) {
+  const files = await needEngine().checkpoint();
+  const dir = await checkpointDir(true);
+  // run.json last: a checkpoint without it (a crash mid-write) is not offered for resuming.
+  try {
+    await dir.removeEntry("run.json");
+  } catch {}
+  for (const name of CHECKPOINT_FILES) await writeFile(dir, name, files[name]);
+  await writeFile(dir, "run.json", new TextEncoder().encode(JSON.stringify(meta)));
+  emit("checkpoint", { step: meta.step });
+}
+
+async function writeFile(dir, name, bytes) {
+  const handle = await dir.getFileHandle(name, { create: true });
+  if (handle.createSyncAccessHandle) {
+    const access = await handle.createSyncAccessHandle();
+    access.truncate(0);
+    access.write(bytes, { at: 0 });
+    access.flush();
+    access.close();
+  } else {
+    const w = await handle.createWritable();
+    await w.write(bytes);
+    await w.close();
+  }
+}
+
+async function readCheckpoint() {
+  try {
+    const dir = await checkpointDir(false);
+    const read = async (n) => new Uint8Array(await (await (await dir.getFileHandle(n)).getFile()).arrayBuffer());
+    const meta = JSON.parse(new TextDecoder().decode(await read("run.json")));
+    const files = {};
+    for (const n of CHECKPOINT_FILES) files[n] = await read(n);
+    return { meta, files };
+  } catch {
+    return null;
+  }
+}
+
+async function train({ settings, resume, checkpointEvery }) {
+  if (run.active) throw new Error("training is already running");
+  if (!model) throw new Error("load a model first");
+  Object.assign(run, { active: true, paused: false, stopping: false });
+  try {
+    let info = await exclusive(() => needEngine().startRun(settings));
+    if (resume) {
+      const ck = await readCheckpoint();
+      if (ck && ck.meta.model === model.name && ck.meta.data === dataName) {
+        const f = ck.files;
+        const state = new TextDecoder().decode(f["trainer_state.json"]);
+        info = await exclusive(() => engine.restore(f["adapter_model.safetensors"], f["optimizer.safetensors"], state));
+        emit("status", { state: "resumed", step: info.step, totalSteps: info.totalSteps });
+      }
+    }
+    emit("status", { state: "training", ...info });
+    const started = performance.now();
+    let tokens = 0;
+    let last = { step: info.step, done: info.step >= info.totalSteps };
+    while (!run.stopping && !last.done) {
+      if (run.paused) {
+        emit("status", { state: "paused", step: last.step, totalSteps: info.totalSteps });
+        await new Promise((r) => (run.wake = r));
+        if (!run.stopping) emit("status", { state: "training", step: last.step, totalSteps: info.totalSteps });
+        continue;
+      }
+      const rec = await exclusive(() => engine.step());
+      tokens += rec.batchTokens;
+      const seconds = (performance.now() - started) / 1000;
+      if (rec.loss === null || rec.gradNorm === null) {
+        throw new Error(`update ${rec.step}: the loss or gradient is not finite; training stopped and the adapter keeps its last good values (try a lower learning rate)`);
+      }
+      last = rec;
+      emit("step", { ...rec, totalSteps: info.totalSteps, seconds, tokensPerSecond: tokens / seconds });
+      if (rec.eval) emit("eval", { step: rec.step, loss: rec.eval[0], tokens: rec.eval[1] });
+      if ((checkpointEvery > 0 && rec.step % checkpointEvery === 0) || rec.done) {
+        const meta = { model: model.name, data: dataName, settings, step: rec.step, totalSteps: info.totalSteps };
+        await exclusive(() => saveCheckpoint(meta));
+      }
+    }
+    const stopped = !last.done;
+    emit("status", { state: stopped ? "stopped" : "done", step: last.step, totalSteps: info.totalSteps });
+    return { step: last.step, totalSteps: info.totalSteps, stopped };
+  } finally {
+    run.active = false;
+  }
+}
+
+function wake() {
+  const w = run.wake;
+  run.wake = null;
+  if (w) w();
+}
+
+function withBlobs(files) {
+  const out = {};
+  for (const [name, v] of Object.entries(files)) {
+    out[name] = new Blob([v], { type: name.endsWith(".json") ? "application/json" : "application/octet-stream" });
+  }
+  return out;
+}
+
+const ops = {
+  async open() {
+    await init();
+    engine = await Engine.open();
+    return engine.gpuInfo();
+  },
+  async loadModel({ url, files, cache }) {
+    if (run.active) throw new Error("stop training before loading another model");
+    return exclusive(async () => {
+      model = null;
+      let info;
+      if (files) {
+        info = await loadFiles(files);
+        info.name = files.map((f) => f.name).find((n) => n.endsWith(".gguf")) ?? info.name ?? "local model";
+      } else {
+        const target = resolveModelUrl(url, self.location.href);
+        info =
+          target.kind === "gguf" ? await loadGguf(target.name, await openUrl(target.url, { cache })) : await loadHfUrl(target, cache);
+        info.name = target.name;
+      }
+      model = { name: info.name, info };
+      return info;
+    });
+  },
+  async loadData({ data, name, settings }) {
+    if (run.active) throw new Error("stop training before loading another dataset");
+    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : new Uint8Array(await data.arrayBuffer());
+    const summary = await exclusive(() => needEngine().setData(name, bytes, settings));
+    dataName = name;
+    return summary;
+  },
+  train,
+  async pause() {
+    run.paused = true;
+  },
+  async resume() {
+    run.paused = false;
+    wake();
+  },
+  async stop() {
+    run.stopping = true;
+    run.paused = false;
+    wake();
+  },
+  async generate({ prompt, options }) {
+    return exclusive(() => needEngine().generate(prompt, options));
+  },
+  async exportPeft() {
+    return withBlobs(await exclusive(() => needEngine().exportPeft()));
+  },
+  async exportGguf() {
+    const bytes = await exclusive(() => needEngine().exportGguf());
+    return new Blob([bytes], { type: "application/octet-stream" });
+  },
+  async checkpointInfo() {
+    const ck = await readCheckpoint();
+    return ck ? ck.meta : null;
+  },
+  async clearCheckpoint() {
+    const root = await navigator.storage.getDirectory();
+    try {
+      await root.removeEntry(CHECKPOINT_DIR, { recursive: true });
+    } catch {}
+  },
+};
+
+self.onmessage = async (e) => {
+  const { id, op, args } = e.data;
+  try {
+    if (!(op in ops)) throw new Error(`unknown request ${op}`);
+    const value = await ops[op](args);
+    self.postMessage({ id, ok: true, value });
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    self.postMessage({ id, ok: false, error: message });
+  }
+};
