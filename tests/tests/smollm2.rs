@@ -2,9 +2,9 @@
 //! GGUF file (dequantized to f32): last-position logits and the full-sequence loss.
 
 use weblora::generate::{generate, Sampling};
+use weblora::io::GgmlType;
 use weblora::lora::{Lora, LoraConfig, Target};
 use weblora::model::decode::Decoder;
-use weblora::io::GgmlType;
 use weblora::model::load::LoadOptions;
 use weblora::model::{export, load, Batch, Plan, PlanOptions};
 use weblora::tokenizer::Tokenizer;
@@ -29,7 +29,10 @@ fn quantized_weights_match_transformers() {
     let f32_model = load::load_gguf_with(g, &gguf_path(), LoadOptions::dequantized()).unwrap();
     let (q, f) = (model.weights.projection_gpu_bytes(), f32_model.weights.projection_gpu_bytes());
     let (qa, fa) = (model.weights.gpu_bytes(), f32_model.weights.gpu_bytes());
-    println!("SmolLM2 projections on the GPU: f32 {f} B, Q4_1 {q} B (×{:.2}); all weights f32 {fa} B, kept {qa} B", f as f64 / q as f64);
+    println!(
+        "SmolLM2 projections on the GPU: f32 {f} B, Q4_1 {q} B (×{:.2}); all weights f32 {fa} B, kept {qa} B",
+        f as f64 / q as f64
+    );
     drop(f32_model);
     // Q4_1 is 20 bytes per 32 values against 128 as f32: 6.4× smaller.
     assert!(f as f64 / q as f64 > 6.0, "{f} f32 bytes vs {q} quantized");
@@ -65,7 +68,9 @@ fn matches_transformers(label: &str, model: &weblora::model::Model) {
     let last = &logits[(t - 1) * v..t * v];
     let want = &read_safetensors(&reference("smollm2_forward_last_logits.safetensors"))["last_logits"].data;
     let worst = last.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-    println!("SmolLM2 ({label}) last-position logits: max |engine − transformers| = {worst:e}, loss {loss} vs {want_loss}");
+    println!(
+        "SmolLM2 ({label}) last-position logits: max |engine − transformers| = {worst:e}, loss {loss} vs {want_loss}"
+    );
     // Both sides are f32 over the same dequantized weights (the kernels dequantize exactly, up to
     // a fused multiply-add); only summation order differs.
     assert!(worst < 1e-3, "max logit error {worst}");

@@ -90,7 +90,14 @@ fn zeros(gpu: &Gpu, name: &str, shape: &[usize]) -> Result<Tensor> {
     Tensor::zeros(gpu, name, shape, DType::F32)
 }
 
-fn linear(gpu: &Gpu, name: &str, out: usize, inp: usize, bias: bool, quant: &dyn Fn(&str) -> Option<GgmlType>) -> Result<Linear> {
+fn linear(
+    gpu: &Gpu,
+    name: &str,
+    out: usize,
+    inp: usize,
+    bias: bool,
+    quant: &dyn Fn(&str) -> Option<GgmlType>,
+) -> Result<Linear> {
     let wname = format!("{name}.weight");
     let weight = match quant(&wname) {
         Some(ty) => Weight::Quant(QuantTensor::zeros(gpu, &wname, ty, out, inp)?),
@@ -189,10 +196,9 @@ impl ModelWeights {
         let err = |detail: &str| Error::Tensor { name: name.into(), detail: detail.into() };
         match self.get(name) {
             None => Err(err("the model has no such tensor")),
-            Some(Weight::Quant(q)) => Err(err(&format!(
-                "kept as {} on the GPU; load the model dequantized for f32 access",
-                q.ty().name()
-            ))),
+            Some(Weight::Quant(q)) => {
+                Err(err(&format!("kept as {} on the GPU; load the model dequantized for f32 access", q.ty().name())))
+            }
             Some(Weight::F32(t)) => Ok(t),
         }
     }

@@ -212,7 +212,14 @@ fn bench_load(gpu: &Gpu, path: &Path, only: Option<&str>) -> Result<()> {
         println!("\nloading {} ({:.1} MB on disk)", path.display(), model_file_bytes(path) as f64 / 1e6);
         println!(
             "{:<10} {:>7} {:>14} {:>12} {:>12} {:>10} {:>15} {:>15}",
-            "weights", "load s", "RSS before MB", "peak MB", "increase MB", "GPU MB", "projections MB", "increase − GPU"
+            "weights",
+            "load s",
+            "RSS before MB",
+            "peak MB",
+            "increase MB",
+            "GPU MB",
+            "projections MB",
+            "increase − GPU"
         );
         let exe = std::env::current_exe().map_err(|e| weblora::Error::Config(format!("bench --load: {e}")))?;
         for mode in ["quantized", "f32"] {

@@ -127,7 +127,12 @@ fn inspect(path: &std::path::Path, dequantize: bool) -> Result<()> {
     let w = &model.weights;
     let mb = |b: u64| b as f64 / 1e6;
     let kept = if w.is_quantized() { "projections kept quantized" } else { "f32" };
-    println!("GPU weights  {:.1} MB ({kept}; projections {:.1} MB) on {}", mb(w.gpu_bytes()), mb(w.projection_gpu_bytes()), g.info.name);
+    println!(
+        "GPU weights  {:.1} MB ({kept}; projections {:.1} MB) on {}",
+        mb(w.gpu_bytes()),
+        mb(w.projection_gpu_bytes()),
+        g.info.name
+    );
     Ok(())
 }
 
