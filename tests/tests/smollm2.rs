@@ -2,8 +2,10 @@
 //! GGUF file (dequantized to f32): last-position logits and the full-sequence loss.
 
 use weblora::generate::{generate, Sampling};
+use weblora::io::GgmlType;
 use weblora::lora::{Lora, LoraConfig, Target};
 use weblora::model::decode::Decoder;
+use weblora::model::load::LoadOptions;
 use weblora::model::{export, load, Batch, Plan, PlanOptions};
 use weblora::tokenizer::Tokenizer;
 use weblora_tests::fixture::read_safetensors;
@@ -12,8 +14,34 @@ use weblora_tests::smollm2::{gguf_path, reference};
 
 #[test]
 fn logits_and_loss_match_transformers() {
+    let model = load::load_gguf_with(gpu(), &gguf_path(), LoadOptions::dequantized()).unwrap();
+    assert!(!model.weights.is_quantized());
+    matches_transformers("f32", &model);
+}
+
+/// The same with the projections kept as Q4_1 on the GPU and dequantized in the matmul kernels:
+/// they use the very values transformers dequantized, so the tolerances are those of the f32
+/// path; and the projections take about a fifth of their f32 bytes.
+#[test]
+fn quantized_weights_match_transformers() {
     let g = gpu();
     let model = load::load_gguf(g, &gguf_path()).unwrap();
+    let f32_model = load::load_gguf_with(g, &gguf_path(), LoadOptions::dequantized()).unwrap();
+    let (q, f) = (model.weights.projection_gpu_bytes(), f32_model.weights.projection_gpu_bytes());
+    let (qa, fa) = (model.weights.gpu_bytes(), f32_model.weights.gpu_bytes());
+    println!(
+        "SmolLM2 projections on the GPU: f32 {f} B, Q4_1 {q} B (×{:.2}); all weights f32 {fa} B, kept {qa} B",
+        f as f64 / q as f64
+    );
+    drop(f32_model);
+    // Q4_1 is 20 bytes per 32 values against 128 as f32: 6.4× smaller.
+    assert!(f as f64 / q as f64 > 6.0, "{f} f32 bytes vs {q} quantized");
+    assert!(model.weights.layers.iter().all(|l| l.q_proj.weight.ty() == GgmlType::Q4_1));
+    matches_transformers("Q4_1", &model);
+}
+
+fn matches_transformers(label: &str, model: &weblora::model::Model) {
+    let g = gpu();
     let c = &model.config;
     assert_eq!((c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.n_kv_heads()), (30, 576, 9, 3));
     assert_eq!((c.vocab_size, c.intermediate_size, c.head_dim(), c.tie_word_embeddings), (49152, 1536, 64, true));
@@ -26,7 +54,7 @@ fn logits_and_loss_match_transformers() {
     let cfg = LoraConfig { r: 8, alpha: 16.0, dropout: 0.0, targets: Target::ALL.to_vec(), use_rslora: false };
     let lora = Lora::new(g, c, cfg).unwrap();
     lora.init_peft(g, 0).unwrap();
-    let plan = Plan::new(g, &model, &lora, 1, t, PlanOptions::default()).unwrap();
+    let plan = Plan::new(g, model, &lora, 1, t, PlanOptions::default()).unwrap();
 
     // Loss over the whole sequence, labels = ids as transformers shifts them.
     let labels: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
@@ -40,8 +68,11 @@ fn logits_and_loss_match_transformers() {
     let last = &logits[(t - 1) * v..t * v];
     let want = &read_safetensors(&reference("smollm2_forward_last_logits.safetensors"))["last_logits"].data;
     let worst = last.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-    println!("SmolLM2 last-position logits: max |engine − transformers| = {worst:e}, loss {loss} vs {want_loss}");
-    // Both sides are f32 over the same dequantized weights; only summation order differs.
+    println!(
+        "SmolLM2 ({label}) last-position logits: max |engine − transformers| = {worst:e}, loss {loss} vs {want_loss}"
+    );
+    // Both sides are f32 over the same dequantized weights (the kernels dequantize exactly, up to
+    // a fused multiply-add); only summation order differs.
     assert!(worst < 1e-3, "max logit error {worst}");
     let top = |x: &[f32]| {
         let mut idx: Vec<usize> = (0..x.len()).collect();
@@ -56,7 +87,7 @@ fn logits_and_loss_match_transformers() {
     // Greedy generation with the KV cache continues the prompt as transformers does.
     let want_greedy: Vec<u32> =
         fwd["greedy_40_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
-    let decoder = Decoder::new(g, &model, None, t + want_greedy.len()).unwrap();
+    let decoder = Decoder::new(g, model, None, t + want_greedy.len()).unwrap();
     let sampling = Sampling { max_new_tokens: want_greedy.len(), ..Default::default() };
     let got = pollster::block_on(generate(&decoder, &ids, &sampling)).unwrap();
     assert_eq!(got, want_greedy, "greedy continuation");
@@ -68,7 +99,8 @@ fn logits_and_loss_match_transformers() {
 fn hugging_face_folder_from_the_gguf_gives_the_same_model() {
     let g = gpu();
     let path = gguf_path();
-    let model = load::load_gguf(g, &path).unwrap();
+    // The folder holds f32 weights, so the model is loaded dequantized.
+    let model = load::load_gguf_with(g, &path, LoadOptions::dequantized()).unwrap();
     let header = weblora::io::read_gguf_header(&path).unwrap();
     let tok = Tokenizer::from_gguf(&header).unwrap();
     let template = header.get_str("tokenizer.chat_template").ok();

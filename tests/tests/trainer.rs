@@ -107,7 +107,7 @@ fn diverging_step_keeps_the_last_good_adapter() {
     let good = read(&lora.params);
     let (m, v) = (read(&lora.m), read(&lora.v));
     // Poison the base model: every loss is now NaN.
-    let norm = model.weights.get("model.norm.weight").unwrap();
+    let norm = model.weights.get_f32("model.norm.weight").unwrap();
     norm.write_f32(g, &vec![f32::NAN; norm.numel()]).unwrap();
     let record = pollster::block_on(trainer.train_step(&[batch])).unwrap();
     assert!(!record.is_finite(), "{record:?}");

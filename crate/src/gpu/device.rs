@@ -89,6 +89,15 @@ impl Gpu {
         self.take_error()
     }
 
+    /// Hands the queue's pending buffer writes to the GPU, so that their host staging copies
+    /// are freed as the GPU takes them instead of piling up until the next submission (a
+    /// loader that never submitted would hold a host copy of every weight).
+    pub fn flush_writes(&self) {
+        self.queue.submit([]);
+        #[cfg(not(target_arch = "wasm32"))]
+        let _ = self.device.poll(wgpu::PollType::Poll);
+    }
+
     /// The first error the device reported since the last call, if any.
     pub fn take_error(&self) -> Result<()> {
         match self.errors.lock().unwrap_or_else(|p| p.into_inner()).take() {

@@ -71,11 +71,23 @@ impl QuantTensor {
         cols: usize,
         bytes: &[u8],
     ) -> Result<QuantTensor> {
-        let (words, meta) = repack(name, ty, rows, cols, bytes)?;
+        let t = QuantTensor::zeros(gpu, name, ty, rows, cols)?;
+        t.write_ggml(gpu, name, bytes)?;
+        Ok(t)
+    }
+
+    /// A zero-filled weight of type `ty`, (`rows`, `cols`), to be filled by [`Self::write_ggml`].
+    pub fn zeros(gpu: &Gpu, name: &str, ty: GgmlType, rows: usize, cols: usize) -> Result<QuantTensor> {
+        let (words, meta) = layout(name, ty, rows, cols)?;
         let meta = u32::try_from(meta).map_err(|_| tensor_err(name, "too large for one GPU binding"))?;
-        let data = Tensor::zeros(gpu, name, &[words.len()], DType::U32)?;
-        data.write_u32(gpu, &words)?;
+        let data = Tensor::zeros(gpu, name, &[words], DType::U32)?;
         Ok(QuantTensor { ty, rows, cols, meta, data })
+    }
+
+    /// Repacks and uploads the GGML bytes of the whole weight (tensor `name` in messages).
+    pub fn write_ggml(&self, gpu: &Gpu, name: &str, bytes: &[u8]) -> Result<()> {
+        let (words, _) = repack(name, self.ty, self.rows, self.cols, bytes)?;
+        self.data.write_u32(gpu, &words)
     }
 
     pub fn ty(&self) -> GgmlType {
@@ -123,9 +135,9 @@ fn quant_words(ty: GgmlType) -> usize {
     }
 }
 
-/// Repacks the GGML bytes of a (`rows`, `cols`) tensor into the words of the GPU layout (see
-/// the module docs); returns the words and the index of the first metadata word.
-pub fn repack(name: &str, ty: GgmlType, rows: usize, cols: usize, bytes: &[u8]) -> Result<(Vec<u32>, usize)> {
+/// The GPU layout of a (`rows`, `cols`) weight of type `ty`: its words and the index of the
+/// first metadata word.
+fn layout(name: &str, ty: GgmlType, rows: usize, cols: usize) -> Result<(usize, usize)> {
     if !QuantTensor::supports(ty) {
         return Err(tensor_err(name, format!("GGML type {} cannot stay quantized on the GPU", ty.name())));
     }
@@ -137,6 +149,24 @@ pub fn repack(name: &str, ty: GgmlType, rows: usize, cols: usize, bytes: &[u8]) 
         ));
     }
     let n = rows.checked_mul(cols).ok_or_else(|| tensor_err(name, "element count overflows"))?;
+    if ty == GgmlType::F16 {
+        return Ok((n / 2, n / 2));
+    }
+    let blocks = n / ty.block_size() as usize;
+    let meta = blocks * quant_words(ty);
+    let meta_words = match ty {
+        GgmlType::Q8_0 | GgmlType::Q4_0 => blocks.div_ceil(2),
+        GgmlType::Q4_1 => blocks,
+        _ => 5 * blocks,
+    };
+    Ok((meta + meta_words, meta))
+}
+
+/// Repacks the GGML bytes of a (`rows`, `cols`) tensor into the words of the GPU layout (see
+/// the module docs); returns the words and the index of the first metadata word.
+pub fn repack(name: &str, ty: GgmlType, rows: usize, cols: usize, bytes: &[u8]) -> Result<(Vec<u32>, usize)> {
+    let (total, meta) = layout(name, ty, rows, cols)?;
+    let n = rows * cols;
     let expected = ty.bytes_for(n as u64);
     if expected != Some(bytes.len() as u64) {
         let expected = expected.unwrap_or(u64::MAX);
@@ -144,17 +174,10 @@ pub fn repack(name: &str, ty: GgmlType, rows: usize, cols: usize, bytes: &[u8]) 
     }
     if ty == GgmlType::F16 {
         let words = bytes.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        return Ok((words, n / 2));
+        return Ok((words, meta));
     }
     let bb = ty.block_bytes() as usize;
-    let blocks = bytes.len() / bb;
-    let meta = blocks * quant_words(ty);
-    let meta_words = match ty {
-        GgmlType::Q8_0 | GgmlType::Q4_0 => blocks.div_ceil(2),
-        GgmlType::Q4_1 => blocks,
-        _ => 5 * blocks,
-    };
-    let mut words = vec![0u32; meta + meta_words];
+    let mut words = vec![0u32; total];
     let (quants, metas) = words.split_at_mut(meta);
     let qw = quant_words(ty);
     for (i, (b, q)) in bytes.chunks_exact(bb).zip(quants.chunks_exact_mut(qw)).enumerate() {

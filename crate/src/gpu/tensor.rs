@@ -107,6 +107,18 @@ impl Tensor {
         self.write_bytes(gpu, bytemuck::cast_slice(data), DType::F32)
     }
 
+    /// Writes `data` into elements `start..start + data.len()` of an f32 tensor.
+    pub fn write_f32_at(&self, gpu: &Gpu, start: usize, data: &[f32]) -> Result<()> {
+        if self.dtype != DType::F32 || start + data.len() > self.numel() {
+            return Err(shape_err(
+                "write",
+                format!("{} f32 at element {start} into {:?} {:?}", data.len(), self.dtype, self.shape),
+            ));
+        }
+        gpu.queue.write_buffer(&self.buffer, self.offset + start as u64 * 4, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
     pub fn write_u32(&self, gpu: &Gpu, data: &[u32]) -> Result<()> {
         self.write_bytes(gpu, bytemuck::cast_slice(data), DType::U32)
     }

@@ -1,5 +1,7 @@
-//! A small GGUF (v3) writer: metadata of scalar and string values and f32 tensors, enough for
-//! llama.cpp LoRA adapters.
+//! A small GGUF (v3) writer: metadata of scalar and string values and tensors of any GGML type
+//! given as their bytes, enough for llama.cpp LoRA adapters and small test models.
+
+use super::ggml::GgmlType;
 
 /// A metadata value to write.
 pub enum GgufWriteValue {
@@ -8,11 +10,20 @@ pub enum GgufWriteValue {
     Str(String),
 }
 
-/// An f32 tensor to write: `shape` row-major (outermost first), as PyTorch holds it.
+/// A tensor to write: `shape` row-major (outermost first), as PyTorch holds it, and its bytes
+/// in GGML type `ty`.
 pub struct GgufWriteTensor {
     pub name: String,
     pub shape: Vec<usize>,
-    pub data: Vec<f32>,
+    pub ty: GgmlType,
+    pub bytes: Vec<u8>,
+}
+
+impl GgufWriteTensor {
+    /// An f32 tensor.
+    pub fn f32(name: String, shape: Vec<usize>, data: &[f32]) -> Self {
+        GgufWriteTensor { name, shape, ty: GgmlType::F32, bytes: bytemuck::cast_slice(data).to_vec() }
+    }
 }
 
 const ALIGNMENT: usize = 32;
@@ -22,7 +33,7 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend(s.as_bytes());
 }
 
-/// The bytes of a GGUF file with `metadata` and `tensors` (type F32), data aligned to 32.
+/// The bytes of a GGUF file with `metadata` and `tensors`, data aligned to 32.
 pub fn write_gguf(metadata: &[(&str, GgufWriteValue)], tensors: &[GgufWriteTensor]) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend(b"GGUF");
@@ -54,13 +65,13 @@ pub fn write_gguf(metadata: &[(&str, GgufWriteValue)], tensors: &[GgufWriteTenso
         for d in t.shape.iter().rev() {
             out.extend((*d as u64).to_le_bytes());
         }
-        out.extend(0u32.to_le_bytes()); // GGML_TYPE_F32
+        out.extend(t.ty.id().to_le_bytes());
         out.extend((offset as u64).to_le_bytes());
-        offset = (offset + t.data.len() * 4).next_multiple_of(ALIGNMENT);
+        offset = (offset + t.bytes.len()).next_multiple_of(ALIGNMENT);
     }
     out.resize(out.len().next_multiple_of(ALIGNMENT), 0);
     for t in tensors {
-        out.extend(bytemuck::cast_slice::<f32, u8>(&t.data));
+        out.extend(&t.bytes);
         out.resize(out.len().next_multiple_of(ALIGNMENT), 0);
     }
     out

@@ -49,7 +49,7 @@ pub async fn gguf_lora_bytes(gpu: &Gpu, lora: &Lora, model: &ModelConfig) -> Res
                     hf_to_gguf_qk_rows(&key, bytemuck::cast_slice(&data), GgmlType::F32, shape[0], shape[1], h)?;
                 data = bytemuck::pod_collect_to_vec(&moved);
             }
-            out.push(GgufWriteTensor { name: format!("{name}.{suffix}"), shape: shape.clone(), data });
+            out.push(GgufWriteTensor::f32(format!("{name}.{suffix}"), shape.clone(), &data));
         }
     }
     let r = lora.config.r as f32;

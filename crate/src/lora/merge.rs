@@ -5,10 +5,10 @@ use super::Lora;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Program};
 use crate::lora::Target;
-use crate::model::Model;
+use crate::model::{Model, Weight};
 use crate::ops;
 
-/// Adds s·B·A into the base weights of `model` (which must be f32).
+/// Adds s·B·A into the base weights of `model` (which must be f32: loaded dequantized).
 pub fn merge_into(gpu: &Gpu, model: &Model, lora: &Lora) -> Result<()> {
     let mut prog = Program::new(gpu);
     let (rp, s) = (lora.config.r_padded(), lora.config.scaling());
@@ -23,8 +23,16 @@ pub fn merge_into(gpu: &Gpu, model: &Model, lora: &Lora) -> Result<()> {
             Target::Up => &layer.up_proj,
             Target::Down => &layer.down_proj,
         };
+        let Weight::F32(w) = &lin.weight else {
+            return Err(Error::Lora(format!(
+                "layer {} {}: the base weight is kept as {} on the GPU; merging needs the model loaded dequantized",
+                m.layer,
+                m.target.hf_name(),
+                lin.weight.ty().name()
+            )));
+        };
         // W (out, in) += s · B (out, Rp) · A (Rp, in)
-        ops::matmul_nn(&mut prog, &lin.weight, &m.b, &m.a, m.out_features, m.in_features, rp, s, 1.0)?;
+        ops::matmul_nn(&mut prog, w, &m.b, &m.a, m.out_features, m.in_features, rp, s, 1.0)?;
     }
     gpu.submit(&prog, None);
     Ok(())

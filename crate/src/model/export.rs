@@ -59,7 +59,8 @@ mod native {
     use crate::model::Model;
     use crate::tokenizer::Tokenizer;
 
-    /// Writes `model` (its weights read back from the GPU) as a Hugging Face folder in `dir`.
+    /// Writes `model` (its weights read back from the GPU) as a Hugging Face folder in `dir`. The
+    /// weights must be f32: a model loaded with `keep_quantized` is refused.
     pub async fn write_hf_folder(
         gpu: &Gpu,
         model: &Model,
@@ -70,7 +71,14 @@ mod native {
         std::fs::create_dir_all(dir).map_err(|e| io("create", e))?;
         let mut config = hf_config_json(&model.config);
         let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-        for (name, t) in model.weights.named() {
+        for (name, w) in model.weights.named() {
+            let t = w.f32().ok_or_else(|| Error::Tensor {
+                name: name.clone(),
+                detail: format!(
+                    "kept as {} on the GPU; load the model dequantized to write f32 weights",
+                    w.ty().name()
+                ),
+            })?;
             let data = t.read_f32(gpu).await?;
             tensors.push((name, t.shape().to_vec(), bytemuck::cast_slice(&data).to_vec()));
         }

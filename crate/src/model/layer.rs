@@ -1,7 +1,7 @@
 //! One decoder layer, forward and backward, as flat ordered lists of kernel calls. Backward is
 //! forward walked in reverse. Residual gradients accumulate in one (N, C) buffer, `dres`.
 
-use super::weights::{LayerWeights, Linear};
+use super::weights::{LayerWeights, Linear, Weight};
 use super::ModelConfig;
 use crate::error::Result;
 use crate::gpu::{Program, Tensor};
@@ -184,7 +184,10 @@ impl Ctx<'_> {
         s: &Scratch,
     ) -> Result<()> {
         let (n, i, o) = (self.n, lin.in_features, lin.out_features);
-        ops::matmul_nt(prog, y, x, &lin.weight, n, o, i, 1.0, beta)?;
+        match &lin.weight {
+            Weight::F32(w) => ops::matmul_nt(prog, y, x, w, n, o, i, 1.0, beta)?,
+            Weight::Quant(w) => ops::matmul_nt_quant(prog, y, x, w, n, 1.0, beta)?,
+        }
         if let Some(bias) = &lin.bias {
             ops::add_bias(prog, y, bias)?;
         }
@@ -211,7 +214,10 @@ impl Ctx<'_> {
         s: &Scratch,
     ) -> Result<()> {
         let (n, i, o) = (self.n, lin.in_features, lin.out_features);
-        ops::matmul_nn(prog, dx, dy, &lin.weight, n, i, o, 1.0, beta)?;
+        match &lin.weight {
+            Weight::F32(w) => ops::matmul_nn(prog, dx, dy, w, n, i, o, 1.0, beta)?,
+            Weight::Quant(w) => ops::matmul_nn_quant(prog, dx, dy, w, n, 1.0, beta)?,
+        }
         let Some((m, u)) = lora else { return Ok(()) };
         let (rp, scale) = (self.lora_cfg.r_padded(), self.lora_cfg.scaling());
         let du = &s.dlora_u;

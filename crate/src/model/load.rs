@@ -1,12 +1,15 @@
 //! Base models in: a llama.cpp GGUF file or a Hugging Face folder (config.json and safetensors,
-//! sharded or not), streamed tensor by tensor onto the GPU. Weights are dequantized to f32 on
-//! the way; GGUF's Q/K row permutation is undone so one RoPE convention serves every format.
+//! sharded or not), streamed tensor by tensor onto the GPU. The projections of a GGUF file stay
+//! in their GGML format on the GPU where the kernels support it ([`LoadOptions`]); every other
+//! weight is dequantized to f32 on the way, a few rows at a time. GGUF's Q/K row permutation is
+//! undone on the file's bytes, whole rows of blocks at a time, so one RoPE convention serves
+//! every format.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use super::{Model, ModelConfig, ModelWeights};
+use super::{Model, ModelConfig, ModelWeights, Weight};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, QuantTensor};
 use crate::io::{
     ggml, gguf_to_hf_qk_rows, GgmlType, GgufEvent, GgufHeader, GgufReader, Progress, SafetensorsEvent,
     SafetensorsReader,
@@ -96,6 +99,71 @@ pub fn hf_name(gguf: &str) -> Option<String> {
     Some(format!("model.layers.{layer}.{hf}.{suffix}"))
 }
 
+/// How a loader keeps the weights on the GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Keep each projection (q, k, v, o, gate, up, down) of a GGUF file in its GGML format when
+    /// the matmul kernels support it (f16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K, with K a multiple of
+    /// the block size): a Q4 weight takes about a quarter of its f16 size. Otherwise, and for
+    /// Hugging Face folders, every weight is f32.
+    pub keep_quantized: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { keep_quantized: true }
+    }
+}
+
+impl LoadOptions {
+    /// Every weight as f32.
+    pub fn dequantized() -> Self {
+        LoadOptions { keep_quantized: false }
+    }
+}
+
+const PROJECTIONS: [&str; 7] = [
+    "self_attn.q_proj.weight",
+    "self_attn.k_proj.weight",
+    "self_attn.v_proj.weight",
+    "self_attn.o_proj.weight",
+    "mlp.gate_proj.weight",
+    "mlp.up_proj.weight",
+    "mlp.down_proj.weight",
+];
+
+/// The GGML type weight `name` (Hugging Face) of `shape` stays in on the GPU, or `None` for f32.
+fn kept_type(opts: LoadOptions, name: &str, ty: GgmlType, shape: &[usize]) -> Option<GgmlType> {
+    let projection = PROJECTIONS.iter().any(|p| name.ends_with(p));
+    let fits = matches!(shape, [rows, cols] if *rows > 0 && cols.is_multiple_of(QuantTensor::col_multiple(ty)));
+    (opts.keep_quantized && projection && QuantTensor::supports(ty) && fits).then_some(ty)
+}
+
+/// Elements dequantized per upload of an f32 tensor: bounds the host memory a tensor takes to
+/// its file bytes plus 4 MB, however large it is.
+const DEQUANTIZE_CHUNK: usize = 1 << 20;
+
+/// Dequantizes `bytes` (GGML type `ty`) into the f32 tensor `t` a chunk at a time.
+fn write_dequantized(gpu: &Gpu, t: &crate::gpu::Tensor, name: &str, ty: GgmlType, bytes: &[u8]) -> Result<()> {
+    let n = t.numel();
+    let expected = ty.bytes_for(n as u64);
+    if expected != Some(bytes.len() as u64) {
+        let expected = expected.unwrap_or(u64::MAX);
+        return Err(crate::io::LoadError::ByteCount { tensor: name.into(), got: bytes.len() as u64, expected }.into());
+    }
+    let chunk = DEQUANTIZE_CHUNK.next_multiple_of(ty.block_size() as usize);
+    let mut out = vec![0f32; chunk.min(n)];
+    for start in (0..n).step_by(chunk) {
+        let len = chunk.min(n - start);
+        let (b0, b1) = (ty.bytes_for(start as u64), ty.bytes_for((start + len) as u64));
+        let (b0, b1) = (b0.unwrap_or(0) as usize, b1.unwrap_or(0) as usize);
+        ggml::dequantize(name, ty, &bytes[b0..b1], &mut out[..len])?;
+        t.write_f32_at(gpu, start, &out[..len])?;
+        gpu.flush_writes();
+    }
+    Ok(())
+}
+
 /// Checks, converts and uploads tensors as they arrive in file order, and remembers which came.
 pub struct WeightSink {
     /// (NH, NKV) when Q/K rows come in llama.cpp's permuted order.
@@ -130,16 +198,28 @@ impl WeightSink {
         if !self.seen.insert(name.to_string()) {
             return Err(err("appears twice".into()));
         }
-        let mut data = ggml::dequantize_to_vec(name, ty, bytes, target.numel())?;
         let is_q = name.ends_with("self_attn.q_proj.weight") || name.ends_with("self_attn.q_proj.bias");
         let is_k = name.ends_with("self_attn.k_proj.weight") || name.ends_with("self_attn.k_proj.bias");
-        if let (Some((nh, nkv)), true) = (self.permuted_qk, is_q || is_k) {
-            let cols = shape.get(1).copied().unwrap_or(1);
-            let heads = if is_q { nh } else { nkv };
-            let moved = gguf_to_hf_qk_rows(name, bytemuck::cast_slice(&data), GgmlType::F32, shape[0], cols, heads)?;
-            data = bytemuck::pod_collect_to_vec(&moved);
+        let moved;
+        let bytes = match (self.permuted_qk, is_q || is_k) {
+            (Some((nh, nkv)), true) => {
+                let cols = shape.get(1).copied().unwrap_or(1);
+                moved = gguf_to_hf_qk_rows(name, bytes, ty, shape[0], cols, if is_q { nh } else { nkv })?;
+                &moved[..]
+            }
+            _ => bytes,
+        };
+        match target {
+            Weight::Quant(q) if q.ty() != ty => {
+                Err(err(format!("type {}, but the header said {}", ty.name(), q.ty().name())))
+            }
+            Weight::Quant(q) => {
+                q.write_ggml(gpu, name, bytes)?;
+                gpu.flush_writes();
+                Ok(())
+            }
+            Weight::F32(t) => write_dequantized(gpu, &t, name, ty, bytes),
         }
-        target.write_f32(gpu, &data)
     }
 
     /// Checks that every tensor of the model arrived.
@@ -161,14 +241,21 @@ impl WeightSink {
 /// tensor is converted and uploaded as soon as its bytes are complete.
 pub struct GgufLoader {
     file: String,
+    options: LoadOptions,
     reader: GgufReader,
     model: Option<(ModelConfig, ModelWeights, WeightSink)>,
 }
 
 impl GgufLoader {
-    /// A loader for the file named `file` (used in messages), of `total` bytes when known.
+    /// A loader for the file named `file` (used in messages), of `total` bytes when known, with
+    /// the default [`LoadOptions`] (projections kept quantized).
     pub fn new(file: &str, total: Option<u64>) -> Self {
-        GgufLoader { file: file.to_string(), reader: GgufReader::new(file, total), model: None }
+        Self::with_options(file, total, LoadOptions::default())
+    }
+
+    /// A loader that keeps the weights as `options` says.
+    pub fn with_options(file: &str, total: Option<u64>, options: LoadOptions) -> Self {
+        GgufLoader { file: file.to_string(), options, reader: GgufReader::new(file, total), model: None }
     }
 
     pub fn progress(&self) -> Progress {
@@ -186,14 +273,14 @@ impl GgufLoader {
     }
 
     pub fn feed(&mut self, gpu: &Gpu, chunk: &[u8]) -> Result<()> {
-        let (file, model) = (&self.file, &mut self.model);
-        self.reader.feed(chunk, |ev| on_gguf_event(gpu, file, model, ev))
+        let (file, opts, model) = (&self.file, self.options, &mut self.model);
+        self.reader.feed(chunk, |ev| on_gguf_event(gpu, file, opts, model, ev))
     }
 
     /// Ends the stream; fails when it was cut short or a tensor of the model never came.
     pub fn finish(mut self, gpu: &Gpu) -> Result<(Model, GgufHeader)> {
-        let (file, model) = (&self.file, &mut self.model);
-        self.reader.finish(|ev| on_gguf_event(gpu, file, model, ev))?;
+        let (file, opts, model) = (&self.file, self.options, &mut self.model);
+        self.reader.finish(|ev| on_gguf_event(gpu, file, opts, model, ev))?;
         let (config, weights, sink) = self.model.take().expect("finish succeeded, so the header was parsed");
         sink.finish(&weights)?;
         let header = self.reader.into_header().expect("finish succeeded, so the header was parsed");
@@ -204,13 +291,24 @@ impl GgufLoader {
 fn on_gguf_event(
     gpu: &Gpu,
     file: &str,
+    opts: LoadOptions,
     model: &mut Option<(ModelConfig, ModelWeights, WeightSink)>,
     ev: GgufEvent<'_>,
 ) -> Result<()> {
     match ev {
         GgufEvent::Header(h) => {
             let config = config_from_gguf(h)?;
-            let weights = ModelWeights::allocate(gpu, &config)?;
+            let kept: HashMap<String, GgmlType> = h
+                .tensors
+                .iter()
+                .filter_map(|t| {
+                    let name = hf_name(&t.name)?;
+                    let shape: Vec<usize> = t.shape().iter().map(|&d| d as usize).collect();
+                    Some((kept_type(opts, &name, t.ty, &shape)?, name))
+                })
+                .map(|(ty, name)| (name, ty))
+                .collect();
+            let weights = ModelWeights::allocate_with(gpu, &config, &|name| kept.get(name).copied())?;
             let sink = WeightSink::new(&config, file, config.model_type.as_deref() == Some("llama"));
             *model = Some((config, weights, sink));
             Ok(())
@@ -322,7 +420,7 @@ pub fn tokenizer_from_gguf(header: &GgufHeader) -> Result<(Tokenizer, Option<Str
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-pub use native::{load_gguf, load_hf_folder, load_model, load_tokenizer};
+pub use native::{load_gguf, load_gguf_with, load_hf_folder, load_model, load_model_with, load_tokenizer};
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
@@ -338,11 +436,16 @@ mod native {
         Ok((file, len))
     }
 
-    /// Loads a GGUF file, streamed onto the GPU in chunks.
+    /// Loads a GGUF file, streamed onto the GPU in chunks, projections kept quantized.
     pub fn load_gguf(gpu: &Gpu, path: &Path) -> Result<Model> {
+        load_gguf_with(gpu, path, LoadOptions::default())
+    }
+
+    /// Loads a GGUF file, keeping the weights as `options` says.
+    pub fn load_gguf_with(gpu: &Gpu, path: &Path, options: LoadOptions) -> Result<Model> {
         let (file, len) = open(path)?;
         let name = path.display().to_string();
-        let mut loader = GgufLoader::new(&name, Some(len));
+        let mut loader = GgufLoader::with_options(&name, Some(len), options);
         read_chunks(file, &name, DEFAULT_CHUNK_SIZE, |chunk| loader.feed(gpu, chunk).map(|()| true))?;
         Ok(loader.finish(gpu)?.0)
     }
@@ -376,12 +479,19 @@ mod native {
         loader.finish(gpu)
     }
 
-    /// Loads a model from a `.gguf` file or a Hugging Face folder.
+    /// Loads a model from a `.gguf` file or a Hugging Face folder, projections of a GGUF file
+    /// kept quantized.
     pub fn load_model(gpu: &Gpu, path: &Path) -> Result<Model> {
+        load_model_with(gpu, path, LoadOptions::default())
+    }
+
+    /// Loads a model from a `.gguf` file or a Hugging Face folder, keeping the weights as
+    /// `options` says.
+    pub fn load_model_with(gpu: &Gpu, path: &Path, options: LoadOptions) -> Result<Model> {
         if path.is_dir() {
             load_hf_folder(gpu, path)
         } else if path.exists() {
-            load_gguf(gpu, path)
+            load_gguf_with(gpu, path, options)
         } else {
             Err(Error::Config(format!("{}: no such file or folder", path.display())))
         }

@@ -11,7 +11,7 @@ mod weights;
 
 pub use config::{ModelConfig, RopeParameters};
 pub use plan::{Batch, Plan, PlanOptions, StepStats};
-pub use weights::{LayerWeights, Linear, ModelWeights};
+pub use weights::{LayerWeights, Linear, ModelWeights, Weight};
 
 /// A base model on the GPU: its config and frozen weights. A clone shares the GPU buffers.
 #[derive(Clone)]

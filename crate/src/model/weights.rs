@@ -1,14 +1,63 @@
 //! The frozen base weights on the GPU, named as in Hugging Face checkpoints. Loaders allocate
-//! them from a config, then fill each tensor by name as its bytes arrive.
+//! them from a config, then fill each tensor by name as its bytes arrive. The seven projections
+//! of each layer may stay in their GGML format ([`QuantTensor`]); embeddings, norms, biases and
+//! the output head are f32.
 
 use super::ModelConfig;
 use crate::error::{Error, Result};
-use crate::gpu::{DType, Gpu, Tensor};
+use crate::gpu::{DType, Gpu, QuantTensor, Tensor};
+use crate::io::GgmlType;
+
+/// A frozen weight: f32, or a projection kept in its GGML format and dequantized in the
+/// matmul kernels. A clone is another handle to the same GPU buffer.
+#[derive(Clone, Debug)]
+pub enum Weight {
+    F32(Tensor),
+    Quant(QuantTensor),
+}
+
+impl Weight {
+    /// The row-major shape: (out, in) for a projection.
+    pub fn shape(&self) -> Vec<usize> {
+        match self {
+            Weight::F32(t) => t.shape().to_vec(),
+            Weight::Quant(q) => vec![q.rows(), q.cols()],
+        }
+    }
+
+    pub fn numel(&self) -> usize {
+        self.shape().iter().product()
+    }
+
+    /// F32, or the GGML type it is kept in.
+    pub fn ty(&self) -> GgmlType {
+        match self {
+            Weight::F32(_) => GgmlType::F32,
+            Weight::Quant(q) => q.ty(),
+        }
+    }
+
+    /// The f32 tensor, or `None` for a quantized weight.
+    pub fn f32(&self) -> Option<&Tensor> {
+        match self {
+            Weight::F32(t) => Some(t),
+            Weight::Quant(_) => None,
+        }
+    }
+
+    /// Bytes on the GPU.
+    pub fn gpu_bytes(&self) -> u64 {
+        match self {
+            Weight::F32(t) => t.byte_size(),
+            Weight::Quant(q) => q.gpu_bytes(),
+        }
+    }
+}
 
 /// A linear layer y = x·Wᵀ (+ b): weight (out, in), bias (out).
 #[derive(Clone)]
 pub struct Linear {
-    pub weight: Tensor,
+    pub weight: Weight,
     pub bias: Option<Tensor>,
     pub in_features: usize,
     pub out_features: usize,
@@ -41,9 +90,21 @@ fn zeros(gpu: &Gpu, name: &str, shape: &[usize]) -> Result<Tensor> {
     Tensor::zeros(gpu, name, shape, DType::F32)
 }
 
-fn linear(gpu: &Gpu, name: &str, out: usize, inp: usize, bias: bool) -> Result<Linear> {
+fn linear(
+    gpu: &Gpu,
+    name: &str,
+    out: usize,
+    inp: usize,
+    bias: bool,
+    quant: &dyn Fn(&str) -> Option<GgmlType>,
+) -> Result<Linear> {
+    let wname = format!("{name}.weight");
+    let weight = match quant(&wname) {
+        Some(ty) => Weight::Quant(QuantTensor::zeros(gpu, &wname, ty, out, inp)?),
+        None => Weight::F32(zeros(gpu, &wname, &[out, inp])?),
+    };
     Ok(Linear {
-        weight: zeros(gpu, &format!("{name}.weight"), &[out, inp])?,
+        weight,
         bias: if bias { Some(zeros(gpu, &format!("{name}.bias"), &[out])?) } else { None },
         in_features: inp,
         out_features: out,
@@ -51,24 +112,35 @@ fn linear(gpu: &Gpu, name: &str, out: usize, inp: usize, bias: bool) -> Result<L
 }
 
 impl ModelWeights {
-    /// Zero-filled weights for `config`, ready to be filled by name.
+    /// Zero-filled f32 weights for `config`, ready to be filled by name.
     pub fn allocate(gpu: &Gpu, config: &ModelConfig) -> Result<ModelWeights> {
+        Self::allocate_with(gpu, config, &|_| None)
+    }
+
+    /// Zero-filled weights for `config`, where `quant` gives the GGML type a projection weight
+    /// (by its Hugging Face name) stays in, or `None` for f32.
+    pub fn allocate_with(
+        gpu: &Gpu,
+        config: &ModelConfig,
+        quant: &dyn Fn(&str) -> Option<GgmlType>,
+    ) -> Result<ModelWeights> {
         let (c, f) = (config.hidden_size, config.intermediate_size);
         let (qd, kvd) = (config.q_dim(), config.kv_dim());
         let (qkv_bias, o_bias) = (config.qkv_bias(), config.o_bias());
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for i in 0..config.num_hidden_layers {
             let p = format!("model.layers.{i}");
+            let lin = |name: &str, out, inp, bias| linear(gpu, &format!("{p}.{name}"), out, inp, bias, quant);
             layers.push(LayerWeights {
                 input_layernorm: zeros(gpu, &format!("{p}.input_layernorm.weight"), &[c])?,
-                q_proj: linear(gpu, &format!("{p}.self_attn.q_proj"), qd, c, qkv_bias)?,
-                k_proj: linear(gpu, &format!("{p}.self_attn.k_proj"), kvd, c, qkv_bias)?,
-                v_proj: linear(gpu, &format!("{p}.self_attn.v_proj"), kvd, c, qkv_bias)?,
-                o_proj: linear(gpu, &format!("{p}.self_attn.o_proj"), c, qd, o_bias)?,
+                q_proj: lin("self_attn.q_proj", qd, c, qkv_bias)?,
+                k_proj: lin("self_attn.k_proj", kvd, c, qkv_bias)?,
+                v_proj: lin("self_attn.v_proj", kvd, c, qkv_bias)?,
+                o_proj: lin("self_attn.o_proj", c, qd, o_bias)?,
                 post_attention_layernorm: zeros(gpu, &format!("{p}.post_attention_layernorm.weight"), &[c])?,
-                gate_proj: linear(gpu, &format!("{p}.mlp.gate_proj"), f, c, false)?,
-                up_proj: linear(gpu, &format!("{p}.mlp.up_proj"), f, c, false)?,
-                down_proj: linear(gpu, &format!("{p}.mlp.down_proj"), c, f, false)?,
+                gate_proj: lin("mlp.gate_proj", f, c, false)?,
+                up_proj: lin("mlp.up_proj", f, c, false)?,
+                down_proj: lin("mlp.down_proj", c, f, false)?,
             });
         }
         Ok(ModelWeights {
@@ -83,12 +155,13 @@ impl ModelWeights {
         })
     }
 
-    /// Every tensor with its Hugging Face name, in checkpoint order.
-    pub fn named(&self) -> Vec<(String, &Tensor)> {
-        let mut out = vec![("model.embed_tokens.weight".to_string(), &self.embed_tokens)];
+    /// Every weight with its Hugging Face name, in checkpoint order (handles to the buffers).
+    pub fn named(&self) -> Vec<(String, Weight)> {
+        let f32 = |t: &Tensor| Weight::F32(t.clone());
+        let mut out = vec![("model.embed_tokens.weight".to_string(), f32(&self.embed_tokens))];
         for (i, l) in self.layers.iter().enumerate() {
             let p = format!("model.layers.{i}");
-            out.push((format!("{p}.input_layernorm.weight"), &l.input_layernorm));
+            out.push((format!("{p}.input_layernorm.weight"), f32(&l.input_layernorm)));
             let linears = [
                 ("self_attn.q_proj", &l.q_proj),
                 ("self_attn.k_proj", &l.k_proj),
@@ -99,30 +172,40 @@ impl ModelWeights {
                 ("mlp.down_proj", &l.down_proj),
             ];
             for (name, lin) in linears {
-                out.push((format!("{p}.{name}.weight"), &lin.weight));
+                out.push((format!("{p}.{name}.weight"), lin.weight.clone()));
                 if let Some(b) = &lin.bias {
-                    out.push((format!("{p}.{name}.bias"), b));
+                    out.push((format!("{p}.{name}.bias"), f32(b)));
                 }
             }
-            out.push((format!("{p}.post_attention_layernorm.weight"), &l.post_attention_layernorm));
+            out.push((format!("{p}.post_attention_layernorm.weight"), f32(&l.post_attention_layernorm)));
         }
-        out.push(("model.norm.weight".to_string(), &self.norm));
+        out.push(("model.norm.weight".to_string(), f32(&self.norm)));
         if let Some(h) = &self.lm_head {
-            out.push(("lm_head.weight".to_string(), h));
+            out.push(("lm_head.weight".to_string(), f32(h)));
         }
         out
     }
 
-    /// The tensor called `name`, if the model has one.
-    pub fn get(&self, name: &str) -> Option<&Tensor> {
+    /// The weight called `name`, if the model has one.
+    pub fn get(&self, name: &str) -> Option<Weight> {
         self.named().into_iter().find(|(n, _)| n == name).map(|(_, t)| t)
     }
 
-    /// Writes f32 values into the tensor `name`, checking its shape.
+    /// The f32 tensor called `name`; an error when there is none or it is quantized.
+    pub fn get_f32(&self, name: &str) -> Result<Tensor> {
+        let err = |detail: &str| Error::Tensor { name: name.into(), detail: detail.into() };
+        match self.get(name) {
+            None => Err(err("the model has no such tensor")),
+            Some(Weight::Quant(q)) => {
+                Err(err(&format!("kept as {} on the GPU; load the model dequantized for f32 access", q.ty().name())))
+            }
+            Some(Weight::F32(t)) => Ok(t),
+        }
+    }
+
+    /// Writes f32 values into the f32 tensor `name`, checking its shape.
     pub fn write(&self, gpu: &Gpu, name: &str, shape: &[usize], data: &[f32]) -> Result<()> {
-        let t = self
-            .get(name)
-            .ok_or_else(|| Error::Tensor { name: name.into(), detail: "the model has no such tensor".into() })?;
+        let t = self.get_f32(name)?;
         if t.shape() != shape {
             return Err(Error::Tensor {
                 name: name.into(),
@@ -137,8 +220,21 @@ impl ModelWeights {
         self.lm_head.as_ref().unwrap_or(&self.embed_tokens)
     }
 
+    /// Whether any projection is kept quantized.
+    pub fn is_quantized(&self) -> bool {
+        self.named().iter().any(|(_, w)| matches!(w, Weight::Quant(_)))
+    }
+
     /// Bytes the weights take on the GPU.
     pub fn gpu_bytes(&self) -> u64 {
-        self.named().iter().map(|(_, t)| t.byte_size()).sum()
+        self.named().iter().map(|(_, w)| w.gpu_bytes()).sum()
+    }
+
+    /// Bytes the seven projections of every layer take on the GPU.
+    pub fn projection_gpu_bytes(&self) -> u64 {
+        let l = self.layers.iter();
+        l.flat_map(|l| [&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj])
+            .map(|lin| lin.weight.gpu_bytes())
+            .sum()
     }
 }

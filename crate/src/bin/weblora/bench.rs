@@ -1,12 +1,15 @@
 //! `weblora bench`: matmul throughput at SmolLM2-135M's training shapes and the speed of whole
 //! training steps, on whatever adapter wgpu opens. Baselines are measured in the same run.
+//! `weblora bench --load MODEL` measures loading a model instead: time, peak host memory and
+//! GPU bytes, with the projections kept quantized and dequantized.
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use weblora::gpu::{DType, Gpu, Program, QuantTensor, Tensor};
 use weblora::io::ggml::GgmlType;
 use weblora::lora::{Lora, LoraConfig, Target};
-use weblora::model::{Batch, Model, ModelConfig, ModelWeights, Plan, PlanOptions};
+use weblora::model::{load, Batch, Linear, Model, ModelConfig, ModelWeights, Plan, PlanOptions, Weight};
 use weblora::ops::{self, StepParams};
 use weblora::Result;
 
@@ -27,6 +30,17 @@ pub struct BenchArgs {
     /// Timed training steps.
     #[arg(long, default_value_t = 3)]
     steps: usize,
+    /// Also time the training step with the projections kept in this GGML type (q4_1, q8_0, …).
+    #[arg(long)]
+    quant: Option<String>,
+    /// Measure loading this model (.gguf or Hugging Face folder) instead: load time, peak host
+    /// memory and GPU bytes, with the projections kept quantized and dequantized.
+    #[arg(long)]
+    load: Option<PathBuf>,
+    /// One load measurement, "quantized" or "f32", in this process (`--load` runs each in a
+    /// fresh process so neither inherits the other's memory).
+    #[arg(long, hide = true, requires = "load")]
+    load_only: Option<String>,
 }
 
 /// SmolLM2-135M's shape with random weights.
@@ -46,6 +60,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "adapter: {} ({}, {}), shader-f16 {}, subgroups {}",
         i.name, i.backend, i.device_type, i.shader_f16, i.subgroups
     );
+    if let Some(path) = &args.load {
+        return bench_load(&gpu, path, args.load_only.as_deref());
+    }
     bench_matmuls(&gpu, args.rows)?;
     bench_quant_matmuls(&gpu, args.rows)?;
     bench_steps(&gpu, &args)
@@ -165,15 +182,133 @@ fn cpu_gflops(data: &[f32], m: usize, n: usize, k: usize) -> f64 {
     2.0 * (rows * n * k) as f64 / start.elapsed().as_secs_f64() / 1e9
 }
 
+/// The value in kB of `key` (VmRSS, VmHWM) in /proc/self/status.
+fn proc_kb(key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Resets VmHWM to the current resident size (Linux 4.0 and later).
+fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+fn model_file_bytes(path: &Path) -> u64 {
+    let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    if !path.is_dir() {
+        return len(path);
+    }
+    let files = std::fs::read_dir(path).into_iter().flatten().flatten().map(|e| e.path());
+    files.filter(|p| p.extension().is_some_and(|e| e == "safetensors")).map(|p| len(&p)).sum()
+}
+
+/// Loads the model with the projections kept quantized, then dequantized, each in a fresh
+/// process, measuring the load time, the peak resident host memory during the load (VmHWM
+/// reset before it) and the GPU bytes of the weights. On a software adapter (lavapipe) GPU
+/// buffers are host memory, so the peak includes the weights themselves.
+fn bench_load(gpu: &Gpu, path: &Path, only: Option<&str>) -> Result<()> {
+    let Some(mode) = only else {
+        println!("\nloading {} ({:.1} MB on disk)", path.display(), model_file_bytes(path) as f64 / 1e6);
+        println!(
+            "{:<10} {:>7} {:>14} {:>12} {:>12} {:>10} {:>15} {:>15}",
+            "weights",
+            "load s",
+            "RSS before MB",
+            "peak MB",
+            "increase MB",
+            "GPU MB",
+            "projections MB",
+            "increase − GPU"
+        );
+        let exe = std::env::current_exe().map_err(|e| weblora::Error::Config(format!("bench --load: {e}")))?;
+        for mode in ["quantized", "f32"] {
+            let out = std::process::Command::new(&exe)
+                .args(["bench", "--load"])
+                .arg(path)
+                .args(["--load-only", mode])
+                .output()
+                .map_err(|e| weblora::Error::Config(format!("bench --load: {e}")))?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let row = text.lines().last().unwrap_or_default();
+            if !out.status.success() {
+                return Err(weblora::Error::Config(format!(
+                    "bench --load {mode}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )));
+            }
+            println!("{row}");
+        }
+        return Ok(());
+    };
+    let opts = match mode {
+        "quantized" => load::LoadOptions::default(),
+        _ => load::LoadOptions::dequantized(),
+    };
+    let mb = |kb: u64| kb as f64 / 1e3;
+    gpu.wait()?;
+    let exact = reset_peak();
+    let before = proc_kb("VmRSS").unwrap_or(0);
+    let start = Instant::now();
+    let model = load::load_model_with(gpu, path, opts)?;
+    // The copies of the writes still queued run now, as they would at the first step.
+    gpu.queue.submit([]);
+    gpu.wait()?;
+    let secs = start.elapsed().as_secs_f64();
+    let peak = proc_kb("VmHWM").unwrap_or(0);
+    let w = &model.weights;
+    let increase = peak.saturating_sub(before);
+    println!(
+        "{mode:<10} {secs:>7.2} {:>14.1} {:>12.1} {:>12.1} {:>10.1} {:>15.1} {:>15.1}{}",
+        mb(before),
+        mb(peak),
+        mb(increase),
+        w.gpu_bytes() as f64 / 1e6,
+        w.projection_gpu_bytes() as f64 / 1e6,
+        mb(increase) - w.gpu_bytes() as f64 / 1e6,
+        if exact { "" } else { "  (VmHWM could not be reset: the peak is the process's)" }
+    );
+    Ok(())
+}
+
+/// Replaces every projection of `weights` with a zero-filled weight of GGML type `ty`.
+fn quantize_projections(gpu: &Gpu, weights: &mut ModelWeights, ty: GgmlType) -> Result<()> {
+    for l in &mut weights.layers {
+        let linears = [
+            &mut l.q_proj,
+            &mut l.k_proj,
+            &mut l.v_proj,
+            &mut l.o_proj,
+            &mut l.gate_proj,
+            &mut l.up_proj,
+            &mut l.down_proj,
+        ];
+        for lin in linears {
+            let Linear { out_features: n, in_features: k, .. } = *lin;
+            lin.weight = Weight::Quant(QuantTensor::zeros(gpu, "w", ty, n, k)?);
+        }
+    }
+    Ok(())
+}
+
 fn bench_steps(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
     let config = smollm2_config(args.layers)?;
     let weights = ModelWeights::allocate(gpu, &config)?;
-    for (n, (_, t)) in weights.named().into_iter().enumerate() {
-        let values: Vec<f32> = (0..t.numel()).map(|i| (((i * 7 + n) % 13) as f32 - 6.0) * 0.01).collect();
-        t.write_f32(gpu, &values)?;
+    for (n, (_, w)) in weights.named().into_iter().enumerate() {
+        let values: Vec<f32> = (0..w.numel()).map(|i| (((i * 7 + n) % 13) as f32 - 6.0) * 0.01).collect();
+        w.f32().expect("allocated as f32").write_f32(gpu, &values)?;
     }
-    let weight_bytes = weights.gpu_bytes();
-    let model = Model { config, weights };
+    let mut models = vec![("f32".to_string(), Model { config: config.clone(), weights: weights.clone() })];
+    if let Some(name) = &args.quant {
+        let ty = QuantTensor::TYPES
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(name))
+            .ok_or_else(|| weblora::Error::Config(format!("--quant {name}: not one of {:?}", QuantTensor::TYPES)))?;
+        let mut q = weights.clone();
+        quantize_projections(gpu, &mut q, ty)?;
+        models.push((ty.name().to_string(), Model { config: config.clone(), weights: q }));
+    }
+    let model = &models[0].1;
     let cfg = LoraConfig { r: 8, alpha: 16.0, dropout: 0.0, targets: Target::ALL.to_vec(), use_rslora: false };
     let lora = Lora::new(gpu, &model.config, cfg)?;
     lora.init_peft(gpu, 0)?;
@@ -182,36 +317,38 @@ fn bench_steps(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
     let targets: Vec<i32> = (0..b * t).map(|i| ((i * 17 + 1) % 49152) as i32).collect();
     let batch = Batch::new(b, t, ids, targets)?;
     println!(
-        "\ntraining step: SmolLM2-135M shape ({} layers, random weights, {:.0} MB f32 on the GPU), LoRA r=8 all-linear, batch {b} × seq {t}",
+        "\ntraining step: SmolLM2-135M shape ({} layers, random weights), LoRA r=8 all-linear, batch {b} × seq {t}",
         args.layers,
-        weight_bytes as f64 / 1e6
     );
-    println!("baseline: the same step without recompute");
+    println!("baseline: f32 weights without recompute");
     let mut baseline = None;
-    for recompute in [false, true] {
-        let plan = Plan::new(gpu, &model, &lora, b, t, PlanOptions { recompute, ..Default::default() })?;
-        plan.set_batch(&batch)?;
-        let sp = StepParams {
-            inv_count: 1.0 / batch.supervised() as f32,
-            lr: 1e-4,
-            bias_correction1: 0.1,
-            bias_correction2_sqrt: 0.03,
-            ..Default::default()
-        };
-        pollster::block_on(plan.step(sp, true, true))?;
-        let start = Instant::now();
-        for _ in 0..args.steps {
+    for (label, model) in &models {
+        for recompute in [false, true] {
+            let plan = Plan::new(gpu, model, &lora, b, t, PlanOptions { recompute, ..Default::default() })?;
+            plan.set_batch(&batch)?;
+            let sp = StepParams {
+                inv_count: 1.0 / batch.supervised() as f32,
+                lr: 1e-4,
+                bias_correction1: 0.1,
+                bias_correction2_sqrt: 0.03,
+                ..Default::default()
+            };
             pollster::block_on(plan.step(sp, true, true))?;
+            let start = Instant::now();
+            for _ in 0..args.steps {
+                pollster::block_on(plan.step(sp, true, true))?;
+            }
+            let secs = start.elapsed().as_secs_f64() / args.steps as f64;
+            let tps = (b * t) as f64 / secs;
+            let base = *baseline.get_or_insert(tps);
+            println!(
+                "{label:<5} weights ({:>4.0} MB)  recompute {:<5}  {secs:>8.3} s/step  {tps:>9.1} tokens/s  {:.2}× baseline  ({} activation MB)",
+                model.weights.gpu_bytes() as f64 / 1e6,
+                recompute,
+                tps / base,
+                plan.activation_bytes() / 1_000_000
+            );
         }
-        let secs = start.elapsed().as_secs_f64() / args.steps as f64;
-        let tps = (b * t) as f64 / secs;
-        let base = *baseline.get_or_insert(tps);
-        println!(
-            "recompute {:<5}  {secs:>8.3} s/step  {tps:>9.1} tokens/s  {:.2}× baseline  ({} activation MB)",
-            recompute,
-            tps / base,
-            plan.activation_bytes() / 1_000_000
-        );
     }
     Ok(())
 }

@@ -23,6 +23,9 @@ enum Command {
         /// A .gguf file or a Hugging Face folder.
         #[arg(long)]
         model: PathBuf,
+        /// Load every weight as f32 instead of keeping a GGUF file's projections quantized.
+        #[arg(long)]
+        dequantize: bool,
     },
     /// Continue a prompt with the base model, or with an adapter.
     Generate(GenerateArgs),
@@ -69,6 +72,9 @@ struct GenerateArgs {
     /// Feed the prompt as it is, without the model's chat template.
     #[arg(long)]
     raw: bool,
+    /// Load every weight as f32 instead of keeping a GGUF file's projections quantized on the GPU.
+    #[arg(long)]
+    dequantize: bool,
 }
 
 fn gpu() -> Result<Gpu> {
@@ -77,11 +83,12 @@ fn gpu() -> Result<Gpu> {
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Inspect { model } => inspect(&model),
+        Command::Inspect { model, dequantize } => inspect(&model, dequantize),
         Command::Generate(args) => run_generate(args),
         Command::Merge { model, adapter, out } => {
             let g = gpu()?;
-            let m = load::load_model(&g, &model)?;
+            // Merging adds into f32 weights, and the folder written holds f32.
+            let m = load::load_model_with(&g, &model, load::LoadOptions::dequantized())?;
             let lora = weblora::lora::read_adapter_folder(&g, &m.config, &adapter)?;
             merge::merge_into(&g, &m, &lora)?;
             let (tok, template) = load::load_tokenizer(&model)?;
@@ -96,9 +103,9 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn inspect(path: &std::path::Path) -> Result<()> {
+fn inspect(path: &std::path::Path, dequantize: bool) -> Result<()> {
     let g = gpu()?;
-    let model = load::load_model(&g, path)?;
+    let model = load::load_model_with(&g, path, crate::train::load_options(dequantize))?;
     let c = &model.config;
     println!("model        {}", path.display());
     println!("architecture {}", c.model_type.as_deref().unwrap_or("llama"));
@@ -107,7 +114,7 @@ fn inspect(path: &std::path::Path) -> Result<()> {
     println!("heads        {} query, {} key/value, head dim {}", c.num_attention_heads, c.n_kv_heads(), c.head_dim());
     println!("vocabulary   {}{}", c.vocab_size, if c.tie_word_embeddings { " (tied embeddings)" } else { "" });
     println!("rope         {:?}", c.rope());
-    let params: usize = model.weights.named().iter().map(|(_, t)| t.numel()).sum();
+    let params: usize = model.weights.named().iter().map(|(_, w)| w.numel()).sum();
     println!("parameters   {:.1} M", params as f64 / 1e6);
     if !path.is_dir() {
         let header = weblora::io::read_gguf_header(path)?;
@@ -117,13 +124,21 @@ fn inspect(path: &std::path::Path) -> Result<()> {
         }
         println!("file types   {types:?}");
     }
-    println!("GPU weights  {:.1} MB (f32) on {}", model.weights.gpu_bytes() as f64 / 1e6, g.info.name);
+    let w = &model.weights;
+    let mb = |b: u64| b as f64 / 1e6;
+    let kept = if w.is_quantized() { "projections kept quantized" } else { "f32" };
+    println!(
+        "GPU weights  {:.1} MB ({kept}; projections {:.1} MB) on {}",
+        mb(w.gpu_bytes()),
+        mb(w.projection_gpu_bytes()),
+        g.info.name
+    );
     Ok(())
 }
 
 fn run_generate(args: GenerateArgs) -> Result<()> {
     let g = gpu()?;
-    let model = load::load_model(&g, &args.model)?;
+    let model = load::load_model_with(&g, &args.model, crate::train::load_options(args.dequantize))?;
     let (tok, template) = load::load_tokenizer(&args.model)?;
     let lora =
         args.adapter.as_ref().map(|dir| weblora::lora::read_adapter_folder(&g, &model.config, dir)).transpose()?;

@@ -42,6 +42,9 @@ pub struct DataArgs {
 pub struct TrainArgs {
     #[command(flatten)]
     data: DataArgs,
+    /// Load every weight as f32 instead of keeping a GGUF file's projections quantized on the GPU.
+    #[arg(long)]
+    pub dequantize: bool,
     /// Output folder: the PEFT adapter, the GGUF adapter (GGUF bases), trainer_state.json, checkpoints.
     #[arg(long)]
     out: PathBuf,
@@ -106,11 +109,23 @@ pub struct TrainArgs {
 pub struct EvalArgs {
     #[command(flatten)]
     data: DataArgs,
+    /// Load every weight as f32 instead of keeping a GGUF file's projections quantized on the GPU.
+    #[arg(long)]
+    pub dequantize: bool,
     /// A PEFT adapter folder.
     #[arg(long)]
     adapter: Option<PathBuf>,
     #[arg(long, default_value_t = 4)]
     batch_size: usize,
+}
+
+/// The load options of `--dequantize`.
+pub fn load_options(dequantize: bool) -> load::LoadOptions {
+    if dequantize {
+        load::LoadOptions::dequantized()
+    } else {
+        load::LoadOptions::default()
+    }
 }
 
 fn cfg_err(e: impl std::fmt::Display) -> Error {
@@ -166,7 +181,7 @@ pub fn run_data(args: DataArgs) -> Result<()> {
 pub fn run_eval(args: EvalArgs) -> Result<()> {
     let (tok, prepared) = prepare(&args.data, 0.0, None, 42)?;
     let g = pollster::block_on(Gpu::new())?;
-    let model = load::load_model(&g, &args.data.model)?;
+    let model = load::load_model_with(&g, &args.data.model, load_options(args.dequantize))?;
     let lora = match &args.adapter {
         Some(dir) => weblora::lora::read_adapter_folder(&g, &model.config, dir)?,
         None => no_adapter(&g, &model)?,
@@ -203,7 +218,7 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
         return Err(Error::Config(format!("{}: no supervised tokens to train on", d.data.display())));
     }
     let g = pollster::block_on(Gpu::new())?;
-    let model = load::load_model(&g, &d.model)?;
+    let model = load::load_model_with(&g, &d.model, load_options(args.dequantize))?;
     let lora = match &args.init_adapter {
         Some(dir) => weblora::lora::read_adapter_folder(&g, &model.config, dir)?,
         None => {
