@@ -450,9 +450,13 @@ impl Engine {
             let mut st = busy(&state)?;
             let (run, _) = st.run()?;
             let done = run.step().await?;
-            let mut v = serde_json::to_value(&done).map_err(|e| Error::Config(e.to_string()))?;
-            v["done"] = run.is_done().into();
-            serialize(&v)
+            let r = &done.record;
+            // A diverged update's loss or gradient norm is null (JSON has no NaN).
+            serialize(&serde_json::json!({
+                "step": r.step, "loss": r.loss, "gradNorm": r.grad_norm, "learningRate": r.learning_rate,
+                "tokens": r.tokens, "batchTokens": done.batch_tokens, "epoch": done.epoch, "eval": done.eval,
+                "done": run.is_done(),
+            }))
         })
     }
 

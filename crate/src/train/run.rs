@@ -45,9 +45,8 @@ impl Default for RunOptions {
 }
 
 /// What one update of a run did.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct RunStep {
-    #[serde(flatten)]
     pub record: StepRecord,
     /// Tokens in the update's batches, padding included (the work done).
     pub batch_tokens: usize,
