@@ -89,7 +89,14 @@ struct DataSettings {
 
 impl Default for DataSettings {
     fn default() -> Self {
-        DataSettings { seq_len: 512, train_on: "answers".into(), eval_split: 0.0, format: None, skip_bad_lines: false, seed: 42 }
+        DataSettings {
+            seq_len: 512,
+            train_on: "answers".into(),
+            eval_split: 0.0,
+            format: None,
+            skip_bad_lines: false,
+            seed: 42,
+        }
     }
 }
 
@@ -158,7 +165,15 @@ struct GenerateSettings {
 
 impl Default for GenerateSettings {
     fn default() -> Self {
-        GenerateSettings { max_new_tokens: 64, temperature: 0.0, top_k: 0, top_p: 1.0, seed: 0, adapter: false, raw: false }
+        GenerateSettings {
+            max_new_tokens: 64,
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            seed: 0,
+            adapter: false,
+            raw: false,
+        }
     }
 }
 
@@ -185,6 +200,17 @@ struct RunInfo {
     trainable_parameters: usize,
     has_eval: bool,
     step: usize,
+}
+
+impl RunInfo {
+    fn of(run: &Run, lora: &Lora) -> RunInfo {
+        RunInfo {
+            total_steps: run.total_steps(),
+            trainable_parameters: lora.num_params(),
+            has_eval: run.has_eval(),
+            step: run.trainer.step,
+        }
+    }
 }
 
 /// The engine behind the `weblora` npm package; see the module docs.
@@ -217,9 +243,7 @@ fn busy(state: &Rc<RefCell<State>>) -> Result<std::cell::RefMut<'_, State>> {
 }
 
 fn serialize<T: Serialize>(value: &T) -> Result<JsValue> {
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| Error::Config(e.to_string()))
+    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| Error::Config(e.to_string()))
 }
 
 #[wasm_bindgen]
@@ -431,12 +455,7 @@ impl Engine {
             let pad = data::pad_id(&base.tokenizer);
             let (train, eval) = (prepared.train.examples.clone(), prepared.eval.clone());
             let run = Run::new(&st.gpu, &base.model, &lora, train, eval, pad, &options)?;
-            let info = RunInfo {
-                total_steps: run.total_steps(),
-                trainable_parameters: lora.num_params(),
-                has_eval: run.has_eval(),
-                step: run.trainer.step,
-            };
+            let info = RunInfo::of(&run, &lora);
             st.run = Some((run, lora));
             Ok(info)
         })?;
@@ -555,12 +574,7 @@ impl Engine {
             let (run, lora) = st.run()?;
             let position = run.trainer.restore("checkpoint", adapter, optimizer, trainer_state)?;
             run.set_position(&position);
-            Ok(RunInfo {
-                total_steps: run.total_steps(),
-                trainable_parameters: lora.num_params(),
-                has_eval: run.has_eval(),
-                step: run.trainer.step,
-            })
+            Ok(RunInfo::of(run, lora))
         })?;
         to_js(&info)
     }

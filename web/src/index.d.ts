@@ -167,6 +167,8 @@ export class WebLoRA {
   on<K extends keyof Events>(type: K, listener: (data: Events[K]) => void): () => void;
   /** A `.gguf` URL, a Hugging Face repo id or `resolve/main/` URL, or local files. */
   loadModel(source: string | Blob | File[] | FileList, options?: { cache?: boolean }): Promise<ModelInfo>;
+  /** Reads a dataset with the loaded model's tokenizer. A new dataset ends the current run: its
+   * adapter is dropped (export it first), and the next `train` starts a fresh one. */
   loadData(data: Blob | string, settings?: DataSettings, name?: string): Promise<DataSummary>;
   train(
     settings?: TrainSettings,
