@@ -23,7 +23,7 @@ fn open(path: &Path) -> Result<(File, String, u64), LoadError> {
 /// Reads `file` in chunks of `chunk_size` bytes, passing each to `feed` until it returns false
 /// or the file ends.
 pub fn read_chunks<E: From<LoadError>>(
-    mut file: File,
+    mut file: impl Read,
     name: &str,
     chunk_size: usize,
     mut feed: impl FnMut(&[u8]) -> Result<bool, E>,

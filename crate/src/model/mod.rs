@@ -7,6 +7,8 @@ pub mod export;
 mod layer;
 pub mod load;
 mod plan;
+#[cfg(not(target_arch = "wasm32"))]
+mod source;
 mod weights;
 
 pub use config::{ModelConfig, RopeParameters};

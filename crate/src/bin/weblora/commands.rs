@@ -88,7 +88,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Merge { model, adapter, out } => {
             let g = gpu()?;
             // Merging adds into f32 weights, and the folder written holds f32.
-            let m = load::load_model_with(&g, &model, load::LoadOptions::dequantized())?;
+            let m = crate::train::load_model(&g, &model, true)?;
             let lora = weblora::lora::read_adapter_folder(&g, &m.config, &adapter)?;
             merge::merge_into(&g, &m, &lora)?;
             let (tok, template) = load::load_tokenizer(&model)?;
@@ -105,7 +105,7 @@ pub fn run(cli: Cli) -> Result<()> {
 
 fn inspect(path: &std::path::Path, dequantize: bool) -> Result<()> {
     let g = gpu()?;
-    let model = load::load_model_with(&g, path, crate::train::load_options(dequantize))?;
+    let model = crate::train::load_model(&g, path, dequantize)?;
     let c = &model.config;
     println!("model        {}", path.display());
     println!("architecture {}", c.model_type.as_deref().unwrap_or("llama"));
@@ -116,7 +116,7 @@ fn inspect(path: &std::path::Path, dequantize: bool) -> Result<()> {
     println!("rope         {:?}", c.rope());
     let params: usize = model.weights.named().iter().map(|(_, w)| w.numel()).sum();
     println!("parameters   {:.1} M", params as f64 / 1e6);
-    if !path.is_dir() {
+    if path.is_file() {
         let header = weblora::io::read_gguf_header(path)?;
         let mut types = std::collections::BTreeMap::new();
         for t in &header.tensors {
@@ -138,7 +138,7 @@ fn inspect(path: &std::path::Path, dequantize: bool) -> Result<()> {
 
 fn run_generate(args: GenerateArgs) -> Result<()> {
     let g = gpu()?;
-    let model = load::load_model_with(&g, &args.model, crate::train::load_options(args.dequantize))?;
+    let model = crate::train::load_model(&g, &args.model, args.dequantize)?;
     let (tok, template) = load::load_tokenizer(&args.model)?;
     let lora =
         args.adapter.as_ref().map(|dir| weblora::lora::read_adapter_folder(&g, &model.config, dir)).transpose()?;

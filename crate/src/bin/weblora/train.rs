@@ -119,13 +119,27 @@ pub struct EvalArgs {
     batch_size: usize,
 }
 
-/// The load options of `--dequantize`.
-pub fn load_options(dequantize: bool) -> load::LoadOptions {
-    if dequantize {
-        load::LoadOptions::dequantized()
-    } else {
-        load::LoadOptions::default()
-    }
+/// Loads `--model` (a file, a folder, a URL or a Hugging Face repo id) with a progress bar
+/// over its bytes; projections of a GGUF model stay quantized unless `dequantize`.
+pub fn load_model(g: &Gpu, model: &Path, dequantize: bool) -> Result<Model> {
+    let options = if dequantize { load::LoadOptions::dequantized() } else { load::LoadOptions::default() };
+    let source = load::ModelSource::parse(&model.to_string_lossy())?;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("loading {msg} {bar:30} {bytes}/{total_bytes}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut shown = String::new();
+    let model = load::load_from(g, &source, options, &mut |file, p| {
+        if shown != file {
+            shown = file.to_string();
+            bar.set_message(file.rsplit('/').next().unwrap_or(file).to_string());
+            bar.set_length(p.total.unwrap_or(0));
+        }
+        bar.set_position(p.consumed);
+    });
+    bar.finish_and_clear();
+    model
 }
 
 fn cfg_err(e: impl std::fmt::Display) -> Error {
@@ -181,7 +195,7 @@ pub fn run_data(args: DataArgs) -> Result<()> {
 pub fn run_eval(args: EvalArgs) -> Result<()> {
     let (tok, prepared) = prepare(&args.data, 0.0, None, 42)?;
     let g = pollster::block_on(Gpu::new())?;
-    let model = load::load_model_with(&g, &args.data.model, load_options(args.dequantize))?;
+    let model = load_model(&g, &args.data.model, args.dequantize)?;
     let lora = match &args.adapter {
         Some(dir) => weblora::lora::read_adapter_folder(&g, &model.config, dir)?,
         None => no_adapter(&g, &model)?,
@@ -218,7 +232,7 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
         return Err(Error::Config(format!("{}: no supervised tokens to train on", d.data.display())));
     }
     let g = pollster::block_on(Gpu::new())?;
-    let model = load::load_model_with(&g, &d.model, load_options(args.dequantize))?;
+    let model = load_model(&g, &d.model, args.dequantize)?;
     let lora = match &args.init_adapter {
         Some(dir) => weblora::lora::read_adapter_folder(&g, &model.config, dir)?,
         None => {

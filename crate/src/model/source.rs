@@ -1,0 +1,228 @@
+//! Where a model's files come from natively: a local `.gguf` file or folder, or an HTTP(S) URL
+//! of a `.gguf` file or of a folder (a URL ending in `/`, such as a Hugging Face `resolve/main/`
+//! URL; a Hugging Face repo id `owner/name` that is not a local path means that). Every file is
+//! read as a stream of chunks into the push-based loaders, with progress reported as it goes.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::load::{tokenizer_from_gguf, tokenizer_from_hf, GgufLoader, HfLoader, LoadOptions};
+use super::Model;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::io::{read_chunks, GgufEvent, GgufReader, LoadError, Progress, SafetensorsIndex, DEFAULT_CHUNK_SIZE};
+use crate::tokenizer::Tokenizer;
+
+/// A model's location; see the module docs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelSource {
+    GgufFile(PathBuf),
+    Folder(PathBuf),
+    GgufUrl(String),
+    /// The base URL of a folder, ending in `/`.
+    FolderUrl(String),
+}
+
+/// One open file: a reader, its length when known, and its name for messages.
+struct Opened {
+    reader: Box<dyn Read>,
+    total: Option<u64>,
+    name: String,
+}
+
+impl ModelSource {
+    /// Reads a `--model` argument.
+    pub fn parse(spec: &str) -> Result<ModelSource> {
+        let is_url = spec.starts_with("http://") || spec.starts_with("https://");
+        if is_url {
+            let path = spec.split(['?', '#']).next().unwrap_or(spec);
+            if path.to_ascii_lowercase().ends_with(".gguf") {
+                return Ok(ModelSource::GgufUrl(spec.to_string()));
+            }
+            let base = if spec.ends_with('/') { spec.to_string() } else { format!("{spec}/") };
+            return Ok(ModelSource::FolderUrl(base));
+        }
+        let path = PathBuf::from(spec);
+        if path.is_dir() {
+            return Ok(ModelSource::Folder(path));
+        }
+        if path.exists() {
+            return Ok(ModelSource::GgufFile(path));
+        }
+        let parts: Vec<&str> = spec.split('/').collect();
+        let repo_id = parts.len() == 2 && parts.iter().all(|p| !p.is_empty() && !p.starts_with('.'));
+        if repo_id && !spec.ends_with(".gguf") {
+            return Ok(ModelSource::FolderUrl(format!("https://huggingface.co/{spec}/resolve/main/")));
+        }
+        Err(Error::Config(format!("{spec}: no such file or folder")))
+    }
+
+    /// Whether this is a GGUF file (else a folder).
+    pub fn is_gguf(&self) -> bool {
+        matches!(self, ModelSource::GgufFile(_) | ModelSource::GgufUrl(_))
+    }
+
+    /// How messages name it.
+    pub fn name(&self) -> String {
+        match self {
+            ModelSource::GgufFile(p) | ModelSource::Folder(p) => p.display().to_string(),
+            ModelSource::GgufUrl(u) | ModelSource::FolderUrl(u) => u.clone(),
+        }
+    }
+
+    /// Opens the GGUF file, or the file `name` of the folder. A missing optional file is `None`.
+    fn open(&self, file: Option<&str>, optional: bool) -> Result<Option<Opened>> {
+        match (self, file) {
+            (ModelSource::GgufFile(p), None) => open_path(p, optional),
+            (ModelSource::Folder(dir), Some(f)) => open_path(&dir.join(f), optional),
+            (ModelSource::GgufUrl(u), None) => open_url(u, optional),
+            (ModelSource::FolderUrl(base), Some(f)) => open_url(&format!("{base}{f}"), optional),
+            _ => {
+                Err(Error::Config(format!("{}: not a {}", self.name(), if file.is_some() { "folder" } else { "file" })))
+            }
+        }
+    }
+
+    fn open_required(&self, file: Option<&str>) -> Result<Opened> {
+        Ok(self.open(file, false)?.expect("a required file is never None"))
+    }
+
+    fn read_text(&self, file: &str, optional: bool) -> Result<Option<String>> {
+        let Some(mut f) = self.open(Some(file), optional)? else { return Ok(None) };
+        let mut text = String::new();
+        f.reader.read_to_string(&mut text).map_err(|e| Error::Config(format!("{}: {e}", f.name)))?;
+        Ok(Some(text))
+    }
+}
+
+fn open_path(path: &Path, optional: bool) -> Result<Option<Opened>> {
+    let name = path.display().to_string();
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if optional && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::Config(format!("{name}: {e}"))),
+    };
+    let total = file.metadata().map_err(|e| Error::Config(format!("{name}: {e}")))?.len();
+    Ok(Some(Opened { reader: Box::new(file), total: Some(total), name }))
+}
+
+fn open_url(url: &str, optional: bool) -> Result<Option<Opened>> {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let resp = agent.get(url).call().map_err(|e| Error::Config(format!("{url}: the download failed: {e}")))?;
+    let status = resp.status();
+    if optional && status == 404 {
+        return Ok(None);
+    }
+    if !status.is_success() {
+        return Err(Error::Config(format!("{url}: the server answered HTTP {status}")));
+    }
+    let total = resp.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let reader = resp.into_body().into_reader();
+    Ok(Some(Opened { reader: Box::new(reader), total, name: url.to_string() }))
+}
+
+/// Reads `f` chunk by chunk into `feed`, reporting progress for its name.
+fn stream(
+    mut f: Opened,
+    progress: &mut dyn FnMut(&str, Progress),
+    mut feed: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut done = 0u64;
+    let name = f.name.clone();
+    let reader: &mut dyn Read = &mut f.reader;
+    read_chunks(reader, &name, DEFAULT_CHUNK_SIZE, |chunk| {
+        feed(chunk)?;
+        done += chunk.len() as u64;
+        progress(&name, Progress { consumed: done, total: f.total });
+        Ok::<bool, Error>(true)
+    })
+}
+
+/// Loads a model from `source`, calling `progress` as bytes arrive.
+pub fn load_from(
+    gpu: &Gpu,
+    source: &ModelSource,
+    options: LoadOptions,
+    progress: &mut dyn FnMut(&str, Progress),
+) -> Result<Model> {
+    if source.is_gguf() {
+        let f = source.open_required(None)?;
+        let mut loader = GgufLoader::with_options(&f.name, f.total, options);
+        stream(f, progress, |chunk| loader.feed(gpu, chunk))?;
+        return Ok(loader.finish(gpu)?.0);
+    }
+    let config = source.read_text("config.json", false)?.unwrap_or_default();
+    let mut loader = HfLoader::new(gpu, &source.name(), &config)?;
+    let shards = match source.read_text("model.safetensors.index.json", true)? {
+        Some(index) => {
+            let name = format!("{}/model.safetensors.index.json", source.name());
+            SafetensorsIndex::parse(&name, index.as_bytes())?.shards().into_iter().map(String::from).collect()
+        }
+        None => vec!["model.safetensors".to_string()],
+    };
+    for shard in shards {
+        let f = source.open_required(Some(&shard))?;
+        loader.begin_file(&f.name, f.total);
+        stream(f, progress, |chunk| loader.feed(gpu, chunk))?;
+        loader.end_file(gpu)?;
+    }
+    loader.finish(gpu)
+}
+
+/// The tokenizer and chat template of `source`: a GGUF file's metadata (only its header is
+/// read), or a folder's tokenizer.json and tokenizer_config.json.
+pub fn tokenizer_from(source: &ModelSource) -> Result<(Tokenizer, Option<String>)> {
+    if !source.is_gguf() {
+        let json = source.read_text("tokenizer.json", false)?.unwrap_or_default();
+        let config = source.read_text("tokenizer_config.json", true)?;
+        let file = format!("{}/tokenizer.json", source.name());
+        return tokenizer_from_hf(&file, json.as_bytes(), config.as_deref());
+    }
+    let f = source.open_required(None)?;
+    let mut reader = GgufReader::new(f.name.clone(), f.total);
+    let ignore = |_: GgufEvent<'_>| Ok::<(), LoadError>(());
+    let name = f.name.clone();
+    let r: &mut dyn Read = &mut { f.reader };
+    read_chunks(r, &name, DEFAULT_CHUNK_SIZE, |chunk| {
+        reader.feed(chunk, ignore)?;
+        Ok::<bool, LoadError>(reader.header().is_none())
+    })?;
+    if reader.header().is_none() {
+        reader.finish(ignore)?;
+    }
+    tokenizer_from_gguf(reader.header().expect("the header was parsed, or finish failed"))
+}
+
+fn no_progress(_: &str, _: Progress) {}
+
+/// Loads a GGUF file, projections kept quantized.
+pub fn load_gguf(gpu: &Gpu, path: &Path) -> Result<Model> {
+    load_gguf_with(gpu, path, LoadOptions::default())
+}
+
+/// Loads a GGUF file, keeping the weights as `options` says.
+pub fn load_gguf_with(gpu: &Gpu, path: &Path, options: LoadOptions) -> Result<Model> {
+    load_from(gpu, &ModelSource::GgufFile(path.to_path_buf()), options, &mut no_progress)
+}
+
+/// Loads a Hugging Face folder: config.json, then model.safetensors or the shards named by
+/// model.safetensors.index.json.
+pub fn load_hf_folder(gpu: &Gpu, dir: &Path) -> Result<Model> {
+    load_from(gpu, &ModelSource::Folder(dir.to_path_buf()), LoadOptions::default(), &mut no_progress)
+}
+
+/// Loads a model from a `--model` argument (see [`ModelSource::parse`]), projections of a GGUF
+/// file kept quantized.
+pub fn load_model(gpu: &Gpu, path: &Path) -> Result<Model> {
+    load_model_with(gpu, path, LoadOptions::default())
+}
+
+/// Loads a model from a `--model` argument, keeping the weights as `options` says.
+pub fn load_model_with(gpu: &Gpu, path: &Path, options: LoadOptions) -> Result<Model> {
+    load_from(gpu, &ModelSource::parse(&path.to_string_lossy())?, options, &mut no_progress)
+}
+
+/// The tokenizer and chat template of a `--model` argument.
+pub fn load_tokenizer(path: &Path) -> Result<(Tokenizer, Option<String>)> {
+    tokenizer_from(&ModelSource::parse(&path.to_string_lossy())?)
+}
