@@ -3,6 +3,8 @@
 // this module only wires the page to it. `window.weblora` keeps the run's events for tests.
 
 import { WebLoRA, checkWebGPU } from "/web/src/index.js";
+import { drawLossChart } from "/chart.js";
+import { dropZone, saveBlob } from "/files.js";
 
 const DEMO_MODEL = "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
 const SAMPLE_DATA = { url: "/data/pirate_chat.jsonl", name: "pirate_chat.jsonl" };
@@ -569,7 +571,7 @@ async function train(resume = false) {
   }
   state.run = { startStep: null, totalSteps: null, activeMs: 0, since: null, lastStep: null, trainable: null };
   resetFigures();
-  drawChart();
+  scheduleChart();
   setTrainStatus(resume ? "Restoring the checkpoint…" : "Starting: building the GPU pipelines…");
   try {
     const client = await needClient();
@@ -751,141 +753,8 @@ function scheduleChart() {
   chartQueued = true;
   requestAnimationFrame(() => {
     chartQueued = false;
-    drawChart();
+    drawLossChart($("loss-chart"), hooks.steps, hooks.evals, state.run?.totalSteps ?? 0);
   });
-}
-
-/** A round step (1, 2 or 5 × 10^k) that cuts `range` into about `count` parts. */
-function niceStep(range, count) {
-  const raw = range / count;
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  const f = raw / mag;
-  return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
-}
-
-function drawChart() {
-  const canvas = $("loss-chart");
-  const dpr = window.devicePixelRatio || 1;
-  const w = canvas.clientWidth;
-  const h = canvas.clientHeight;
-  if (!w || !h) return;
-  if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
-    canvas.width = Math.round(w * dpr);
-    canvas.height = Math.round(h * dpr);
-  }
-  const ctx = canvas.getContext("2d");
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  ctx.clearRect(0, 0, w, h);
-  const css = getComputedStyle(canvas);
-  const color = (name) => css.getPropertyValue(name).trim();
-  const font = css.fontFamily;
-  ctx.font = `12px ${font}`;
-
-  const steps = hooks.steps;
-  const evals = hooks.evals;
-  if (!steps.length && !evals.length) {
-    ctx.fillStyle = color("--chart-text");
-    ctx.textAlign = "center";
-    ctx.textBaseline = "middle";
-    ctx.fillText("The loss appears here once training starts.", w / 2, h / 2);
-    return;
-  }
-
-  const pad = { left: 52, right: 14, top: 12, bottom: 38 };
-  const pw = w - pad.left - pad.right;
-  const ph = h - pad.top - pad.bottom;
-  const losses = steps.map((s) => s.loss).concat(evals.map((e) => e.loss));
-  let lo = Math.min(...losses);
-  let hi = Math.max(...losses);
-  if (hi - lo < 1e-6) {
-    lo -= 0.5;
-    hi += 0.5;
-  }
-  const yStep = niceStep(hi - lo, 5);
-  lo = Math.floor(lo / yStep) * yStep;
-  hi = Math.ceil(hi / yStep) * yStep;
-  const firstStep = steps.length ? Math.min(steps[0].step, evals[0]?.step ?? Infinity) : evals[0].step;
-  const x0 = Math.max(0, firstStep - 1);
-  const lastKnown = Math.max(steps[steps.length - 1]?.step ?? 0, evals[evals.length - 1]?.step ?? 0);
-  const x1 = Math.max(state.run?.totalSteps ?? 0, lastKnown, x0 + 1);
-  const X = (s) => pad.left + ((s - x0) / (x1 - x0)) * pw;
-  const Y = (v) => pad.top + (1 - (v - lo) / (hi - lo)) * ph;
-
-  // Grid and y ticks.
-  ctx.lineWidth = 1;
-  ctx.strokeStyle = color("--chart-grid");
-  ctx.fillStyle = color("--chart-text");
-  ctx.textAlign = "right";
-  ctx.textBaseline = "middle";
-  const yDigits = Math.max(0, -Math.floor(Math.log10(yStep)));
-  for (let v = lo; v <= hi + yStep / 2; v += yStep) {
-    const y = Math.round(Y(v)) + 0.5;
-    ctx.beginPath();
-    ctx.moveTo(pad.left, y);
-    ctx.lineTo(pad.left + pw, y);
-    ctx.stroke();
-    ctx.fillText(v.toFixed(yDigits), pad.left - 8, y);
-  }
-  // X ticks.
-  const xStep = Math.max(1, niceStep(x1 - x0, Math.max(2, Math.floor(pw / 70))));
-  ctx.textAlign = "center";
-  ctx.textBaseline = "top";
-  for (let s = Math.ceil(x0 / xStep) * xStep; s <= x1; s += xStep) {
-    const x = Math.round(X(s)) + 0.5;
-    ctx.beginPath();
-    ctx.moveTo(x, pad.top + ph);
-    ctx.lineTo(x, pad.top + ph + 4);
-    ctx.stroke();
-    ctx.fillText(String(s), x, pad.top + ph + 6);
-  }
-  ctx.strokeStyle = color("--chart-axis");
-  ctx.beginPath();
-  ctx.moveTo(pad.left + 0.5, pad.top);
-  ctx.lineTo(pad.left + 0.5, pad.top + ph + 0.5);
-  ctx.lineTo(pad.left + pw, pad.top + ph + 0.5);
-  ctx.stroke();
-
-  // Axis labels.
-  ctx.fillText("step", pad.left + pw / 2, h - 15);
-  ctx.save();
-  ctx.translate(13, pad.top + ph / 2);
-  ctx.rotate(-Math.PI / 2);
-  ctx.textBaseline = "middle";
-  ctx.fillText("loss", 0, 0);
-  ctx.restore();
-
-  // Training loss: a line, with dots while there are few points.
-  ctx.strokeStyle = color("--chart-train");
-  ctx.fillStyle = color("--chart-train");
-  ctx.lineWidth = 2;
-  ctx.lineJoin = "round";
-  ctx.beginPath();
-  steps.forEach((s, i) => (i ? ctx.lineTo(X(s.step), Y(s.loss)) : ctx.moveTo(X(s.step), Y(s.loss))));
-  ctx.stroke();
-  if (steps.length < 40) {
-    for (const s of steps) {
-      ctx.beginPath();
-      ctx.arc(X(s.step), Y(s.loss), 2.5, 0, 2 * Math.PI);
-      ctx.fill();
-    }
-  }
-
-  // Eval loss: points joined by a thin dashed line.
-  ctx.strokeStyle = color("--chart-eval");
-  ctx.fillStyle = color("--chart-eval");
-  if (evals.length > 1) {
-    ctx.lineWidth = 1.5;
-    ctx.setLineDash([4, 4]);
-    ctx.beginPath();
-    evals.forEach((e, i) => (i ? ctx.lineTo(X(e.step), Y(e.loss)) : ctx.moveTo(X(e.step), Y(e.loss))));
-    ctx.stroke();
-    ctx.setLineDash([]);
-  }
-  for (const e of evals) {
-    ctx.beginPath();
-    ctx.arc(X(e.step), Y(e.loss), 4.5, 0, 2 * Math.PI);
-    ctx.fill();
-  }
 }
 
 // ---------------------------------------------------------------- 5. try it
@@ -935,17 +804,6 @@ async function generate() {
 
 // ---------------------------------------------------------------- 6. downloads
 
-function saveBlob(blob, name) {
-  const url = URL.createObjectURL(blob);
-  const a = el("a");
-  a.href = url;
-  a.download = name;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  return url;
-}
-
 /** Keeps links to the exported files, in case the browser held back a download. */
 function showLinks(files) {
   const box = $("download-links");
@@ -983,47 +841,6 @@ async function download(kind) {
   }
 }
 
-// ---------------------------------------------------------------- dropping files
-
-/** All files under dropped items, walking into folders. */
-async function droppedFiles(dataTransfer) {
-  const entries = [...dataTransfer.items].map((item) => item.webkitGetAsEntry?.()).filter(Boolean);
-  if (!entries.length) return [...dataTransfer.files];
-  const files = [];
-  const walk = async (entry) => {
-    if (entry.isFile) {
-      files.push(await new Promise((resolve, reject) => entry.file(resolve, reject)));
-    } else if (entry.isDirectory) {
-      const reader = entry.createReader();
-      for (;;) {
-        const batch = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
-        if (!batch.length) break;
-        for (const child of batch) await walk(child);
-      }
-    }
-  };
-  for (const entry of entries) await walk(entry);
-  return files;
-}
-
-function dropZone(zone, onFiles) {
-  zone.addEventListener("dragover", (e) => {
-    e.preventDefault();
-    zone.classList.add("over");
-  });
-  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
-  zone.addEventListener("drop", async (e) => {
-    e.preventDefault();
-    zone.classList.remove("over");
-    try {
-      const files = await droppedFiles(e.dataTransfer);
-      if (files.length) onFiles(files);
-    } catch (err) {
-      showError(err, zone.closest(".card"));
-    }
-  });
-}
-
 // ---------------------------------------------------------------- wiring
 
 function bind() {
@@ -1039,14 +856,14 @@ function bind() {
       if (e.target.files.length) setModelFiles([...e.target.files]);
     });
   }
-  dropZone($("model-drop"), setModelFiles);
+  dropZone($("model-drop"), setModelFiles, (err) => showError(err, $("model-drop").closest(".card")));
 
   $("data-file").addEventListener("change", (e) => {
     const file = e.target.files[0];
     if (file) chooseDataFile(file);
     e.target.value = "";
   });
-  dropZone($("data-drop"), (files) => chooseDataFile(files[0]));
+  dropZone($("data-drop"), (files) => chooseDataFile(files[0]), (err) => showError(err, $("data-drop").closest(".card")));
   $("use-sample").addEventListener("click", () => chooseDataFile(null));
   for (const id of DATA_INPUTS) $(id).addEventListener("change", onDataSettingChange);
 
@@ -1074,5 +891,5 @@ function bind() {
 
 bind();
 updateButtons();
-drawChart();
+scheduleChart();
 state.clientReady = openClient();
