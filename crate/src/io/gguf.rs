@@ -419,7 +419,12 @@ impl HeaderState {
         let alignment = match self.metadata.get("general.alignment") {
             None => DEFAULT_ALIGNMENT,
             Some(GgufValue::U32(a)) if a.is_power_of_two() => *a as u64,
-            Some(v) => return Err(LoadError::BadAlignment { file: file.into(), value: v.to_u64().unwrap_or(0) }),
+            Some(GgufValue::U32(a)) => return Err(LoadError::BadAlignment { file: file.into(), value: *a as u64 }),
+            // llama.cpp reads it with gguf_get_val_u32, which accepts no other type.
+            Some(_) => {
+                let key = "general.alignment".into();
+                return Err(LoadError::WrongValueType { file: file.into(), key, expected: "a u32" });
+            }
         };
         let header_end = self.base + self.start as u64;
         let data_offset = header_end.div_ceil(alignment) * alignment;

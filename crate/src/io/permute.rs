@@ -55,6 +55,10 @@ fn permute_rows(
     if rows.checked_mul(row_bytes) != Some(data.len()) {
         return Err(fail(format!("{} bytes, expected {rows} rows of {row_bytes} bytes", data.len())));
     }
+    if data.is_empty() {
+        // Rows of zero bytes: nothing moves, and `rows` is not bounded by the data's length.
+        return Ok(Vec::new());
+    }
     let hd = rows / n_head;
     let mut out = vec![0u8; data.len()];
     for h in 0..n_head {
@@ -118,5 +122,12 @@ mod tests {
         assert!(gguf_to_hf_qk_rows("q", &column(6), GgmlType::F32, 6, 1, 2).is_err());
         assert!(gguf_to_hf_qk_rows("q", &column(8), GgmlType::F32, 8, 1, 0).is_err());
         assert!(gguf_to_hf_qk_rows("q", &column(7), GgmlType::F32, 8, 1, 2).is_err());
+    }
+
+    #[test]
+    fn empty_rows_return_at_once() {
+        // 2^40 rows of 0 columns: no bytes, and no loop over the rows.
+        assert_eq!(gguf_to_hf_qk_rows("q", &[], GgmlType::F32, 1 << 40, 0, 2).unwrap(), Vec::<u8>::new());
+        assert_eq!(hf_to_gguf_qk_rows("q", &[], GgmlType::Q8_0, 1 << 40, 0, 1).unwrap(), Vec::<u8>::new());
     }
 }

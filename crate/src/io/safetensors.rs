@@ -71,7 +71,9 @@ impl SafetensorsHeader {
                 tensors.push(tensor_info(file, name, value)?);
             }
         }
-        tensors.sort_by_key(|t| t.offset);
+        // By start, then end, as the safetensors crate does: an empty tensor may share its start
+        // with the next tensor, and must come first whatever the names.
+        tensors.sort_by_key(|t| (t.offset, t.n_bytes));
         let mut previous_end = 0;
         for t in &tensors {
             if t.offset < previous_end {

@@ -67,6 +67,23 @@ fn streams_whatever_the_chunk_size() {
     }
 }
 
+#[test]
+fn empty_tensor_at_the_start_of_the_next() {
+    // Laid out by dtype alignment, then name: "a" [0, 8), "zz" [8, 8), "b" [8, 10); the JSON
+    // map lists them by name, so "b" comes before the empty "zz" that shares its start.
+    let (a, b) = (vec![1u8; 8], vec![2u8; 2]);
+    let views = [
+        ("a", TensorView::new(Dtype::F32, vec![2], &a).unwrap()),
+        ("zz", TensorView::new(Dtype::F32, vec![0], &[]).unwrap()),
+        ("b", TensorView::new(Dtype::F16, vec![1], &b).unwrap()),
+    ];
+    let bytes = safetensors::serialize(views, None).unwrap();
+    let want: Tensors = vec![("a".into(), a), ("zz".into(), vec![]), ("b".into(), b)];
+    for chunk in [1, 3, bytes.len()] {
+        assert_eq!(read(&bytes, chunk, Some(bytes.len() as u64)).unwrap(), want, "chunk {chunk}");
+    }
+}
+
 fn assert_fails(bytes: &[u8], total: Option<u64>, name: &str, check: impl Fn(&LoadError) -> bool) {
     for chunk in [1, 5, bytes.len().max(1)] {
         let err = read(bytes, chunk, total).unwrap_err();
