@@ -5,7 +5,9 @@
 //! whole model file. Errors become JavaScript `Error`s with the library's messages.
 //!
 //! Calls must not overlap: the worker runs them one at a time (an overlapping call fails with
-//! a "busy" error rather than corrupting state).
+//! a "busy" error rather than corrupting state). That is why an async call may hold the state
+//! across its awaits.
+#![allow(clippy::await_holding_refcell_ref)]
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -26,7 +28,8 @@ use crate::model::Model;
 use crate::tokenizer::Tokenizer;
 use crate::train::{Run, RunOptions, Schedule, TrainConfig};
 
-/// A model on its way in.
+/// A model on its way in (one at a time, so the variants' sizes do not matter).
+#[allow(clippy::large_enum_variant)]
 enum Loading {
     Gguf(GgufLoader),
     Hf { loader: HfLoader, tokenizer: Tokenizer, template: Option<String> },
