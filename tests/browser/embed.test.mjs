@@ -1,6 +1,6 @@
 // The `weblora` npm package embedded in a minimal page of its own (tests/browser/embed/): WebGPU
 // detection, a model streamed from a URL and cached, a dataset, training through the API with
-// stop and resume from the OPFS checkpoint after a reload, generation and PEFT export.
+// stop and resume from the OPFS checkpoint after a reload, generation, PEFT and GGUF export.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { open } from "./browser.mjs";
@@ -81,6 +81,10 @@ test("the package trains through its API, stops, and resumes from its checkpoint
   const q = peft.header["base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"];
   assert.deepEqual(q.shape, [4, 576]);
   assert.deepEqual(peft.header["base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight"].shape, [192, 4]);
+
+  const gguf = await page.evaluate(() => window.embed.exportGguf());
+  assert.equal(gguf.magic, "GGUF", "a llama.cpp adapter file");
+  assert.ok(gguf.bytes > peft.bytes / 2, `it holds the adapter (${gguf.bytes} bytes)`);
 
   for (const u of b.requests) assert.equal(new URL(u).origin, b.origin, `no request leaves the page's origin: ${u}`);
 });

@@ -52,6 +52,11 @@ window.embed = {
       bytes: files["adapter_model.safetensors"].size,
     };
   },
+  exportGguf: async () => {
+    const blob = await (await connect()).exportGguf();
+    const head = new Uint8Array(await blob.slice(0, 4).arrayBuffer());
+    return { magic: new TextDecoder().decode(head), bytes: blob.size };
+  },
   checkpointInfo: async () => (await connect()).checkpointInfo(),
   clearCheckpoint: async () => (await connect()).clearCheckpoint(),
 };
