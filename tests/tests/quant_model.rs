@@ -49,6 +49,12 @@ fn random_ggml(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8>
 
 /// Writes the tiny GGUF to the test's output folder and returns its path.
 fn tiny_gguf() -> std::path::PathBuf {
+    // Written once: the tests of this file run in parallel and share it.
+    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(write_tiny_gguf).clone()
+}
+
+fn write_tiny_gguf() -> std::path::PathBuf {
     let mut rng = Rng::new(11);
     let u32v = GgufWriteValue::U32;
     let metadata = [
