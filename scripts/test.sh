@@ -21,7 +21,7 @@ set +e
 
 rust_log="$root/target/test.log"
 browser_log="$root/target/browser-test.log"
-cargo test --workspace 2>&1 | tee "$rust_log"
+cargo test --workspace --no-fail-fast 2>&1 | tee "$rust_log"
 rust_status=${PIPESTATUS[0]}
 node --test --test-reporter=spec --test-concurrency=1 tests/browser/ 2>&1 | tee "$browser_log"
 browser_status=${PIPESTATUS[0]}
