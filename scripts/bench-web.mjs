@@ -4,6 +4,7 @@
 //
 //   npm run build && cargo build --release -p weblora && node scripts/bench-web.mjs [--steps N]
 import { spawn } from "node:child_process";
+import { cpus } from "node:os";
 import { join } from "node:path";
 import { demoModel, nativeCli, open, root } from "../tests/browser/browser.mjs";
 
@@ -66,7 +67,7 @@ function nativeRun() {
 const web = await browserRun();
 const native = await nativeRun();
 const webTps = web.steps.at(-1).tokensPerSecond;
-console.log(`machine: ${process.env.HOSTNAME ?? "this machine"}; browser adapter: ${JSON.stringify(web.gpu)}`);
+console.log(`machine: ${cpus().length} × ${cpus()[0]?.model}; native: ${nativeCli()}; browser adapter: ${JSON.stringify(web.gpu)}`);
 console.log(`demo model, data/pirate_chat.jsonl, batch ${batch}, seq ≤ ${seqLen}, ${steps} updates, r=8 all-linear`);
 console.log(`browser: page load → model loaded ${web.loadSeconds.toFixed(1)} s, → first step ${web.firstStepSeconds.toFixed(1)} s, ${webTps.toFixed(1)} tok/s`);
 console.log(`native:  process start → first step ${native.firstStepSeconds?.toFixed(1)} s, ${native.tokensPerSecond?.toFixed(1)} tok/s`);

@@ -40,9 +40,14 @@ pub fn chat_prompt(tok: &Tokenizer, template: Option<&ChatTemplate>, text: &str)
     tok.encode(&text, tok.special.add_bos).map_err(|e| Error::Config(e.to_string()))
 }
 
-/// The tokens that end an answer: the tokenizer's end of sequence, and ChatML's end of turn.
+/// The tokens that end an answer: the tokenizer's end of sequence, generation_config.json's,
+/// and ChatML's end of turn.
 pub fn stop_tokens(tok: &Tokenizer) -> Vec<u32> {
-    tok.special.eos.into_iter().chain(tok.token_to_id("<|im_end|>")).collect()
+    let mut ids: Vec<u32> = tok.special.eos.into_iter().chain(tok.special.stop.iter().copied()).collect();
+    ids.extend(tok.token_to_id("<|im_end|>"));
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 /// Continues `prompt` (token ids) and returns the new tokens.

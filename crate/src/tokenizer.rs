@@ -63,6 +63,9 @@ pub struct SpecialTokens {
     pub add_bos: bool,
     /// Whether encoding with special tokens puts EOS last.
     pub add_eos: bool,
+    /// More ids that end generation (`eos_token_id` of generation_config.json, which may list
+    /// several).
+    pub stop: Vec<u32>,
 }
 
 pub struct Tokenizer {
@@ -101,6 +104,7 @@ impl Tokenizer {
             unk: id("tokenizer.ggml.unknown_token_id")?,
             add_bos: flag("tokenizer.ggml.add_bos_token")?.unwrap_or(false),
             add_eos: flag("tokenizer.ggml.add_eos_token")?.unwrap_or(false),
+            stop: Vec::new(),
         };
         for (key, v) in [("bos", special.bos), ("eos", special.eos), ("padding", special.pad), ("unknown", special.unk)]
         {

@@ -299,12 +299,17 @@ impl Engine {
         config_json: &str,
         tokenizer_json: &[u8],
         tokenizer_config_json: Option<String>,
+        generation_config_json: Option<String>,
     ) -> std::result::Result<(), JsError> {
         self.with(|st| {
             st.run = None;
             st.base = None;
-            let (tokenizer, template) =
-                tokenizer_from_hf(&format!("{name}/tokenizer.json"), tokenizer_json, tokenizer_config_json.as_deref())?;
+            let (tokenizer, template) = tokenizer_from_hf(
+                &format!("{name}/tokenizer.json"),
+                tokenizer_json,
+                tokenizer_config_json.as_deref(),
+                generation_config_json.as_deref(),
+            )?;
             let loader = HfLoader::new(&st.gpu, name, config_json)?;
             st.loading = Some(Loading::Hf { loader, tokenizer, template });
             Ok(())

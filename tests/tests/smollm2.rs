@@ -118,6 +118,18 @@ fn hugging_face_folder_from_the_gguf_gives_the_same_model() {
     };
     assert_eq!(logits(&model), logits(&hf), "the same f32 weights give bit-identical logits");
 
+    // generation_config.json's end-of-generation ids, a list here, end generation too.
+    let (tok_hf, _) = load::load_tokenizer(&dir).unwrap();
+    assert_eq!(tok_hf.special.eos, tok.special.eos);
+    let gen = dir.join("generation_config.json");
+    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&gen).unwrap()).unwrap();
+    assert_eq!(cfg["eos_token_id"].as_u64().map(|v| v as u32), tok.special.eos);
+    cfg["eos_token_id"] = serde_json::json!([tok.special.eos, 7]);
+    std::fs::write(&gen, cfg.to_string()).unwrap();
+    let (tok_hf, _) = load::load_tokenizer(&dir).unwrap();
+    let stop = weblora::generate::stop_tokens(&tok_hf);
+    assert!(stop.contains(&7) && stop.contains(&tok.special.eos.unwrap()), "{stop:?}");
+
     let tok_json = Tokenizer::from_json("tokenizer.json", &std::fs::read(dir.join("tokenizer.json")).unwrap()).unwrap();
     let cases: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(reference("smollm2_tokens.json")).unwrap()).unwrap();

@@ -112,11 +112,22 @@ mod native {
             }
             std::fs::write(dir.join("tokenizer_config.json"), serde_json::to_string_pretty(&tc).unwrap_or_default())
                 .map_err(|e| io("tokenizer_config.json", e))?;
+            let mut generation = serde_json::json!({});
             for (key, id) in [("bos_token_id", tok.special.bos), ("eos_token_id", tok.special.eos)] {
                 if let Some(id) = id {
                     config[key] = id.into();
+                    generation[key] = id.into();
                 }
             }
+            let stop: Vec<u32> = tok.special.eos.into_iter().chain(tok.special.stop.iter().copied()).collect();
+            if stop.len() > 1 {
+                generation["eos_token_id"] = stop.into();
+            }
+            std::fs::write(
+                dir.join("generation_config.json"),
+                serde_json::to_string_pretty(&generation).unwrap_or_default(),
+            )
+            .map_err(|e| io("generation_config.json", e))?;
         }
         std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&config).unwrap_or_default())
             .map_err(|e| io("config.json", e))

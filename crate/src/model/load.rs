@@ -392,24 +392,42 @@ fn on_safetensors_event(
 }
 
 /// The tokenizer of a Hugging Face folder: `tokenizer.json` (named `file` in messages) with the
-/// special tokens of `tokenizer_config.json` when there is one; also its chat template.
-pub fn tokenizer_from_hf(file: &str, json: &[u8], config_json: Option<&str>) -> Result<(Tokenizer, Option<String>)> {
+/// special tokens of `tokenizer_config.json` and the end-of-generation ids of
+/// `generation_config.json`, when there are those; also its chat template.
+pub fn tokenizer_from_hf(
+    file: &str,
+    json: &[u8],
+    config_json: Option<&str>,
+    generation_json: Option<&str>,
+) -> Result<(Tokenizer, Option<String>)> {
     let err = |e: crate::tokenizer::TokenizerError| Error::Config(e.to_string());
     let mut tok = Tokenizer::from_json(file, json).map_err(err)?;
-    let Some(text) = config_json else { return Ok((tok, None)) };
-    let cfg: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| Error::Config(format!("{file}: tokenizer_config.json: {e}")))?;
-    let template = cfg.get("chat_template").and_then(|v| v.as_str()).map(String::from);
-    let id = |key: &str| {
-        cfg.get(key)
-            .and_then(|v| v.as_str().or_else(|| v.get("content").and_then(|c| c.as_str())))
-            .and_then(|t| tok.token_to_id(t))
-    };
-    let (bos, eos, pad) = (id("bos_token"), id("eos_token"), id("pad_token"));
-    tok.special.bos = bos.or(tok.special.bos);
-    tok.special.eos = eos.or(tok.special.eos);
-    tok.special.pad = pad.or(tok.special.pad);
-    tok.special.add_bos = cfg.get("add_bos_token").and_then(|v| v.as_bool()).unwrap_or(false);
+    let mut template = None;
+    if let Some(text) = config_json {
+        let cfg: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| Error::Config(format!("{file}: tokenizer_config.json: {e}")))?;
+        template = cfg.get("chat_template").and_then(|v| v.as_str()).map(String::from);
+        let id = |key: &str| {
+            cfg.get(key)
+                .and_then(|v| v.as_str().or_else(|| v.get("content").and_then(|c| c.as_str())))
+                .and_then(|t| tok.token_to_id(t))
+        };
+        let (bos, eos, pad) = (id("bos_token"), id("eos_token"), id("pad_token"));
+        tok.special.bos = bos.or(tok.special.bos);
+        tok.special.eos = eos.or(tok.special.eos);
+        tok.special.pad = pad.or(tok.special.pad);
+        tok.special.add_bos = cfg.get("add_bos_token").and_then(|v| v.as_bool()).unwrap_or(false);
+    }
+    if let Some(text) = generation_json {
+        let cfg: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| Error::Config(format!("{file}: generation_config.json: {e}")))?;
+        let ids = match cfg.get("eos_token_id") {
+            Some(serde_json::Value::Array(list)) => list.iter().filter_map(|v| v.as_u64()).collect(),
+            Some(v) => v.as_u64().into_iter().collect(),
+            None => Vec::new(),
+        };
+        tok.special.stop = ids.into_iter().filter_map(|id| u32::try_from(id).ok()).collect();
+    }
     Ok((tok, template))
 }
 

@@ -175,8 +175,9 @@ pub fn tokenizer_from(source: &ModelSource) -> Result<(Tokenizer, Option<String>
     if !source.is_gguf() {
         let json = source.read_text("tokenizer.json", false)?.unwrap_or_default();
         let config = source.read_text("tokenizer_config.json", true)?;
+        let generation = source.read_text("generation_config.json", true)?;
         let file = format!("{}/tokenizer.json", source.name());
-        return tokenizer_from_hf(&file, json.as_bytes(), config.as_deref());
+        return tokenizer_from_hf(&file, json.as_bytes(), config.as_deref(), generation.as_deref());
     }
     let f = source.open_required(None)?;
     let mut reader = GgufReader::new(f.name.clone(), f.total);
