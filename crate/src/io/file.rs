@@ -59,9 +59,15 @@ pub fn read_gguf_file<E: From<LoadError>>(
 /// Reads only the header of the GGUF file at `path`.
 pub fn read_gguf_header(path: &Path) -> Result<GgufHeader, LoadError> {
     let (file, name, len) = open(path)?;
-    let mut reader = GgufReader::new(name.clone(), Some(len));
+    read_gguf_header_from(file, &name, Some(len))
+}
+
+/// Reads only the header of the GGUF stream `file` (named `name`, `total` bytes when known),
+/// stopping as soon as it is complete.
+pub fn read_gguf_header_from(file: impl Read, name: &str, total: Option<u64>) -> Result<GgufHeader, LoadError> {
+    let mut reader = GgufReader::new(name, total);
     let ignore = |_: GgufEvent<'_>| Ok::<(), LoadError>(());
-    read_chunks(file, &name, DEFAULT_CHUNK_SIZE, |chunk| {
+    read_chunks(file, name, DEFAULT_CHUNK_SIZE, |chunk| {
         reader.feed(chunk, ignore)?;
         Ok::<bool, LoadError>(reader.header().is_none())
     })?;

@@ -10,7 +10,7 @@ use super::load::{tokenizer_from_gguf, tokenizer_from_hf, GgufLoader, HfLoader, 
 use super::Model;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::io::{read_chunks, GgufEvent, GgufReader, LoadError, Progress, SafetensorsIndex, DEFAULT_CHUNK_SIZE};
+use crate::io::{read_chunks, read_gguf_header_from, Progress, SafetensorsIndex, DEFAULT_CHUNK_SIZE};
 use crate::tokenizer::Tokenizer;
 
 /// A model's location; see the module docs.
@@ -180,18 +180,8 @@ pub fn tokenizer_from(source: &ModelSource) -> Result<(Tokenizer, Option<String>
         return tokenizer_from_hf(&file, json.as_bytes(), config.as_deref(), generation.as_deref());
     }
     let f = source.open_required(None)?;
-    let mut reader = GgufReader::new(f.name.clone(), f.total);
-    let ignore = |_: GgufEvent<'_>| Ok::<(), LoadError>(());
-    let name = f.name.clone();
-    let r: &mut dyn Read = &mut { f.reader };
-    read_chunks(r, &name, DEFAULT_CHUNK_SIZE, |chunk| {
-        reader.feed(chunk, ignore)?;
-        Ok::<bool, LoadError>(reader.header().is_none())
-    })?;
-    if reader.header().is_none() {
-        reader.finish(ignore)?;
-    }
-    tokenizer_from_gguf(reader.header().expect("the header was parsed, or finish failed"))
+    let header = read_gguf_header_from(f.reader, &f.name, f.total)?;
+    tokenizer_from_gguf(&header)
 }
 
 fn no_progress(_: &str, _: Progress) {}
