@@ -66,10 +66,6 @@ fn js_err(e: Error) -> JsError {
     JsError::new(&e.to_string())
 }
 
-fn to_js<T: Serialize>(value: &T) -> std::result::Result<JsValue, JsError> {
-    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| JsError::new(&e.to_string()))
-}
-
 fn from_js<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<T> {
     if value.is_undefined() || value.is_null() {
         return serde_json::from_str("{}").map_err(|e| Error::Config(format!("{what}: {e}")));
@@ -225,8 +221,7 @@ pub struct Engine {
 impl Engine {
     /// Runs `f` on the state; fails when another call holds it.
     fn with<T>(&self, f: impl FnOnce(&mut State) -> Result<T>) -> std::result::Result<T, JsError> {
-        let mut st = self.state.try_borrow_mut().map_err(|_| JsError::new("the engine is busy with another call"))?;
-        f(&mut st).map_err(js_err)
+        f(&mut *busy(&self.state).map_err(js_err)?).map_err(js_err)
     }
 
     /// A promise of `fut`, run on the state.
@@ -245,6 +240,7 @@ fn busy(state: &Rc<RefCell<State>>) -> Result<std::cell::RefMut<'_, State>> {
     state.try_borrow_mut().map_err(|_| Error::Config("the engine is busy with another call".into()))
 }
 
+/// `value` as a plain JavaScript object (maps as objects, 64-bit numbers as numbers).
 fn serialize<T: Serialize>(value: &T) -> Result<JsValue> {
     value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| Error::Config(e.to_string()))
 }
@@ -275,7 +271,7 @@ impl Engine {
                 "subgroups": i.subgroups, "maxStorageBinding": i.max_storage_binding, "maxBuffer": i.max_buffer,
             }))
         })
-        .and_then(|v| to_js(&v))
+        .and_then(|v| serialize(&v).map_err(js_err))
     }
 
     /// Starts loading a GGUF file named `name` of `total` bytes (when known); its bytes follow
@@ -381,7 +377,7 @@ impl Engine {
             st.base = Some(Base { name, model, tokenizer, template, is_gguf });
             Ok(info)
         })?;
-        to_js(&info)
+        serialize(&info).map_err(js_err)
     }
 
     /// Reads a dataset (JSONL, JSON, CSV/TSV or text, named `name`) with `settings`
@@ -397,12 +393,9 @@ impl Engine {
             options.encode.assistant_only_loss = s.train_on != "all";
             options.parse.format = match s.format.as_deref() {
                 None | Some("auto") => None,
-                Some("text") => Some(RecordFormat::Text),
-                Some("prompt-completion") => Some(RecordFormat::PromptCompletion),
-                Some("alpaca") => Some(RecordFormat::Alpaca),
-                Some("messages") => Some(RecordFormat::Messages),
-                Some("sharegpt") => Some(RecordFormat::ShareGpt),
-                Some(other) => return Err(Error::Config(format!("unknown format {other:?}"))),
+                Some(name) => Some(
+                    RecordFormat::from_flag(name).ok_or_else(|| Error::Config(format!("unknown format {name:?}")))?,
+                ),
             };
             let fallback;
             let template = match &base.template {
@@ -421,7 +414,7 @@ impl Engine {
             st.data = Some(prepared);
             Ok(summary)
         })?;
-        to_js(&summary)
+        serialize(&summary).map_err(js_err)
     }
 
     /// Starts a training run on the loaded model and data with `settings` ([`TrainSettings`]):
@@ -467,7 +460,7 @@ impl Engine {
             st.run = Some((run, lora));
             Ok(info)
         })?;
-        to_js(&info)
+        serialize(&info).map_err(js_err)
     }
 
     /// The next optimizer update (and an evaluation when one is due): resolves to the step's
@@ -584,6 +577,6 @@ impl Engine {
             run.set_position(&position);
             Ok(RunInfo::of(run, lora))
         })?;
-        to_js(&info)
+        serialize(&info).map_err(js_err)
     }
 }

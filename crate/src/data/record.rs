@@ -23,6 +23,18 @@ pub enum RecordFormat {
 }
 
 impl RecordFormat {
+    /// The format a `--format` name (text, prompt-completion, alpaca, messages, sharegpt) forces.
+    pub fn from_flag(name: &str) -> Option<Self> {
+        Some(match name {
+            "text" => Self::Text,
+            "prompt-completion" => Self::PromptCompletion,
+            "alpaca" => Self::Alpaca,
+            "messages" => Self::Messages,
+            "sharegpt" => Self::ShareGpt,
+            _ => return None,
+        })
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Text => "text",

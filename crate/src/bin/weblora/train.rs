@@ -159,12 +159,9 @@ fn prepare(args: &DataArgs, eval_fraction: f64, eval_file: Option<&Path>, seed: 
     options.encode.assistant_only_loss = args.train_on == "answers";
     options.parse.format = match args.format.as_deref() {
         None => None,
-        Some("text") => Some(RecordFormat::Text),
-        Some("prompt-completion") => Some(RecordFormat::PromptCompletion),
-        Some("alpaca") => Some(RecordFormat::Alpaca),
-        Some("messages") => Some(RecordFormat::Messages),
-        Some("sharegpt") => Some(RecordFormat::ShareGpt),
-        Some(other) => return Err(Error::Config(format!("unknown --format {other:?}"))),
+        Some(name) => {
+            Some(RecordFormat::from_flag(name).ok_or_else(|| Error::Config(format!("unknown --format {name:?}")))?)
+        }
     };
     let train_name = args.data.display().to_string();
     let train_bytes = read(&args.data)?;
