@@ -5,7 +5,6 @@ use std::io::Read;
 use std::path::Path;
 
 use super::gguf::{GgufEvent, GgufHeader, GgufReader};
-use super::safetensors::{SafetensorsEvent, SafetensorsHeader, SafetensorsReader};
 use super::LoadError;
 
 /// The chunk size of the file readers: 1 MiB.
@@ -75,18 +74,4 @@ pub fn read_gguf_header_from(file: impl Read, name: &str, total: Option<u64>) ->
         reader.finish(ignore)?;
     }
     Ok(reader.into_header().expect("the header was parsed, or finish failed"))
-}
-
-/// Streams the safetensors file at `path` through a [`SafetensorsReader`] in `chunk_size`
-/// chunks; returns its header once every tensor has been handed to `on_event`.
-pub fn read_safetensors_file<E: From<LoadError>>(
-    path: &Path,
-    chunk_size: usize,
-    mut on_event: impl FnMut(SafetensorsEvent<'_>) -> Result<(), E>,
-) -> Result<SafetensorsHeader, E> {
-    let (file, name, len) = open(path)?;
-    let mut reader = SafetensorsReader::new(name.clone(), Some(len));
-    read_chunks(file, &name, chunk_size, |chunk| reader.feed(chunk, &mut on_event).map(|()| true))?;
-    reader.finish(&mut on_event)?;
-    Ok(reader.into_header().expect("finish succeeded, so the header was parsed"))
 }

@@ -22,9 +22,7 @@ mod tests;
 
 pub use error::LoadError;
 #[cfg(not(target_arch = "wasm32"))]
-pub use file::{
-    read_chunks, read_gguf_file, read_gguf_header, read_gguf_header_from, read_safetensors_file, DEFAULT_CHUNK_SIZE,
-};
+pub use file::{read_chunks, read_gguf_file, read_gguf_header, read_gguf_header_from, DEFAULT_CHUNK_SIZE};
 pub use ggml::{dequantize, GgmlType};
 pub use gguf::{GgufArray, GgufEvent, GgufHeader, GgufReader, GgufTensorInfo, GgufValue};
 pub use permute::{gguf_to_hf_qk_rows, hf_to_gguf_qk_rows};

@@ -11,8 +11,7 @@ use super::{Model, ModelConfig, ModelWeights, Weight};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, QuantTensor};
 use crate::io::{
-    ggml, gguf_to_hf_qk_rows, GgmlType, GgufEvent, GgufHeader, GgufReader, Progress, SafetensorsEvent,
-    SafetensorsReader,
+    ggml, gguf_to_hf_qk_rows, GgmlType, GgufEvent, GgufHeader, GgufReader, SafetensorsEvent, SafetensorsReader,
 };
 use crate::tokenizer::Tokenizer;
 
@@ -258,18 +257,9 @@ impl GgufLoader {
         GgufLoader { file: file.to_string(), options, reader: GgufReader::new(file, total), model: None }
     }
 
-    pub fn progress(&self) -> Progress {
-        self.reader.progress()
-    }
-
     /// The file's header, once its bytes have arrived.
     pub fn header(&self) -> Option<&GgufHeader> {
         self.reader.header()
-    }
-
-    /// The model's config, once the header has arrived.
-    pub fn config(&self) -> Option<&ModelConfig> {
-        self.model.as_ref().map(|(c, _, _)| c)
     }
 
     pub fn feed(&mut self, gpu: &Gpu, chunk: &[u8]) -> Result<()> {
@@ -343,18 +333,9 @@ impl HfLoader {
         Ok(HfLoader { config, weights, sink, reader: None })
     }
 
-    pub fn config(&self) -> &ModelConfig {
-        &self.config
-    }
-
     /// Starts the next safetensors file, named `file`, of `total` bytes when known.
     pub fn begin_file(&mut self, file: &str, total: Option<u64>) {
         self.reader = Some(SafetensorsReader::new(file, total));
-    }
-
-    /// Progress through the current file.
-    pub fn progress(&self) -> Option<Progress> {
-        self.reader.as_ref().map(SafetensorsReader::progress)
     }
 
     pub fn feed(&mut self, gpu: &Gpu, chunk: &[u8]) -> Result<()> {
