@@ -5,6 +5,7 @@
 import { WebLoRA, checkWebGPU } from "/web/src/index.js";
 import { drawLossChart } from "/chart.js";
 import { dropZone, saveBlob } from "/files.js";
+import { el, fmtBytes, fmtCount, fmtDuration, fmtInt, modelFacts, summaryView } from "/render.js";
 
 const DEMO_MODEL = "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
 const SAMPLE_DATA = { url: "/data/pirate_chat.jsonl", name: "pirate_chat.jsonl" };
@@ -42,40 +43,7 @@ const state = {
 
 // ---------------------------------------------------------------- small helpers
 
-const fmtInt = (n) => Math.round(n).toLocaleString("en-US");
-
-function fmtBytes(n) {
-  if (n == null) return "?";
-  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} KB`;
-  return `${n} B`;
-}
-
-function fmtCount(n) {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} B`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} M`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} K`;
-  return String(n);
-}
-
-function fmtDuration(seconds) {
-  if (!Number.isFinite(seconds)) return "–";
-  const s = Math.max(0, Math.round(seconds));
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const sec = String(s % 60).padStart(2, "0");
-  return h ? `${h}:${String(m).padStart(2, "0")}:${sec}` : `${m}:${sec}`;
-}
-
 const messageOf = (err) => (err instanceof Error ? err.message : String(err?.message ?? err));
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text != null) node.textContent = text;
-  return node;
-}
 
 // ---------------------------------------------------------------- errors
 
@@ -267,29 +235,9 @@ async function loadModel() {
 }
 
 function renderModelInfo(info) {
-  const facts = [
-    ["Name", info.name],
-    ["Architecture", info.architecture],
-    ["Layers", fmtInt(info.layers)],
-    ["Parameters", fmtCount(info.parameters)],
-    ["GPU memory", fmtBytes(info.gpuBytes)],
-    ["Hidden size", fmtInt(info.hiddenSize)],
-    ["Heads", info.kvHeads && info.kvHeads !== info.heads ? `${info.heads} (${info.kvHeads} KV)` : String(info.heads)],
-    ["Vocabulary", fmtInt(info.vocabSize)],
-    ["Chat template", info.chatTemplate ? "yes" : "no"],
-  ];
   const dl = $("model-info");
-  dl.replaceChildren(...facts.map(([k, v]) => fact(k, v)));
+  dl.replaceChildren(...modelFacts(info));
   dl.hidden = false;
-}
-
-function fact(term, value, note) {
-  const div = el("div");
-  div.append(el("dt", null, term));
-  const dd = el("dd", null, value);
-  if (note) dd.append(" ", el("span", "muted", note));
-  div.append(dd);
-  return div;
 }
 
 // ---------------------------------------------------------------- 2. dataset
@@ -429,49 +377,7 @@ async function ensureData() {
 
 function renderSummary(s) {
   const box = $("data-summary");
-  const pct = s.tokens ? ` (${((100 * s.supervised_tokens) / s.tokens).toFixed(0)}%)` : "";
-  const stats = el("dl", "facts");
-  stats.append(
-    fact("Examples", fmtInt(s.examples), s.eval_examples ? `+ ${fmtInt(s.eval_examples)} held out for eval` : null),
-    fact("Tokens", fmtInt(s.tokens)),
-    fact("Trained tokens", fmtInt(s.supervised_tokens) + pct),
-    fact("Truncated", fmtInt(s.truncated_examples), s.truncated_examples ? `longer than ${s.seq_len} tokens` : null),
-    fact("Skipped lines", fmtInt(s.skipped_lines)),
-    fact("Format", s.format, s.chat_template ? `· chat template ${s.chat_template}` : null),
-  );
-  const parts = [stats];
-  if (s.skipped?.length) {
-    const details = el("details", "skipped");
-    details.append(el("summary", null, `Skipped lines (${s.skipped.length})`));
-    const ul = el("ul");
-    for (const { line, reason } of s.skipped.slice(0, 50)) ul.append(el("li", null, `line ${line}: ${reason}`));
-    if (s.skipped.length > 50) ul.append(el("li", "muted", `… and ${s.skipped.length - 50} more`));
-    details.append(ul);
-    parts.push(details);
-  }
-  if (s.warnings?.length) {
-    const ul = el("ul", "warnings");
-    for (const w of s.warnings) ul.append(el("li", null, w));
-    parts.push(ul);
-  }
-  const ex = s.first_example;
-  if (ex) {
-    const head = el("p", "example-head");
-    head.append(
-      el("strong", null, "First example"),
-      el("span", "muted", ` · line ${ex.line} · ${fmtInt(ex.tokens)} tokens, ${fmtInt(ex.supervised)} trained on`),
-    );
-    const pre = el("pre", "example");
-    for (const span of ex.spans) {
-      const part = el("span", span.supervised ? "sup" : "ctx", span.text);
-      part.title = `${span.tokens} tokens · ${span.supervised ? "trained on" : "context only"}`;
-      pre.append(part);
-    }
-    const legend = el("p", "example-legend small");
-    legend.append(el("span", "sup", "trained on"), " the loss is computed on these tokens   ", el("span", "ctx", "context"), " read, not learned");
-    parts.push(head, pre, legend);
-  }
-  box.replaceChildren(...parts);
+  box.replaceChildren(...summaryView(s));
   box.setAttribute("data-ready", "true");
 }
 
