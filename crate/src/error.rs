@@ -11,6 +11,16 @@ pub enum Error {
     Shape { op: &'static str, detail: String },
     #[error("model config: {0}")]
     Config(String),
+    /// A setting outside its accepted range; `name` is the field (snake_case), shown as the
+    /// command line's flag.
+    #[error("{}: {detail}", crate::train::settings::flag(name))]
+    Setting { name: String, detail: String },
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io { path: std::path::PathBuf, source: std::io::Error },
+    /// The run itself: resuming, checkpoints, the output folder, divergence.
+    #[error("{0}")]
+    Run(String),
     #[error("LoRA: {0}")]
     Lora(String),
     #[error("tensor {name}: {detail}")]
@@ -19,6 +29,30 @@ pub enum Error {
     Load(#[from] crate::io::LoadError),
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
+}
+
+impl Error {
+    /// The kind of failure, for callers that act on it (the browser's `error.kind`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::NoGpu(_) => "no-gpu",
+            Error::Gpu(_) => "gpu",
+            Error::Shape { .. } => "shape",
+            Error::Config(_) => "config",
+            Error::Setting { .. } => "setting",
+            Error::Io { .. } => "io",
+            Error::Run(_) => "run",
+            Error::Lora(_) => "lora",
+            Error::Tensor { .. } => "tensor",
+            Error::Load(_) => "load",
+            Error::Data(_) => "data",
+        }
+    }
+
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<std::path::PathBuf>, source: std::io::Error) -> Error {
+        Error::Io { path: path.into(), source }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

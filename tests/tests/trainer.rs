@@ -53,8 +53,8 @@ fn resumed_run_equals_uninterrupted_run() {
     // A new process: a zero adapter, restored from the checkpoint.
     let lora_b = Lora::new(g, &model.config, lora_a.config.clone()).unwrap();
     let mut resumed = Trainer::new(g, &model, &lora_b, train_config()).unwrap();
-    let position = resumed.load_checkpoint(&dir).unwrap();
-    assert_eq!(position["next_batch"], 6);
+    let state = resumed.load_checkpoint(&dir).unwrap();
+    assert_eq!(state.position["next_batch"], 6);
     assert_eq!(resumed.step, 3);
     let after = run(&mut resumed, 3, 6);
     assert_eq!([before, after].concat(), uninterrupted, "losses step for step");

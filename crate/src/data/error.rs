@@ -59,6 +59,8 @@ pub enum DataError {
     Tokenize { at: Location, reason: String },
     #[error("{0}: no usable examples")]
     NoExamples(String),
+    #[error("{file}: no usable examples: {reason}")]
+    NoUsableExamples { file: String, reason: String },
     #[error("data options: {0}")]
     Options(String),
     #[error("data: {0}")]
@@ -85,7 +87,12 @@ impl DataError {
             | Self::Template { at, .. }
             | Self::TemplateMask { at, .. }
             | Self::Tokenize { at, .. } => Some(at),
-            Self::Empty(_) | Self::TemplateSyntax(_) | Self::NoExamples(_) | Self::Options(_) | Self::Worker(_) => None,
+            Self::Empty(_)
+            | Self::TemplateSyntax(_)
+            | Self::NoExamples(_)
+            | Self::NoUsableExamples { .. }
+            | Self::Options(_)
+            | Self::Worker(_) => None,
         }
     }
 }

@@ -159,6 +159,7 @@ impl Dataset {
         let mut skipped = parsed.skipped;
         let mut stats = LoadStats::default();
         let mut examples = Vec::with_capacity(parsed.records.len());
+        let mut shortest_prompt: Option<usize> = None;
         let windows =
             (parsed.kind == FileKind::Text && parsed.text_mode == TextMode::Windows).then_some(options.seq_len);
         for encoded in encoder.encode_all(&parsed.records, windows) {
@@ -175,6 +176,9 @@ impl Dataset {
                     stats.longest_example = e.len();
                     stats.longest_example_line = e.line;
                 }
+                // Where the first supervised token stands before truncation, to say why an
+                // example was dropped.
+                let first_answer = e.mask.iter().position(|&m| m);
                 if e.len() > options.seq_len {
                     stats.truncated_examples += 1;
                     stats.truncated_tokens += (e.len() - options.seq_len) as u64;
@@ -183,6 +187,9 @@ impl Dataset {
                 }
                 if e.supervised() == 0 {
                     stats.dropped_unsupervised += 1;
+                    if let Some(p) = first_answer {
+                        shortest_prompt = Some(shortest_prompt.map_or(p, |s: usize| s.min(p)));
+                    }
                     continue;
                 }
                 examples.push(e);
@@ -196,7 +203,15 @@ impl Dataset {
             ));
         }
         if examples.is_empty() {
-            return Err(DataError::NoExamples(file.into()));
+            let n = stats.dropped_unsupervised;
+            let reason = match shortest_prompt {
+                Some(p) => format!(
+                    "all {n} examples have their first answer token past --seq-len {}; the shortest prompt is {p} tokens",
+                    options.seq_len
+                ),
+                None => format!("none of the {n} examples has a token to train on"),
+            };
+            return Err(DataError::NoUsableExamples { file: file.into(), reason });
         }
         Ok(Self {
             file: file.into(),

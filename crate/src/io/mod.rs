@@ -7,6 +7,8 @@
 //! held in memory. Every malformed input gives a [`LoadError`] naming the file and the tensor or
 //! metadata key involved; nothing here panics on input bytes.
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod atomic;
 mod error;
 #[cfg(not(target_arch = "wasm32"))]
 mod file;

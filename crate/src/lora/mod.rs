@@ -91,7 +91,7 @@ impl Target {
 }
 
 /// LoRA settings, named as in PEFT's LoraConfig.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LoraConfig {
     pub r: usize,
     pub alpha: f32,
@@ -113,6 +113,18 @@ impl LoraConfig {
     /// The rank as stored on the GPU: r rounded up to a multiple of 4.
     pub fn r_padded(&self) -> usize {
         self.r.next_multiple_of(4)
+    }
+
+    /// Whether `other` describes the same adapter (rank, alpha, dropout, targets, rsLoRA).
+    pub fn same_adapter(&self, other: &LoraConfig) -> bool {
+        self == other
+    }
+
+    /// "r 8, alpha 16, dropout 0.05, q_proj,v_proj", for messages.
+    pub fn describe(&self) -> String {
+        let targets: Vec<&str> = self.targets.iter().map(|t| t.hf_name()).collect();
+        let rs = if self.use_rslora { ", rsLoRA" } else { "" };
+        format!("r {}, alpha {}, dropout {}, {}{rs}", self.r, self.alpha, self.dropout, targets.join(","))
     }
 
     fn validate(&self, model: &ModelConfig) -> Result<()> {
@@ -222,7 +234,7 @@ impl Lora {
     }
 
     /// Packs unpadded host tensors, A (r, in) and B (out, r) by PEFT key, into the flat
-    /// layout (P). Every module's A and B must be given.
+    /// layout (P). Every module's A and B must be given, with finite values.
     pub fn pack(&self, get: impl Fn(&str) -> Option<Vec<f32>>) -> Result<Vec<f32>> {
         let (r, rp) = (self.config.r, self.config.r_padded());
         let mut flat = vec![0.0f32; self.params.numel()];
@@ -236,6 +248,8 @@ impl Lora {
             if b.len() != m.out_features * r {
                 return Err(Error::Lora(format!("{kb} has {} values, expected ({}, {r})", b.len(), m.out_features)));
             }
+            check_finite(&ka, &a)?;
+            check_finite(&kb, &b)?;
             flat[m.a_start..m.a_start + a.len()].copy_from_slice(&a);
             for row in 0..m.out_features {
                 let dst = m.b_start + row * rp;
@@ -284,14 +298,27 @@ impl Lora {
         self.v.write_f32(gpu, &zeros)
     }
 
-    /// Reads the adapter back: (PEFT key, shape, values).
+    /// Reads the adapter back: (PEFT key, shape, values). Fails, naming the tensor, when a
+    /// value is not finite: such an adapter is never written anywhere.
     pub async fn read_params(&self, gpu: &Gpu) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
-        Ok(self.unpack(&self.params.read_f32(gpu).await?))
+        let tensors = self.unpack(&self.params.read_f32(gpu).await?);
+        for (key, _, values) in &tensors {
+            check_finite(key, values)?;
+        }
+        Ok(tensors)
     }
 
     /// Reads the accumulated gradients back, keyed like the parameters.
     pub async fn read_grads(&self, gpu: &Gpu) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
         Ok(self.unpack(&self.grads.read_f32(gpu).await?))
+    }
+}
+
+/// Fails, naming tensor `key` and the first bad index, unless every value is finite.
+fn check_finite(key: &str, values: &[f32]) -> Result<()> {
+    match values.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(Error::Lora(format!("{key}[{i}] is {}: the adapter's values are not all finite", values[i]))),
     }
 }
 

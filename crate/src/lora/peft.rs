@@ -109,7 +109,8 @@ impl Lora {
     }
 }
 
-/// Writes a PEFT adapter folder: adapter_config.json and adapter_model.safetensors.
+/// Writes a PEFT adapter folder: adapter_config.json and adapter_model.safetensors, each
+/// written whole or not at all. Refuses an adapter whose values are not all finite.
 #[cfg(not(target_arch = "wasm32"))]
 pub async fn write_peft_folder(
     gpu: &crate::gpu::Gpu,
@@ -117,12 +118,11 @@ pub async fn write_peft_folder(
     base_model: &str,
     dir: &std::path::Path,
 ) -> Result<()> {
-    let io = |what: &str, e: std::io::Error| Error::Lora(format!("{}: {what}: {e}", dir.display()));
-    std::fs::create_dir_all(dir).map_err(|e| io("create", e))?;
-    let config = serde_json::to_string_pretty(&adapter_config_json(&lora.config, base_model)).unwrap_or_default();
-    std::fs::write(dir.join("adapter_config.json"), config).map_err(|e| io("adapter_config.json", e))?;
     let bytes = lora.peft_safetensors(gpu).await?;
-    std::fs::write(dir.join("adapter_model.safetensors"), bytes).map_err(|e| io("adapter_model.safetensors", e))
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let config = serde_json::to_string_pretty(&adapter_config_json(&lora.config, base_model)).unwrap_or_default();
+    crate::io::atomic::write_file(&dir.join("adapter_config.json"), config.as_bytes())?;
+    crate::io::atomic::write_file(&dir.join("adapter_model.safetensors"), &bytes)
 }
 
 /// Reads a PEFT adapter folder onto the GPU for `model`.
@@ -133,7 +133,7 @@ pub fn read_peft_folder(
     dir: &std::path::Path,
 ) -> Result<Lora> {
     let path = |n: &str| dir.join(n);
-    let read = |n: &str| std::fs::read(path(n)).map_err(|e| Error::Lora(format!("{}: {e}", path(n).display())));
+    let read = |n: &str| std::fs::read(path(n)).map_err(|e| Error::io(path(n), e));
     let cfg_file = path("adapter_config.json").display().to_string();
     let config = parse_adapter_config(&String::from_utf8_lossy(&read("adapter_config.json")?), &cfg_file)?;
     let st_file = path("adapter_model.safetensors").display().to_string();

@@ -67,8 +67,8 @@ mod native {
         tokenizer: Option<(&Tokenizer, Option<&str>)>,
         dir: &Path,
     ) -> Result<()> {
-        let io = |what: &str, e: std::io::Error| Error::Config(format!("{}: {what}: {e}", dir.display()));
-        std::fs::create_dir_all(dir).map_err(|e| io("create", e))?;
+        let write = |name: &str, bytes: &[u8]| crate::io::atomic::write_file(&dir.join(name), bytes);
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let mut config = hf_config_json(&model.config);
         let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
         for (name, w) in model.weights.named() {
@@ -91,11 +91,12 @@ mod native {
             })
             .collect::<Result<_>>()?;
         let metadata = Some(std::collections::HashMap::from([("format".to_string(), "pt".to_string())]));
-        safetensors::tensor::serialize_to_file(views, metadata, &dir.join("model.safetensors"))
-            .map_err(|e| Error::Config(format!("{}: model.safetensors: {e}", dir.display())))?;
+        let bytes = safetensors::tensor::serialize(views, metadata)
+            .map_err(|e| Error::Run(format!("{}: model.safetensors: {e}", dir.display())))?;
+        write("model.safetensors", &bytes)?;
         if let Some((tok, template)) = tokenizer {
             let json = tok.inner().to_string(true).map_err(|e| Error::Config(format!("tokenizer.json: {e}")))?;
-            std::fs::write(dir.join("tokenizer.json"), json).map_err(|e| io("tokenizer.json", e))?;
+            write("tokenizer.json", json.as_bytes())?;
             let name = |id: Option<u32>| id.and_then(|i| tok.inner().id_to_token(i));
             let mut tc = serde_json::json!({
                 "tokenizer_class": "PreTrainedTokenizerFast",
@@ -110,8 +111,7 @@ mod native {
             if let Some(t) = template {
                 tc["chat_template"] = t.into();
             }
-            std::fs::write(dir.join("tokenizer_config.json"), serde_json::to_string_pretty(&tc).unwrap_or_default())
-                .map_err(|e| io("tokenizer_config.json", e))?;
+            write("tokenizer_config.json", serde_json::to_string_pretty(&tc).unwrap_or_default().as_bytes())?;
             let mut generation = serde_json::json!({});
             for (key, id) in [("bos_token_id", tok.special.bos), ("eos_token_id", tok.special.eos)] {
                 if let Some(id) = id {
@@ -123,13 +123,8 @@ mod native {
             if stop.len() > 1 {
                 generation["eos_token_id"] = stop.into();
             }
-            std::fs::write(
-                dir.join("generation_config.json"),
-                serde_json::to_string_pretty(&generation).unwrap_or_default(),
-            )
-            .map_err(|e| io("generation_config.json", e))?;
+            write("generation_config.json", serde_json::to_string_pretty(&generation).unwrap_or_default().as_bytes())?;
         }
-        std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&config).unwrap_or_default())
-            .map_err(|e| io("config.json", e))
+        write("config.json", serde_json::to_string_pretty(&config).unwrap_or_default().as_bytes())
     }
 }

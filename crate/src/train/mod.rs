@@ -5,14 +5,16 @@
 mod checkpoint;
 mod run;
 mod schedule;
+pub mod settings;
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use checkpoint::{Checkpoint, CheckpointState};
-pub use run::{Run, RunOptions, RunStep};
+pub use checkpoint::{parse_state, Checkpoint, CheckpointState, Fingerprint, RunMeta};
+pub use run::{LogEntry, Run, RunOptions, RunStep};
 pub use schedule::{lr_factor, Schedule};
+pub use settings::{DataSettings, TrainOn, TrainSettings};
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;

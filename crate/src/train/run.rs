@@ -1,9 +1,11 @@
 //! A whole training run over a prepared dataset: which batches make each update, epoch after
-//! epoch, when to evaluate, and where to pick up again after a checkpoint. The CLI and the
-//! browser build drive the same [`Run`], one update at a time.
+//! epoch, when to evaluate and to checkpoint, the loss history, and where to pick up again after
+//! a checkpoint (which must belong to the same run). The CLI and the browser build drive the
+//! same [`Run`], one update at a time.
 
 use serde::{Deserialize, Serialize};
 
+use super::checkpoint::{Checkpoint, CheckpointState, RunMeta};
 use super::{StepRecord, TrainConfig, Trainer};
 use crate::data::{BatchOptions, Batcher, Example};
 use crate::error::{Error, Result};
@@ -24,7 +26,11 @@ pub struct RunOptions {
     pub max_steps: Option<usize>,
     /// Evaluate every N updates (0: only after the last one).
     pub eval_every: usize,
+    /// A checkpoint is due every N updates (0: never).
+    pub checkpoint_every: usize,
     pub shuffle: bool,
+    /// Put rows of similar length in the same batch (see [`BatchOptions::group_by_length`]).
+    pub group_by_length: bool,
     /// Optimizer settings; `max_steps` and `gradient_accumulation_steps` are taken from here
     /// too, the first one recomputed from the epochs when `max_steps` above is `None`.
     pub train: TrainConfig,
@@ -38,7 +44,9 @@ impl Default for RunOptions {
             epochs: 1,
             max_steps: None,
             eval_every: 0,
+            checkpoint_every: 0,
             shuffle: true,
+            group_by_length: true,
             train: TrainConfig::default(),
         }
     }
@@ -54,6 +62,28 @@ pub struct RunStep {
     pub epoch: usize,
     /// Mean eval loss and its supervised tokens, when this update evaluated.
     pub eval: Option<(f32, usize)>,
+    /// A checkpoint is due after this update (every `checkpoint_every` updates).
+    pub checkpoint_due: bool,
+}
+
+impl RunStep {
+    /// Whether the update diverged: its loss or gradient was not finite, so the adapter was
+    /// left as it was after the update before.
+    pub fn diverged(&self) -> bool {
+        !self.record.is_finite()
+    }
+}
+
+/// One line of the loss history (trainer_state.json's `log_history`, as transformers writes it).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LogEntry {
+    #[serde(flatten)]
+    pub record: StepRecord,
+    pub epoch: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_loss: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_perplexity: Option<f32>,
 }
 
 pub struct Run {
@@ -62,6 +92,11 @@ pub struct Run {
     eval: Vec<Batch>,
     eval_every: usize,
     per_epoch: usize,
+    checkpoint_every: usize,
+    /// Every finite update so far, a resumed run's earlier ones included.
+    pub history: Vec<LogEntry>,
+    /// What the run is made of, kept in its checkpoints (set by the caller).
+    pub meta: Option<RunMeta>,
     /// The row plan of the epoch in use, made once per epoch.
     epoch_plan: Option<(usize, Vec<Vec<usize>>)>,
     /// Index of the next batch in the endless sequence of batches, epoch after epoch.
@@ -83,26 +118,44 @@ impl Run {
             return Err(Error::Config("batch size and sequence length must be at least 1".into()));
         }
         let accum = options.train.gradient_accumulation_steps.max(1);
-        let batcher = |examples, shuffle| {
+        let batcher = |examples, shuffle, group_by_length| {
             // Each batch is padded to its longest row rounded to 8: few shapes, little padding.
             let opts = BatchOptions {
                 batch_size: options.batch_size,
                 seq_len: options.seq_len,
                 shuffle,
+                group_by_length,
                 seed: options.train.seed,
                 pad_to_multiple_of: 8,
                 ..Default::default()
             };
             Batcher::new(examples, opts, pad)
         };
-        let train = batcher(train, options.shuffle);
-        let eval: Vec<Batch> = batcher(eval, false).epoch(0).map(Batch::from).collect();
+        let train = batcher(train, options.shuffle, options.group_by_length);
+        let eval: Vec<Batch> = batcher(eval, false, true).epoch(0).map(Batch::from).collect();
         let per_epoch = train.batches_per_epoch().max(1);
         let updates_per_epoch = per_epoch.div_ceil(accum).max(1);
         let total = options.max_steps.unwrap_or(updates_per_epoch * options.epochs).max(1);
+        if options.train.warmup_steps > total {
+            return Err(Error::Setting {
+                name: "warmup".into(),
+                detail: format!("{} is more than the run's {total} updates", options.train.warmup_steps),
+            });
+        }
         let config = TrainConfig { max_steps: total, gradient_accumulation_steps: accum, ..options.train.clone() };
         let trainer = Trainer::new(gpu, model, lora, config)?;
-        Ok(Run { trainer, train, eval, eval_every: options.eval_every, per_epoch, epoch_plan: None, next_batch: 0 })
+        Ok(Run {
+            trainer,
+            train,
+            eval,
+            eval_every: options.eval_every,
+            per_epoch,
+            checkpoint_every: options.checkpoint_every,
+            history: Vec::new(),
+            meta: None,
+            epoch_plan: None,
+            next_batch: 0,
+        })
     }
 
     /// Updates in the whole run.
@@ -126,6 +179,40 @@ impl Run {
     /// Continues the data stream from a checkpoint's [`Run::position`].
     pub fn set_position(&mut self, position: &serde_json::Value) {
         self.next_batch = position["next_batch"].as_u64().unwrap_or(0) as usize;
+    }
+
+    /// The run's checkpoint as it stands: the trainer's, with the data position, the loss
+    /// history and the run's settings.
+    pub async fn checkpoint(&self, base_model: &str) -> Result<Checkpoint> {
+        let state = CheckpointState {
+            step: self.trainer.step,
+            config: self.trainer.config.clone(),
+            position: self.position(),
+            log_history: self.history.clone(),
+            run: self.meta.clone(),
+        };
+        self.trainer.checkpoint_with(base_model, &state).await
+    }
+
+    /// Continues from `ckpt` (named `place` in errors), which must be a checkpoint of this run:
+    /// the same LoRA settings, a step inside the run, and a loss history that ends at that step.
+    pub fn restore(&mut self, place: &str, ckpt: &Checkpoint) -> Result<()> {
+        let state = ckpt.parse_state(place)?;
+        if !state.log_history.is_empty() {
+            let steps: Vec<usize> = state.log_history.iter().map(|e| e.record.step).collect();
+            if steps != (1..=state.step).collect::<Vec<_>>() {
+                return Err(Error::Run(format!(
+                    "{place}/trainer_state.json: step {} does not match its log history (updates {}..={})",
+                    state.step,
+                    steps.first().copied().unwrap_or(0),
+                    steps.last().copied().unwrap_or(0)
+                )));
+            }
+        }
+        let state = self.trainer.restore(place, ckpt)?;
+        self.set_position(&state.position);
+        self.history = state.log_history;
+        Ok(())
     }
 
     fn batch_at(&mut self, i: usize) -> Batch {
@@ -153,7 +240,17 @@ impl Run {
         let step = self.trainer.step;
         let due = (self.eval_every > 0 && step.is_multiple_of(self.eval_every)) || self.is_done();
         let eval = if record.is_finite() && due && self.has_eval() { Some(self.evaluate().await?) } else { None };
-        Ok(RunStep { record, batch_tokens, epoch, eval })
+        let checkpoint_due =
+            record.is_finite() && self.checkpoint_every > 0 && step.is_multiple_of(self.checkpoint_every);
+        if record.is_finite() {
+            self.history.push(LogEntry {
+                record,
+                epoch,
+                eval_loss: eval.map(|(l, _)| l),
+                eval_perplexity: eval.map(|(l, _)| l.exp()),
+            });
+        }
+        Ok(RunStep { record, batch_tokens, epoch, eval, checkpoint_due })
     }
 
     /// Mean loss over the eval batches and its supervised tokens.

@@ -23,6 +23,16 @@ impl std::str::FromStr for Schedule {
     }
 }
 
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Schedule::Constant => "constant",
+            Schedule::Linear => "linear",
+            Schedule::Cosine => "cosine",
+        })
+    }
+}
+
 /// The factor of the base learning rate at update `k` of `total`, after `warmup` warm-up updates.
 pub fn lr_factor(schedule: Schedule, k: usize, warmup: usize, total: usize) -> f32 {
     if k < warmup {
