@@ -59,14 +59,14 @@ fn bad_input_gives_one_clear_line() {
         run(&["data", "--model", m, "--data", no_answer.to_str().unwrap()]),
         "line 1",
     );
-    // Every completion is cut away by a 4-token limit: nothing is left to learn.
+    // Every completion is cut away by an 8-token limit: nothing is left to learn.
     let long = tmp_file(
         "long_prompt.jsonl",
-        "{\"prompt\": \"one two three four five six seven\", \"completion\": \" eight\"}\n",
+        "{\"prompt\": \"one two three four five six seven eight nine ten\", \"completion\": \" eleven\"}\n",
     );
     assert_one_clear_line(
         "no supervised tokens",
-        run(&["train", "--model", m, "--data", long.to_str().unwrap(), "--out", out, "--seq-len", "4"]),
+        run(&["train", "--model", m, "--data", long.to_str().unwrap(), "--out", out, "--seq-len", "8"]),
         "no usable examples",
     );
     assert_one_clear_line(

@@ -56,9 +56,13 @@ fn smollm2_config(layers: usize) -> Result<ModelConfig> {
 pub fn run(args: BenchArgs) -> Result<()> {
     let gpu = pollster::block_on(Gpu::new())?;
     let i = &gpu.info;
-    println!(
+    say!(
         "adapter: {} ({}, {}), shader-f16 {}, subgroups {}",
-        i.name, i.backend, i.device_type, i.shader_f16, i.subgroups
+        i.name,
+        i.backend,
+        i.device_type,
+        i.shader_f16,
+        i.subgroups
     );
     if let Some(path) = &args.load {
         return bench_load(&gpu, path, args.load_only.as_deref());
@@ -91,8 +95,8 @@ fn bench_matmuls(gpu: &Gpu, rows: usize) -> Result<()> {
         ("gate/up   dy·W", "nn", rows, 576, 1536),
         ("lora dA   duᵀ·x", "tn", 8, 576, rows),
     ];
-    println!("\nmatmul, f32, {rows} rows; baseline: the same product on one CPU core (naive loop, first 16 rows)");
-    println!("{:<32} {:>22} {:>10} {:>12} {:>10}", "shape", "M×N×K", "GFLOP/s", "CPU GFLOP/s", "ratio");
+    say!("\nmatmul, f32, {rows} rows; baseline: the same product on one CPU core (naive loop, first 16 rows)");
+    say!("{:<32} {:>22} {:>10} {:>12} {:>10}", "shape", "M×N×K", "GFLOP/s", "CPU GFLOP/s", "ratio");
     for (name, layout, m, n, k) in shapes {
         let a = Tensor::zeros(gpu, "a", &[m * k], DType::F32)?;
         let b = Tensor::zeros(gpu, "b", &[n * k], DType::F32)?;
@@ -113,7 +117,7 @@ fn bench_matmuls(gpu: &Gpu, rows: usize) -> Result<()> {
         let flops = 2.0 * (m * n * k) as f64;
         let cpu = cpu_gflops(&data, m, n, k);
         let gpu_gflops = flops / secs / 1e9;
-        println!("{name:<32} {:>22} {gpu_gflops:>10.2} {cpu:>12.2} {:>9.1}×", format!("{m}×{n}×{k}"), gpu_gflops / cpu);
+        say!("{name:<32} {:>22} {gpu_gflops:>10.2} {cpu:>12.2} {:>9.1}×", format!("{m}×{n}×{k}"), gpu_gflops / cpu);
     }
     Ok(())
 }
@@ -126,8 +130,8 @@ fn bench_quant_matmuls(gpu: &Gpu, rows: usize) -> Result<()> {
     let y = Tensor::zeros(gpu, "y", &[m, n], DType::F32)?;
     let w32 = Tensor::zeros(gpu, "w", &[n, k], DType::F32)?;
     let flops = 2.0 * (m * n * k) as f64;
-    println!("\nmatmul with a frozen weight W ({n}, {k}) dequantized in the kernel; baseline: f32 W, same run");
-    println!("{:<6} {:>10} {:>14} {:>10} {:>14} {:>10}", "W", "MB", "x·Wᵀ GFLOP/s", "vs f32", "dy·W GFLOP/s", "vs f32");
+    say!("\nmatmul with a frozen weight W ({n}, {k}) dequantized in the kernel; baseline: f32 W, same run");
+    say!("{:<6} {:>10} {:>14} {:>10} {:>14} {:>10}", "W", "MB", "x·Wᵀ GFLOP/s", "vs f32", "dy·W GFLOP/s", "vs f32");
     let mut base = None;
     for ty in [GgmlType::F32].into_iter().chain(QuantTensor::TYPES) {
         let w = match ty {
@@ -152,7 +156,7 @@ fn bench_quant_matmuls(gpu: &Gpu, rows: usize) -> Result<()> {
         }
         let mb = w.as_ref().map_or(w32.byte_size(), |w| w.gpu_bytes()) as f64 / 1e6;
         let [b0, b1] = *base.get_or_insert(times);
-        println!(
+        say!(
             "{:<6} {mb:>10.2} {:>14.2} {:>9.2}× {:>14.2} {:>9.2}×",
             ty.name(),
             times[0],
@@ -209,8 +213,8 @@ fn model_file_bytes(path: &Path) -> u64 {
 /// buffers are host memory, so the peak includes the weights themselves.
 fn bench_load(gpu: &Gpu, path: &Path, only: Option<&str>) -> Result<()> {
     let Some(mode) = only else {
-        println!("\nloading {} ({:.1} MB on disk)", path.display(), model_file_bytes(path) as f64 / 1e6);
-        println!(
+        say!("\nloading {} ({:.1} MB on disk)", path.display(), model_file_bytes(path) as f64 / 1e6);
+        say!(
             "{:<10} {:>7} {:>14} {:>12} {:>12} {:>10} {:>15} {:>15}",
             "weights",
             "load s",
@@ -237,7 +241,7 @@ fn bench_load(gpu: &Gpu, path: &Path, only: Option<&str>) -> Result<()> {
                     String::from_utf8_lossy(&out.stderr)
                 )));
             }
-            println!("{row}");
+            say!("{row}");
         }
         return Ok(());
     };
@@ -258,7 +262,7 @@ fn bench_load(gpu: &Gpu, path: &Path, only: Option<&str>) -> Result<()> {
     let peak = proc_kb("VmHWM").unwrap_or(0);
     let w = &model.weights;
     let increase = peak.saturating_sub(before);
-    println!(
+    say!(
         "{mode:<10} {secs:>7.2} {:>14.1} {:>12.1} {:>12.1} {:>10.1} {:>15.1} {:>15.1}{}",
         mb(before),
         mb(peak),
@@ -316,11 +320,11 @@ fn bench_steps(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
     let ids: Vec<u32> = (0..b * t).map(|i| (i * 31 % 49152) as u32).collect();
     let targets: Vec<i32> = (0..b * t).map(|i| ((i * 17 + 1) % 49152) as i32).collect();
     let batch = Batch::new(b, t, ids, targets)?;
-    println!(
+    say!(
         "\ntraining step: SmolLM2-135M shape ({} layers, random weights), LoRA r=8 all-linear, batch {b} × seq {t}",
         args.layers,
     );
-    println!("baseline: f32 weights without recompute");
+    say!("baseline: f32 weights without recompute");
     let mut baseline = None;
     for (label, model) in &models {
         for recompute in [false, true] {
@@ -341,7 +345,7 @@ fn bench_steps(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
             let secs = start.elapsed().as_secs_f64() / args.steps as f64;
             let tps = (b * t) as f64 / secs;
             let base = *baseline.get_or_insert(tps);
-            println!(
+            say!(
                 "{label:<5} weights ({:>4.0} MB)  recompute {:<5}  {secs:>8.3} s/step  {tps:>9.1} tokens/s  {:.2}× baseline  ({} activation MB)",
                 model.weights.gpu_bytes() as f64 / 1e6,
                 recompute,

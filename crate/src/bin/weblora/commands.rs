@@ -36,15 +36,19 @@ enum Command {
         /// A PEFT adapter folder.
         #[arg(long)]
         adapter: PathBuf,
+        /// The folder to write; it must not exist yet, unless --overwrite.
         #[arg(long)]
         out: PathBuf,
+        /// Replace --out if it exists (once the new folder is complete).
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Train a LoRA adapter.
     Train(crate::train::TrainArgs),
     /// Mean loss and perplexity of a model (with an adapter) on a dataset.
-    Eval(crate::train::EvalArgs),
+    Eval(crate::data::EvalArgs),
     /// What a dataset becomes: examples, tokens, the loss mask of the first example.
-    Data(crate::train::DataArgs),
+    Data(crate::data::DataArgs),
     /// Measure kernel and training-step speed on this machine's GPU.
     Bench(crate::bench::BenchArgs),
 }
@@ -81,53 +85,79 @@ fn gpu() -> Result<Gpu> {
     pollster::block_on(Gpu::new())
 }
 
-pub fn run(cli: Cli) -> Result<()> {
+pub fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<std::process::ExitCode> {
+    let done = std::process::ExitCode::SUCCESS;
     match cli.command {
-        Command::Inspect { model, dequantize } => inspect(&model, dequantize),
-        Command::Generate(args) => run_generate(args),
-        Command::Merge { model, adapter, out } => {
-            let g = gpu()?;
-            // Merging adds into f32 weights, and the folder written holds f32.
-            let m = crate::train::load_model(&g, &model, true)?;
-            let lora = weblora::lora::read_adapter_folder(&g, &m.config, &adapter)?;
-            merge::merge_into(&g, &m, &lora)?;
-            let (tok, template) = load::load_tokenizer(&model)?;
-            pollster::block_on(export::write_hf_folder(&g, &m, Some((&tok, template.as_deref())), &out))?;
-            println!("merged {} into {}", adapter.display(), out.display());
-            Ok(())
+        Command::Inspect { model, dequantize } => inspect(&model, dequantize).map(|_| done),
+        Command::Generate(args) => run_generate(args).map(|_| done),
+        Command::Merge { model, adapter, out, overwrite } => merge(&model, &adapter, &out, overwrite).map(|_| done),
+        Command::Train(args) => {
+            let sub = matches.subcommand_matches("train");
+            // Whether a setting was typed on the command line (not left at its default).
+            let given = |name: &str| {
+                sub.is_some_and(|m| {
+                    m.ids().any(|id| id.as_str() == name)
+                        && m.value_source(name) == Some(clap::parser::ValueSource::CommandLine)
+                })
+            };
+            crate::train::run_train(args, &given)
         }
-        Command::Train(args) => crate::train::run_train(args),
-        Command::Eval(args) => crate::train::run_eval(args),
-        Command::Data(args) => crate::train::run_data(args),
-        Command::Bench(args) => crate::bench::run(args),
+        Command::Eval(args) => crate::data::run_eval(args).map(|_| done),
+        Command::Data(args) => crate::data::run_data(args).map(|_| done),
+        Command::Bench(args) => crate::bench::run(args).map(|_| done),
     }
+}
+
+/// Folds `adapter` into `model` and writes the merged Hugging Face folder `out`, whole: into a
+/// temporary folder beside it, renamed into place when complete.
+fn merge(model: &std::path::Path, adapter: &std::path::Path, out: &std::path::Path, overwrite: bool) -> Result<()> {
+    if out.exists() && !overwrite {
+        return Err(Error::Run(format!("{} exists already; give --overwrite to replace it", out.display())));
+    }
+    let g = gpu()?;
+    // Merging adds into f32 weights, and the folder written holds f32.
+    let m = crate::data::load_model(&g, model, true)?;
+    let lora = weblora::lora::read_adapter_folder(&g, &m.config, adapter)?;
+    merge::merge_into(&g, &m, &lora)?;
+    let (tok, template) = load::load_tokenizer(model)?;
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let partial = out.with_file_name(format!(".{name}.partial"));
+    let _ = std::fs::remove_dir_all(&partial);
+    let written = pollster::block_on(export::write_hf_folder(&g, &m, Some((&tok, template.as_deref())), &partial))
+        .and_then(|_| weblora::io::atomic::replace_folder(&partial, out, overwrite));
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&partial);
+    }
+    written?;
+    say!("merged {} into {}", adapter.display(), out.display());
+    Ok(())
 }
 
 fn inspect(path: &std::path::Path, dequantize: bool) -> Result<()> {
     let g = gpu()?;
-    let model = crate::train::load_model(&g, path, dequantize)?;
+    let model = crate::data::load_model(&g, path, dequantize)?;
     let c = &model.config;
-    println!("model        {}", path.display());
-    println!("architecture {}", c.model_type.as_deref().unwrap_or("llama"));
-    println!("layers       {}", c.num_hidden_layers);
-    println!("hidden       {} (ffn {})", c.hidden_size, c.intermediate_size);
-    println!("heads        {} query, {} key/value, head dim {}", c.num_attention_heads, c.n_kv_heads(), c.head_dim());
-    println!("vocabulary   {}{}", c.vocab_size, if c.tie_word_embeddings { " (tied embeddings)" } else { "" });
-    println!("rope         {:?}", c.rope());
+    say!("model        {}", path.display());
+    say!("architecture {}", c.model_type.as_deref().unwrap_or("llama"));
+    say!("layers       {}", c.num_hidden_layers);
+    say!("hidden       {} (ffn {})", c.hidden_size, c.intermediate_size);
+    say!("heads        {} query, {} key/value, head dim {}", c.num_attention_heads, c.n_kv_heads(), c.head_dim());
+    say!("vocabulary   {}{}", c.vocab_size, if c.tie_word_embeddings { " (tied embeddings)" } else { "" });
+    say!("rope         {:?}", c.rope());
     let params: usize = model.weights.named().iter().map(|(_, w)| w.numel()).sum();
-    println!("parameters   {:.1} M", params as f64 / 1e6);
+    say!("parameters   {:.1} M", params as f64 / 1e6);
     if path.is_file() {
         let header = weblora::io::read_gguf_header(path)?;
         let mut types = std::collections::BTreeMap::new();
         for t in &header.tensors {
             *types.entry(t.ty.name()).or_insert(0usize) += 1;
         }
-        println!("file types   {types:?}");
+        say!("file types   {types:?}");
     }
     let w = &model.weights;
     let mb = |b: u64| b as f64 / 1e6;
     let kept = if w.is_quantized() { "projections kept quantized" } else { "f32" };
-    println!(
+    say!(
         "GPU weights  {:.1} MB ({kept}; projections {:.1} MB) on {}",
         mb(w.gpu_bytes()),
         mb(w.projection_gpu_bytes()),
@@ -138,7 +168,7 @@ fn inspect(path: &std::path::Path, dequantize: bool) -> Result<()> {
 
 fn run_generate(args: GenerateArgs) -> Result<()> {
     let g = gpu()?;
-    let model = crate::train::load_model(&g, &args.model, args.dequantize)?;
+    let model = crate::data::load_model(&g, &args.model, args.dequantize)?;
     let (tok, template) = load::load_tokenizer(&args.model)?;
     let lora =
         args.adapter.as_ref().map(|dir| weblora::lora::read_adapter_folder(&g, &model.config, dir)).transpose()?;
@@ -157,6 +187,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         stop: stop_tokens(&tok),
     };
     let out = pollster::block_on(generate(&decoder, &prompt, &sampling))?;
-    println!("{}", tok.decode(&out, true).map_err(|e| Error::Config(e.to_string()))?);
+    let text = tok.decode(&out, true).map_err(|e| Error::Run(format!("decoding the answer: {e}")))?;
+    say!("{text}");
     Ok(())
 }

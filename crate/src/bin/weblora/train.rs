@@ -1,348 +1,310 @@
-//! `weblora train`, `weblora eval` and `weblora data`: the data path and the trainer, with a
-//! progress bar, evaluation, checkpoints and the adapter files at the end.
+//! `weblora train`: settings checked before anything runs, an output folder that never mixes
+//! two runs, the run loop with a progress bar, evaluation and checkpoints, Ctrl-C that saves,
+//! and every output written whole or not at all.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use weblora::data::{self, ChatTemplate, DataOptions, Prepared, RecordFormat};
+use weblora::data;
 use weblora::gpu::Gpu;
-use weblora::lora::{gguf, peft, Lora, LoraConfig, Target};
-use weblora::model::{load, Model};
-use weblora::tokenizer::Tokenizer;
-use weblora::train::{Run, RunOptions, Schedule, TrainConfig};
+use weblora::io::atomic;
+use weblora::lora::{gguf, peft, Lora};
+use weblora::train::{Checkpoint, CheckpointState, Run, RunMeta, TrainSettings};
 use weblora::{Error, Result};
 
-/// Where the data comes from and how it becomes examples.
-#[derive(clap::Args, Clone)]
-pub struct DataArgs {
-    /// A .gguf file or a Hugging Face folder.
-    #[arg(long)]
-    pub model: PathBuf,
-    /// JSONL, JSON, CSV/TSV or .txt.
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Force a record format: text, prompt-completion, alpaca, messages, sharegpt.
-    #[arg(long)]
-    pub format: Option<String>,
-    /// Loss on the answers only, or on every token.
-    #[arg(long, default_value = "answers", value_parser = ["answers", "all"])]
-    pub train_on: String,
-    /// Longest sequence in tokens; longer examples are truncated.
-    #[arg(long, default_value_t = 512)]
-    pub seq_len: usize,
-    /// Leave out malformed records instead of stopping.
-    #[arg(long)]
-    pub skip_bad_lines: bool,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
+use crate::data::{load_model, prepare, DataArgs};
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
     #[command(flatten)]
-    data: DataArgs,
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub settings: TrainSettings,
     /// Load every weight as f32 instead of keeping a GGUF file's projections quantized on the GPU.
     #[arg(long)]
     pub dequantize: bool,
     /// Output folder: the PEFT adapter, the GGUF adapter (GGUF bases), trainer_state.json, checkpoints.
     #[arg(long)]
-    out: PathBuf,
-    #[arg(long, default_value_t = 8)]
-    rank: usize,
-    #[arg(long, default_value_t = 16.0)]
-    alpha: f32,
-    #[arg(long, default_value_t = 0.05)]
-    dropout: f32,
-    /// Comma-separated: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj or all-linear.
-    #[arg(long, default_value = "all-linear")]
-    targets: String,
+    pub out: PathBuf,
+    /// Replace a run already in --out (its adapter, state and checkpoints are removed).
     #[arg(long)]
-    rslora: bool,
-    #[arg(long, default_value_t = 2e-4)]
-    lr: f32,
-    #[arg(long, default_value = "linear")]
-    schedule: Schedule,
-    #[arg(long, default_value_t = 0)]
-    warmup: usize,
-    #[arg(long, default_value_t = 1)]
-    epochs: usize,
-    /// Stop after this many optimizer updates (overrides epochs).
-    #[arg(long)]
-    max_steps: Option<usize>,
-    #[arg(long, default_value_t = 4)]
-    batch_size: usize,
-    #[arg(long, default_value_t = 1)]
-    grad_accum: usize,
-    #[arg(long, default_value_t = 1.0)]
-    max_grad_norm: f32,
-    #[arg(long, default_value_t = 0.0)]
-    weight_decay: f32,
-    /// Fraction of the data held out for evaluation.
-    #[arg(long, default_value_t = 0.0)]
-    eval_split: f64,
+    pub overwrite: bool,
     /// A separate evaluation file.
     #[arg(long)]
-    eval_data: Option<PathBuf>,
-    /// Evaluate every N updates (0: only at the end).
-    #[arg(long, default_value_t = 0)]
-    eval_every: usize,
-    /// Write a checkpoint every N updates (0: never).
-    #[arg(long, default_value_t = 0)]
-    checkpoint_every: usize,
-    /// Continue from a checkpoint folder.
+    pub eval_data: Option<PathBuf>,
+    /// Continue from a checkpoint folder; its settings are used, and a given setting that would
+    /// change the run is refused.
     #[arg(long)]
-    resume: Option<PathBuf>,
-    /// Start from an existing PEFT adapter.
+    pub resume: Option<PathBuf>,
+    /// Start from an existing adapter (PEFT or MLX-LM folder); its rank, alpha, dropout and
+    /// targets are used.
     #[arg(long)]
-    init_adapter: Option<PathBuf>,
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
-    #[arg(long)]
-    no_shuffle: bool,
-    /// Recompute activations in backward: less memory, slower.
-    #[arg(long)]
-    recompute: bool,
+    pub init_adapter: Option<PathBuf>,
 }
 
-#[derive(clap::Args)]
-pub struct EvalArgs {
-    #[command(flatten)]
-    data: DataArgs,
-    /// Load every weight as f32 instead of keeping a GGUF file's projections quantized on the GPU.
-    #[arg(long)]
-    pub dequantize: bool,
-    /// A PEFT adapter folder.
-    #[arg(long)]
-    adapter: Option<PathBuf>,
-    #[arg(long, default_value_t = 4)]
-    batch_size: usize,
-}
+/// Files in an output folder that belong to a run.
+const RUN_FILES: [&str; 4] = ["adapter_config.json", "adapter_model.safetensors", "adapter.gguf", "trainer_state.json"];
 
-/// Loads `--model` (a file, a folder, a URL or a Hugging Face repo id) with a progress bar
-/// over its bytes; projections of a GGUF model stay quantized unless `dequantize`.
-pub fn load_model(g: &Gpu, model: &Path, dequantize: bool) -> Result<Model> {
-    let options = if dequantize { load::LoadOptions::dequantized() } else { load::LoadOptions::default() };
-    let source = load::ModelSource::parse(&model.to_string_lossy())?;
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("loading {msg} {bar:30} {bytes}/{total_bytes}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let mut shown = String::new();
-    let model = load::load_from(g, &source, options, &mut |file, p| {
-        if shown != file {
-            shown = file.to_string();
-            bar.set_message(file.rsplit('/').next().unwrap_or(file).to_string());
-            bar.set_length(p.total.unwrap_or(0));
+/// Set by the first Ctrl-C (or SIGTERM); the run saves and stops after the current update.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+fn handle_interrupts() {
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            eprintln!("\nweblora: interrupted again; quitting without saving");
+            std::process::exit(130);
         }
-        bar.set_position(p.consumed);
+        eprintln!("\nweblora: interrupted; saving after this update (Ctrl-C again quits at once)");
     });
-    bar.finish_and_clear();
-    model
 }
 
-fn cfg_err(e: impl std::fmt::Display) -> Error {
-    Error::Config(e.to_string())
+/// What a run in `out` consists of, if there is one there: its run files and checkpoints.
+fn run_entries(out: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(out) else { return Vec::new() };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            RUN_FILES.contains(&name.as_str()) || (name.starts_with("checkpoint-") && p.is_dir())
+        })
+        .collect();
+    found.sort();
+    found
 }
 
-fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
-}
-
-/// The tokenizer and the prepared data of `args`.
-fn prepare(args: &DataArgs, eval_fraction: f64, eval_file: Option<&Path>, seed: u64) -> Result<(Tokenizer, Prepared)> {
-    let (tok, template_src) = load::load_tokenizer(&args.model)?;
-    let template = ChatTemplate::for_model(&tok, template_src.as_deref())?;
-    let mut options = DataOptions { seq_len: args.seq_len, eval_fraction, seed, ..Default::default() };
-    options.parse.skip_bad_lines = args.skip_bad_lines;
-    options.encode.assistant_only_loss = args.train_on == "answers";
-    options.parse.format = match args.format.as_deref() {
-        None => None,
-        Some(name) => {
-            Some(RecordFormat::from_flag(name).ok_or_else(|| Error::Config(format!("unknown --format {name:?}")))?)
-        }
-    };
-    let train_name = args.data.display().to_string();
-    let train_bytes = read(&args.data)?;
-    let eval = match eval_file {
-        Some(p) => Some((p.display().to_string(), read(p)?)),
-        None => None,
-    };
-    let prepared = data::prepare(
-        (&train_name, &train_bytes),
-        eval.as_ref().map(|(n, b)| (n.as_str(), b.as_slice())),
-        &tok,
-        Some(&template),
-        &options,
-    )?;
-    Ok((tok, prepared))
-}
-
-pub fn run_data(args: DataArgs) -> Result<()> {
-    let (_, prepared) = prepare(&args, 0.0, None, 42)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&prepared.summary).map_err(cfg_err)?);
-    } else {
-        print!("{}", prepared.summary);
+/// Refuses an `out` that holds a run unless the run is being resumed or replaced; with
+/// `overwrite`, removes the old run's files (and nothing else).
+fn claim_out(out: &Path, overwrite: bool, resuming: bool) -> Result<()> {
+    let entries = run_entries(out);
+    if !entries.is_empty() && !overwrite && !resuming {
+        let names: Vec<String> =
+            entries.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
+        return Err(Error::Run(format!(
+            "{} holds a run already ({}); give --overwrite to replace it, --resume with one of its checkpoints to continue it, or another --out",
+            out.display(),
+            names.join(", ")
+        )));
     }
-    Ok(())
+    if overwrite {
+        for p in entries {
+            let removed = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+            removed.map_err(|e| Error::io(&p, e))?;
+        }
+    }
+    atomic::check_writable(out)
 }
 
-pub fn run_eval(args: EvalArgs) -> Result<()> {
-    let (tok, prepared) = prepare(&args.data, 0.0, None, 42)?;
+/// Whether a setting was given on the command line.
+pub type Given<'a> = &'a dyn Fn(&str) -> bool;
+
+pub fn run_train(mut args: TrainArgs, given: Given) -> Result<std::process::ExitCode> {
+    // Everything that can be refused is checked before the model loads and the first update.
+    let resume = match &args.resume {
+        Some(dir) => Some((dir.display().to_string(), Checkpoint::read(dir)?)),
+        None => None,
+    };
+    let saved: Option<CheckpointState> = resume.as_ref().map(|(place, c)| c.parse_state(place)).transpose()?;
+    if let Some(meta) = saved.as_ref().and_then(|s| s.run.as_ref()) {
+        let (settings, notes) = args.settings.resume_from(&meta.settings, given)?;
+        args.settings = settings;
+        let given_data = |name: &str| name != "seed" && given(name);
+        args.data.settings = args.data.settings.resume_from(&meta.data, &given_data)?;
+        for note in notes {
+            say!("resume: {note}");
+        }
+    } else if let Some((place, _)) = &resume {
+        say!("resume: {place} records no settings (an older checkpoint); they are not checked");
+    }
+    args.settings.validate()?;
+    args.data.settings.seed = args.settings.seed;
+    let (tok, prepared, fingerprint) = prepare(&args.data, args.eval_data.as_deref())?;
+    say!("{}", prepared.summary.to_string().trim_end());
+    if let Some(meta) = saved.as_ref().and_then(|s| s.run.as_ref()) {
+        meta.data_file.check(&fingerprint)?;
+    }
+
     let g = pollster::block_on(Gpu::new())?;
     let model = load_model(&g, &args.data.model, args.dequantize)?;
-    let lora = match &args.adapter {
-        Some(dir) => weblora::lora::read_adapter_folder(&g, &model.config, dir)?,
-        None => no_adapter(&g, &model)?,
-    };
-    // A run with nothing to train on, only the data to evaluate.
-    let options = RunOptions { batch_size: args.batch_size, seq_len: args.data.seq_len, ..Default::default() };
-    let pad = data::pad_id(&tok);
-    let mut run = Run::new(&g, &model, &lora, Vec::new(), prepared.train.examples, pad, &options)?;
-    let (loss, tokens) = pollster::block_on(run.evaluate())?;
-    if args.data.json {
-        println!("{}", serde_json::json!({ "loss": loss, "perplexity": loss.exp(), "tokens": tokens }));
-    } else {
-        println!("loss {loss:.4}  perplexity {:.3}  tokens {tokens}", loss.exp());
-    }
-    Ok(())
-}
-
-/// An adapter that changes nothing (B = 0), for evaluating the base model.
-fn no_adapter(g: &Gpu, model: &Model) -> Result<Lora> {
-    let lora = Lora::new(
-        g,
-        &model.config,
-        LoraConfig { r: 4, alpha: 4.0, dropout: 0.0, targets: vec![Target::Q], use_rslora: false },
-    )?;
-    lora.init_peft(g, 0)?;
-    Ok(lora)
-}
-
-pub fn run_train(args: TrainArgs) -> Result<()> {
-    let d = &args.data;
-    let (tok, prepared) = prepare(d, args.eval_split, args.eval_data.as_deref(), args.seed)?;
-    print!("{}", prepared.summary);
-    if prepared.train.supervised_tokens() == 0 {
-        return Err(Error::Config(format!("{}: no supervised tokens to train on", d.data.display())));
-    }
-    let g = pollster::block_on(Gpu::new())?;
-    let model = load_model(&g, &d.model, args.dequantize)?;
     let lora = match &args.init_adapter {
-        Some(dir) => weblora::lora::read_adapter_folder(&g, &model.config, dir)?,
+        Some(dir) => {
+            // The adapter brings its own rank, alpha, dropout and targets.
+            let lora = weblora::lora::read_adapter_folder(&g, &model.config, dir)?;
+            args.settings.adopt_adapter(&lora.config, &dir.display().to_string(), given)?;
+            lora
+        }
         None => {
-            let targets: Vec<String> = args.targets.split(',').map(|s| s.trim().to_string()).collect();
-            let config = LoraConfig {
-                r: args.rank,
-                alpha: args.alpha,
-                dropout: args.dropout,
-                targets: Target::parse_list(&targets)?,
-                use_rslora: args.rslora,
-            };
-            let lora = Lora::new(&g, &model.config, config)?;
-            lora.init_peft(&g, args.seed)?;
+            let lora = Lora::new(&g, &model.config, args.settings.lora_config()?)?;
+            lora.init_peft(&g, args.settings.seed)?;
             lora
         }
     };
-    println!(
+    // The output folder is claimed last, once nothing else can be refused.
+    claim_out(&args.out, args.overwrite, resume.is_some())?;
+    let d = &args.data;
+    say!(
         "LoRA: rank {}, alpha {}, {} modules, {} trainable parameters",
         lora.config.r,
         lora.config.alpha,
         lora.modules.len(),
         lora.num_params()
     );
-    let options = RunOptions {
-        batch_size: args.batch_size,
-        seq_len: d.seq_len,
-        epochs: args.epochs,
-        max_steps: args.max_steps,
-        eval_every: args.eval_every,
-        shuffle: !args.no_shuffle,
-        train: TrainConfig {
-            learning_rate: args.lr,
-            lr_scheduler_type: args.schedule,
-            warmup_steps: args.warmup,
-            gradient_accumulation_steps: args.grad_accum,
-            max_grad_norm: args.max_grad_norm,
-            weight_decay: args.weight_decay,
-            seed: args.seed,
-            recompute: args.recompute,
-            ..Default::default()
-        },
-    };
+    let options = args.settings.run_options(d.settings.seq_len)?;
     let pad = data::pad_id(&tok);
     let mut run = Run::new(&g, &model, &lora, prepared.train.examples, prepared.eval, pad, &options)?;
-    let total = run.total_steps();
-    if let Some(dir) = &args.resume {
-        let pos = run.trainer.load_checkpoint(dir)?;
-        run.set_position(&pos);
-        println!("resumed from {} at update {}", dir.display(), run.trainer.step);
-    }
-    std::fs::create_dir_all(&args.out).map_err(|e| Error::Config(format!("{}: {e}", args.out.display())))?;
     let base_name = d.model.display().to_string();
+    run.meta = Some(RunMeta {
+        base_model: base_name.clone(),
+        settings: args.settings.clone(),
+        data: d.settings.clone(),
+        data_file: fingerprint,
+    });
+    if let Some((place, ckpt)) = &resume {
+        run.restore(place, ckpt)?;
+        say!("resumed from {place} at update {}", run.trainer.step);
+    }
+    let outputs = Outputs {
+        gpu: &g,
+        lora: &lora,
+        base_name: &base_name,
+        out: &args.out,
+        gguf: is_gguf(&d.model).then_some(&model.config),
+    };
+    handle_interrupts();
+    train_loop(&mut run, &outputs, &args)
+}
 
+fn is_gguf(model: &Path) -> bool {
+    model.extension().is_some_and(|e| e == "gguf")
+}
+
+/// Where and what a run writes.
+struct Outputs<'a> {
+    gpu: &'a Gpu,
+    lora: &'a Lora,
+    base_name: &'a str,
+    out: &'a Path,
+    /// The base model's config, when it is a GGUF file (a llama.cpp adapter is written too).
+    gguf: Option<&'a weblora::model::ModelConfig>,
+}
+
+impl Outputs<'_> {
+    /// trainer_state.json: every update so far, the optimizer config and the run's settings.
+    fn write_state(&self, run: &Run) -> Result<()> {
+        let state = serde_json::json!({
+            "global_step": run.trainer.step,
+            "log_history": run.history,
+            "config": run.trainer.config,
+            "run": run.meta,
+        });
+        let text = serde_json::to_string_pretty(&state).map_err(|e| Error::Run(e.to_string()))?;
+        atomic::write_file(&self.out.join("trainer_state.json"), text.as_bytes())
+    }
+
+    /// The adapter files (each refused if not finite, each written whole), then the state.
+    fn write_adapter(&self, run: &Run) -> Result<()> {
+        pollster::block_on(peft::write_peft_folder(self.gpu, self.lora, self.base_name, self.out))?;
+        if let Some(config) = self.gguf {
+            let bytes = pollster::block_on(gguf::gguf_lora_bytes(self.gpu, self.lora, config))?;
+            atomic::write_file(&self.out.join("adapter.gguf"), &bytes)?;
+        }
+        self.write_state(run)
+    }
+
+    fn checkpoint(&self, run: &Run) -> Result<PathBuf> {
+        let dir = self.out.join(format!("checkpoint-{}", run.trainer.step));
+        pollster::block_on(run.checkpoint(self.base_name))?.write(&dir)?;
+        Ok(dir)
+    }
+}
+
+fn train_loop(run: &mut Run, outputs: &Outputs, args: &TrainArgs) -> Result<std::process::ExitCode> {
+    let total = run.total_steps();
     let bar = indicatif::ProgressBar::new(total as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed} < {eta}]")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_position(run.trainer.step as u64);
-    let mut history: Vec<serde_json::Value> = Vec::new();
     let started = Instant::now();
+    let mut last_state_write = Instant::now();
     let mut tokens_seen = 0usize;
     while !run.is_done() {
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            bar.abandon();
+            return interrupted(run, outputs, args);
+        }
         let done = pollster::block_on(run.step())?;
         let record = done.record;
-        if !record.is_finite() {
+        if done.diverged() {
             bar.abandon();
-            pollster::block_on(peft::write_peft_folder(&g, &lora, &base_name, &args.out))?;
-            return Err(Error::Config(format!(
-                "update {}: the loss or gradient is not finite (loss {}, grad norm {}); stopped and kept the last good adapter in {}",
+            outputs.write_adapter(run)?;
+            return Err(Error::Run(format!(
+                "update {} diverged (loss {}, gradient norm {}); stopped, and wrote the adapter as it was after update {} to {}",
                 record.step,
                 record.loss,
                 record.grad_norm,
-                args.out.display()
+                run.trainer.step,
+                outputs.out.display()
             )));
         }
         tokens_seen += done.batch_tokens;
         let tps = tokens_seen as f64 / started.elapsed().as_secs_f64();
         let msg = format!("loss {:.4} lr {:.2e} {tps:.0} tok/s", record.loss, record.learning_rate);
         if bar.is_hidden() {
-            println!("update {}/{total}: {msg}", record.step);
+            say!("update {}/{total}: {msg}", record.step);
         }
         bar.set_message(msg);
         bar.inc(1);
-        let mut entry = serde_json::to_value(record).map_err(cfg_err)?;
-        let step = record.step;
         if let Some((loss, n)) = done.eval {
-            entry["eval_loss"] = loss.into();
-            entry["eval_perplexity"] = loss.exp().into();
-            let msg = format!("update {step}: eval loss {loss:.4} (perplexity {:.3}, {n} tokens)", loss.exp());
+            let msg = format!("update {}: eval loss {loss:.4} (perplexity {:.3}, {n} tokens)", record.step, loss.exp());
             if bar.is_hidden() {
-                println!("{msg}");
+                say!("{msg}");
             } else {
                 bar.println(msg);
             }
         }
-        history.push(entry);
-        if args.checkpoint_every > 0 && step.is_multiple_of(args.checkpoint_every) {
-            let dir = args.out.join(format!("checkpoint-{step}"));
-            pollster::block_on(run.trainer.save_checkpoint(&dir, &base_name, run.position()))?;
+        if done.checkpoint_due {
+            outputs.checkpoint(run)?;
+        }
+        // The loss history survives a crash: rewritten (whole) at most once a second.
+        if done.checkpoint_due || done.eval.is_some() || last_state_write.elapsed().as_secs_f32() >= 1.0 {
+            outputs.write_state(run)?;
+            last_state_write = Instant::now();
         }
     }
     bar.finish();
-    pollster::block_on(peft::write_peft_folder(&g, &lora, &base_name, &args.out))?;
-    if d.model.extension().is_some_and(|e| e == "gguf") {
-        let bytes = pollster::block_on(gguf::gguf_lora_bytes(&g, &lora, &model.config))?;
-        std::fs::write(args.out.join("adapter.gguf"), bytes)
-            .map_err(|e| Error::Config(format!("adapter.gguf: {e}")))?;
+    outputs.write_adapter(run)?;
+    say!("wrote the adapter to {}", outputs.out.display());
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// After a Ctrl-C: a checkpoint of the last finished update and the adapter, and how to go on.
+fn interrupted(run: &Run, outputs: &Outputs, args: &TrainArgs) -> Result<std::process::ExitCode> {
+    if run.trainer.step == 0 {
+        eprintln!("weblora: interrupted before the first update; nothing to save");
+        return Ok(std::process::ExitCode::from(130));
     }
-    let state =
-        serde_json::json!({ "global_step": run.trainer.step, "log_history": history, "config": run.trainer.config });
-    std::fs::write(args.out.join("trainer_state.json"), serde_json::to_string_pretty(&state).map_err(cfg_err)?)
-        .map_err(|e| Error::Config(format!("trainer_state.json: {e}")))?;
-    println!("wrote the adapter to {}", args.out.display());
-    Ok(())
+    let dir = outputs.checkpoint(run)?;
+    outputs.write_adapter(run)?;
+    let command: Vec<String> = std::env::args()
+        .filter(|a| a != "--overwrite")
+        .scan(false, |skip, a| {
+            let keep = !*skip && a != "--resume" && !a.starts_with("--resume=");
+            *skip = a == "--resume";
+            Some(keep.then_some(a))
+        })
+        .flatten()
+        .collect();
+    eprintln!(
+        "weblora: interrupted after update {} of {}; saved {} and the adapter in {}\nresume with: {} --resume {}",
+        run.trainer.step,
+        run.total_steps(),
+        dir.display(),
+        args.out.display(),
+        command.join(" "),
+        dir.display()
+    );
+    Ok(std::process::ExitCode::from(130))
 }
