@@ -17,16 +17,17 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::data::{self, ChatTemplate, DataOptions, Prepared, RecordFormat};
+use crate::data::{self, ChatTemplate, Prepared};
 use crate::error::{Error, Result};
 use crate::generate::{chat_prompt, generate, stop_tokens, Sampling};
 use crate::gpu::Gpu;
-use crate::lora::{gguf::gguf_lora_bytes, peft, Lora, LoraConfig, Target};
+use crate::lora::{gguf::gguf_lora_bytes, peft, Lora};
 use crate::model::decode::Decoder;
 use crate::model::load::{tokenizer_from_gguf, tokenizer_from_hf, GgufLoader, HfLoader};
 use crate::model::Model;
 use crate::tokenizer::Tokenizer;
-use crate::train::{Run, RunOptions, Schedule, TrainConfig};
+use crate::train::settings::camel;
+use crate::train::{Checkpoint, DataSettings, Fingerprint, Run, RunMeta, TrainSettings};
 
 /// A model on its way in (one at a time, so the variants' sizes do not matter).
 #[allow(clippy::large_enum_variant)]
@@ -48,7 +49,8 @@ struct State {
     gpu: Gpu,
     loading: Option<Loading>,
     base: Option<Base>,
-    data: Option<Prepared>,
+    /// The dataset, the settings it was read with, and its file's fingerprint.
+    data: Option<(Prepared, DataSettings, Fingerprint)>,
     run: Option<(Run, Lora)>,
 }
 
@@ -62,8 +64,22 @@ impl State {
     }
 }
 
-fn js_err(e: Error) -> JsError {
-    JsError::new(&e.to_string())
+/// A JavaScript `Error` with the library's message and a `kind` beside it ("setting", "io",
+/// "run", "data", "load", "gpu", ...); a bad setting is named as the settings object names it.
+/// What the facade's calls return: a JavaScript `Error` (see [`js_err`]) on failure.
+type JsResult<T> = std::result::Result<T, JsValue>;
+
+fn js_err(e: Error) -> JsValue {
+    let message = match &e {
+        Error::Setting { name, detail } => format!("{}: {detail}", camel(name)),
+        other => other.to_string(),
+    };
+    let error = js_sys::Error::new(&message);
+    let _ = js_sys::Reflect::set(&error, &"kind".into(), &e.kind().into());
+    if let Error::Setting { name, .. } = &e {
+        let _ = js_sys::Reflect::set(&error, &"setting".into(), &camel(name).into());
+    }
+    error.into()
 }
 
 fn from_js<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<T> {
@@ -71,81 +87,6 @@ fn from_js<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<T
         return serde_json::from_str("{}").map_err(|e| Error::Config(format!("{what}: {e}")));
     }
     serde_wasm_bindgen::from_value(value).map_err(|e| Error::Config(format!("{what}: {e}")))
-}
-
-/// How a dataset becomes examples (`weblora data`'s flags).
-#[derive(Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct DataSettings {
-    seq_len: usize,
-    /// "answers" (the assistant turns only) or "all".
-    train_on: String,
-    eval_split: f64,
-    format: Option<String>,
-    skip_bad_lines: bool,
-    seed: u64,
-}
-
-impl Default for DataSettings {
-    fn default() -> Self {
-        DataSettings {
-            seq_len: 512,
-            train_on: "answers".into(),
-            eval_split: 0.0,
-            format: None,
-            skip_bad_lines: false,
-            seed: 42,
-        }
-    }
-}
-
-/// LoRA and training settings (`weblora train`'s flags, same defaults).
-#[derive(Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct TrainSettings {
-    rank: usize,
-    alpha: f32,
-    dropout: f32,
-    targets: Vec<String>,
-    rslora: bool,
-    lr: f32,
-    schedule: Schedule,
-    warmup: usize,
-    epochs: usize,
-    max_steps: Option<usize>,
-    batch_size: usize,
-    grad_accum: usize,
-    max_grad_norm: f32,
-    weight_decay: f32,
-    eval_every: usize,
-    seed: u64,
-    shuffle: bool,
-    recompute: bool,
-}
-
-impl Default for TrainSettings {
-    fn default() -> Self {
-        TrainSettings {
-            rank: 8,
-            alpha: 16.0,
-            dropout: 0.05,
-            targets: vec!["all-linear".into()],
-            rslora: false,
-            lr: 2e-4,
-            schedule: Schedule::Linear,
-            warmup: 0,
-            epochs: 1,
-            max_steps: None,
-            batch_size: 4,
-            grad_accum: 1,
-            max_grad_norm: 1.0,
-            weight_decay: 0.0,
-            eval_every: 0,
-            seed: 42,
-            shuffle: true,
-            recompute: false,
-        }
-    }
 }
 
 #[derive(Deserialize)]
@@ -220,7 +161,7 @@ pub struct Engine {
 
 impl Engine {
     /// Runs `f` on the state; fails when another call holds it.
-    fn with<T>(&self, f: impl FnOnce(&mut State) -> Result<T>) -> std::result::Result<T, JsError> {
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> Result<T>) -> JsResult<T> {
         f(&mut *busy(&self.state).map_err(js_err)?).map_err(js_err)
     }
 
@@ -231,7 +172,7 @@ impl Engine {
         Fut: std::future::Future<Output = Result<JsValue>> + 'static,
     {
         let state = self.state.clone();
-        future_to_promise(async move { f(state).await.map_err(|e| JsError::new(&e.to_string()).into()) })
+        future_to_promise(async move { f(state).await.map_err(js_err) })
     }
 }
 
@@ -249,13 +190,15 @@ fn serialize<T: Serialize>(value: &T) -> Result<JsValue> {
 impl Engine {
     /// Opens the GPU through WebGPU. Fails with a message saying what to do when the browser
     /// has no WebGPU.
-    pub async fn open() -> std::result::Result<Engine, JsError> {
+    pub async fn open() -> JsResult<Engine> {
         console_error_panic_hook::set_once();
         let gpu = Gpu::new().await.map_err(|e| {
-            JsError::new(&format!(
+            let e: JsValue = js_sys::Error::new(&format!(
                 "{e}. This page needs WebGPU: use a recent Chrome or Edge (on Linux start it with \
                  --enable-unsafe-webgpu), or Safari 26 / Firefox 141 or newer, with hardware acceleration on."
             ))
+            .into();
+            e
         })?;
         let state = State { gpu, loading: None, base: None, data: None, run: None };
         Ok(Engine { state: Rc::new(RefCell::new(state)) })
@@ -263,7 +206,7 @@ impl Engine {
 
     /// The adapter: name, backend, features and limits.
     #[wasm_bindgen(js_name = gpuInfo)]
-    pub fn gpu_info(&self) -> std::result::Result<JsValue, JsError> {
+    pub fn gpu_info(&self) -> JsResult<JsValue> {
         self.with(|st| {
             let i = &st.gpu.info;
             Ok(serde_json::json!({
@@ -277,7 +220,7 @@ impl Engine {
     /// Starts loading a GGUF file named `name` of `total` bytes (when known); its bytes follow
     /// through [`Engine::feed`]. Drops the model and run loaded before.
     #[wasm_bindgen(js_name = beginGguf)]
-    pub fn begin_gguf(&self, name: &str, total: Option<f64>) -> std::result::Result<(), JsError> {
+    pub fn begin_gguf(&self, name: &str, total: Option<f64>) -> JsResult<()> {
         self.with(|st| {
             st.run = None;
             st.base = None;
@@ -296,7 +239,7 @@ impl Engine {
         tokenizer_json: &[u8],
         tokenizer_config_json: Option<String>,
         generation_config_json: Option<String>,
-    ) -> std::result::Result<(), JsError> {
+    ) -> JsResult<()> {
         self.with(|st| {
             st.run = None;
             st.base = None;
@@ -314,7 +257,7 @@ impl Engine {
 
     /// Starts the next safetensors file of a Hugging Face model.
     #[wasm_bindgen(js_name = beginFile)]
-    pub fn begin_file(&self, name: &str, total: Option<f64>) -> std::result::Result<(), JsError> {
+    pub fn begin_file(&self, name: &str, total: Option<f64>) -> JsResult<()> {
         self.with(|st| match &mut st.loading {
             Some(Loading::Hf { loader, .. }) => {
                 loader.begin_file(name, total.map(|t| t as u64));
@@ -325,7 +268,7 @@ impl Engine {
     }
 
     /// The next chunk of the file being loaded.
-    pub fn feed(&self, chunk: &[u8]) -> std::result::Result<(), JsError> {
+    pub fn feed(&self, chunk: &[u8]) -> JsResult<()> {
         self.with(|st| match &mut st.loading {
             Some(Loading::Gguf(l)) => l.feed(&st.gpu, chunk),
             Some(Loading::Hf { loader, .. }) => loader.feed(&st.gpu, chunk),
@@ -335,7 +278,7 @@ impl Engine {
 
     /// Ends the current safetensors file.
     #[wasm_bindgen(js_name = endFile)]
-    pub fn end_file(&self) -> std::result::Result<(), JsError> {
+    pub fn end_file(&self) -> JsResult<()> {
         self.with(|st| match &mut st.loading {
             Some(Loading::Hf { loader, .. }) => loader.end_file(&st.gpu),
             _ => Err(Error::Config("end_file: no Hugging Face model is being loaded".into())),
@@ -344,7 +287,7 @@ impl Engine {
 
     /// Ends loading: checks that every tensor came, and returns what the model is.
     #[wasm_bindgen(js_name = finishModel)]
-    pub fn finish_model(&self) -> std::result::Result<JsValue, JsError> {
+    pub fn finish_model(&self) -> JsResult<JsValue> {
         let info = self.with(|st| {
             let loading = st.loading.take().ok_or_else(|| Error::Config("no model is being loaded".into()))?;
             let (name, model, tokenizer, template, is_gguf) = match loading {
@@ -383,20 +326,11 @@ impl Engine {
     /// Reads a dataset (JSONL, JSON, CSV/TSV or text, named `name`) with `settings`
     /// ([`DataSettings`]); returns its summary, with the first example's trained spans.
     #[wasm_bindgen(js_name = setData)]
-    pub fn set_data(&self, name: &str, bytes: &[u8], settings: JsValue) -> std::result::Result<JsValue, JsError> {
+    pub fn set_data(&self, name: &str, bytes: &[u8], settings: JsValue) -> JsResult<JsValue> {
         let summary = self.with(|st| {
             let s: DataSettings = from_js(settings, "data settings")?;
             let base = st.base()?;
-            let mut options =
-                DataOptions { seq_len: s.seq_len, eval_fraction: s.eval_split, seed: s.seed, ..Default::default() };
-            options.parse.skip_bad_lines = s.skip_bad_lines;
-            options.encode.assistant_only_loss = s.train_on != "all";
-            options.parse.format = match s.format.as_deref() {
-                None | Some("auto") => None,
-                Some(name) => Some(
-                    RecordFormat::from_flag(name).ok_or_else(|| Error::Config(format!("unknown format {name:?}")))?,
-                ),
-            };
+            let options = s.data_options()?;
             let fallback;
             let template = match &base.template {
                 Some(t) => t,
@@ -411,7 +345,7 @@ impl Engine {
             }
             let summary = serde_json::to_value(&prepared.summary).map_err(|e| Error::Config(e.to_string()))?;
             st.run = None;
-            st.data = Some(prepared);
+            st.data = Some((prepared, s, Fingerprint::of(name, bytes)));
             Ok(summary)
         })?;
         serialize(&summary).map_err(js_err)
@@ -420,42 +354,24 @@ impl Engine {
     /// Starts a training run on the loaded model and data with `settings` ([`TrainSettings`]):
     /// a fresh adapter, initialized as PEFT does.
     #[wasm_bindgen(js_name = startRun)]
-    pub fn start_run(&self, settings: JsValue) -> std::result::Result<JsValue, JsError> {
+    pub fn start_run(&self, settings: JsValue) -> JsResult<JsValue> {
         let info = self.with(|st| {
             let s: TrainSettings = from_js(settings, "training settings")?;
             let base = st.base()?;
-            let prepared = st.data.as_ref().ok_or_else(|| Error::Config("no dataset is loaded".into()))?;
-            let config = LoraConfig {
-                r: s.rank,
-                alpha: s.alpha,
-                dropout: s.dropout,
-                targets: Target::parse_list(&s.targets)?,
-                use_rslora: s.rslora,
-            };
-            let lora = Lora::new(&st.gpu, &base.model.config, config)?;
+            let (prepared, data_settings, fingerprint) =
+                st.data.as_ref().ok_or_else(|| Error::Config("no dataset is loaded".into()))?;
+            let options = s.run_options(prepared.summary.seq_len)?;
+            let lora = Lora::new(&st.gpu, &base.model.config, s.lora_config()?)?;
             lora.init_peft(&st.gpu, s.seed)?;
-            let options = RunOptions {
-                batch_size: s.batch_size,
-                seq_len: prepared.summary.seq_len,
-                epochs: s.epochs,
-                max_steps: s.max_steps,
-                eval_every: s.eval_every,
-                shuffle: s.shuffle,
-                train: TrainConfig {
-                    learning_rate: s.lr,
-                    lr_scheduler_type: s.schedule,
-                    warmup_steps: s.warmup,
-                    gradient_accumulation_steps: s.grad_accum,
-                    max_grad_norm: s.max_grad_norm,
-                    weight_decay: s.weight_decay,
-                    seed: s.seed,
-                    recompute: s.recompute,
-                    ..Default::default()
-                },
-            };
             let pad = data::pad_id(&base.tokenizer);
             let (train, eval) = (prepared.train.examples.clone(), prepared.eval.clone());
-            let run = Run::new(&st.gpu, &base.model, &lora, train, eval, pad, &options)?;
+            let mut run = Run::new(&st.gpu, &base.model, &lora, train, eval, pad, &options)?;
+            run.meta = Some(RunMeta {
+                base_model: base.name.clone(),
+                settings: s,
+                data: data_settings.clone(),
+                data_file: fingerprint.clone(),
+            });
             let info = RunInfo::of(&run, &lora);
             st.run = Some((run, lora));
             Ok(info)
@@ -475,7 +391,7 @@ impl Engine {
             serialize(&serde_json::json!({
                 "step": r.step, "loss": r.loss, "gradNorm": r.grad_norm, "learningRate": r.learning_rate,
                 "tokens": r.tokens, "batchTokens": done.batch_tokens, "epoch": done.epoch, "eval": done.eval,
-                "done": run.is_done(),
+                "done": run.is_done(), "diverged": done.diverged(), "checkpointDue": done.checkpoint_due,
             }))
         })
     }
@@ -554,9 +470,9 @@ impl Engine {
             let mut st = busy(&state)?;
             let name = st.base()?.name.clone();
             let (run, _) = st.run()?;
-            let ckpt = run.trainer.checkpoint(&name, run.position()).await?;
+            let ckpt = run.checkpoint(&name).await?;
             let out = js_sys::Object::new();
-            for (i, file) in crate::train::Checkpoint::FILES.iter().enumerate() {
+            for (i, file) in Checkpoint::FILES.iter().enumerate() {
                 js_sys::Reflect::set(&out, &(*file).into(), &Uint8Array::from(ckpt.file(i)).into())
                     .map_err(|_| Error::Config("checkpoint".into()))?;
             }
@@ -564,19 +480,46 @@ impl Engine {
         })
     }
 
-    /// Continues the started run from a checkpoint's files; returns the run's state.
+    /// Continues the started run from a checkpoint's files (`adapter_config.json`,
+    /// `adapter_model.safetensors`, `optimizer.safetensors`, `trainer_state.json`), which must
+    /// come from a run with the same settings and data; returns the run's state.
     pub fn restore(
         &self,
+        adapter_config: &[u8],
         adapter: &[u8],
         optimizer: &[u8],
-        trainer_state: &str,
-    ) -> std::result::Result<JsValue, JsError> {
+        trainer_state: &[u8],
+    ) -> JsResult<JsValue> {
         let info = self.with(|st| {
             let (run, lora) = st.run()?;
-            let position = run.trainer.restore("checkpoint", adapter, optimizer, trainer_state)?;
-            run.set_position(&position);
+            let files = [adapter_config.to_vec(), adapter.to_vec(), optimizer.to_vec(), trainer_state.to_vec()];
+            let ckpt = Checkpoint::from_files("checkpoint", files)?;
+            let saved = ckpt.parse_state("checkpoint")?;
+            if let (Some(then), Some(now)) = (&saved.run, &run.meta) {
+                then.data_file.check(&now.data_file)?;
+                let every = |_: &str| true;
+                now.data.resume_from(&then.data, &every)?;
+                now.settings.resume_from(&then.settings, &every)?;
+            }
+            run.restore("checkpoint", &ckpt)?;
             Ok(RunInfo::of(run, lora))
         })?;
         serialize(&info).map_err(js_err)
+    }
+
+    /// The names of a checkpoint's files, in the order [`Engine::restore`] takes them.
+    #[wasm_bindgen(js_name = checkpointFiles)]
+    pub fn checkpoint_files() -> Vec<String> {
+        Checkpoint::FILES.iter().map(|f| f.to_string()).collect()
+    }
+
+    /// Checks training settings without starting anything: resolves nothing, throws the error
+    /// a run would give (with `kind` "setting" and the setting's name).
+    #[wasm_bindgen(js_name = checkSettings)]
+    pub fn check_settings(settings: JsValue, data_settings: JsValue) -> JsResult<()> {
+        let s: TrainSettings = from_js(settings, "training settings").map_err(js_err)?;
+        s.validate().map_err(js_err)?;
+        let d: DataSettings = from_js(data_settings, "data settings").map_err(js_err)?;
+        d.validate().map_err(js_err)
     }
 }

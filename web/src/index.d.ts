@@ -93,8 +93,13 @@ export interface TrainSettings {
   weightDecay?: number;
   /** Evaluate every N updates (0: only at the end). */
   evalEvery?: number;
+  /** Checkpoint into the origin's private file system every N updates (0: only at the end);
+   * `train`'s `checkpointEvery` option sets it when this is not given. */
+  checkpointEvery?: number;
   seed?: number;
   shuffle?: boolean;
+  /** Put examples of similar length in one batch; default: only when shuffling. */
+  groupByLength?: boolean;
   /** Recompute activations in backward: less memory, slower. */
   recompute?: boolean;
 }
@@ -113,8 +118,20 @@ export interface StepEvent {
   /** [loss, tokens] when this update evaluated. */
   eval: [number, number] | null;
   done: boolean;
+  /** Always false in a step event: a diverged update ends training with an error. */
+  diverged: boolean;
+  /** A checkpoint was written after this update. */
+  checkpointDue: boolean;
   seconds: number;
   tokensPerSecond: number;
+}
+
+/** What the package's promises reject with: the engine's message, and what kind of failure it is. */
+export interface WebLoRAError extends Error {
+  /** "setting" (a bad setting, named in `setting`), "io", "run", "data", "load", "lora", "gpu", "no-gpu", ... */
+  kind?: string;
+  /** The setting at fault, as the settings objects name it (e.g. "maxGradNorm"). */
+  setting?: string;
 }
 
 export interface StatusEvent {

@@ -151,7 +151,7 @@ export class WebLoRA {
     if (!p) return;
     this.#pending.delete(msg.id);
     if (msg.ok) p.resolve(msg.value);
-    else p.reject(new Error(msg.error));
+    else p.reject(Object.assign(new Error(msg.error), { kind: msg.kind, setting: msg.setting }));
   }
 
   #emit(type, data) {

@@ -7,7 +7,6 @@ import init, { Engine } from "../pkg/weblora.js";
 import { fetchText, openUrl, pump, resolveModelUrl } from "./sources.js";
 
 const CHECKPOINT_DIR = "weblora-checkpoint";
-const CHECKPOINT_FILES = ["adapter_config.json", "adapter_model.safetensors", "optimizer.safetensors", "trainer_state.json"];
 
 let engine = null;
 let chain = Promise.resolve();
@@ -95,13 +94,15 @@ async function saveCheckpoint(meta) {
   try {
     await dir.removeEntry("run.json");
   } catch {}
-  for (const name of CHECKPOINT_FILES) await writeFile(dir, name, files[name]);
+  for (const name of Engine.checkpointFiles()) await writeFile(dir, name, files[name]);
   await writeFile(dir, "run.json", new TextEncoder().encode(JSON.stringify(meta)));
   emit("checkpoint", { step: meta.step });
 }
 
+/** Writes a file whole or not at all: under a temporary name first, then renamed. */
 async function writeFile(dir, name, bytes) {
-  const handle = await dir.getFileHandle(name, { create: true });
+  const partial = `${name}.partial`;
+  const handle = await dir.getFileHandle(partial, { create: true });
   if (handle.createSyncAccessHandle) {
     const access = await handle.createSyncAccessHandle();
     access.truncate(0);
@@ -113,6 +114,10 @@ async function writeFile(dir, name, bytes) {
     await w.write(bytes);
     await w.close();
   }
+  try {
+    await dir.removeEntry(name);
+  } catch {}
+  await handle.move(name);
 }
 
 async function readCheckpoint() {
@@ -121,7 +126,7 @@ async function readCheckpoint() {
     const read = async (n) => new Uint8Array(await (await (await dir.getFileHandle(n)).getFile()).arrayBuffer());
     const meta = JSON.parse(new TextDecoder().decode(await read("run.json")));
     const files = {};
-    for (const n of CHECKPOINT_FILES) files[n] = await read(n);
+    for (const n of Engine.checkpointFiles()) files[n] = await read(n);
     return { meta, files };
   } catch {
     return null;
@@ -133,13 +138,15 @@ async function train({ settings, resume, checkpointEvery }) {
   if (!model) throw new Error("load a model first");
   Object.assign(run, { active: true, paused: false, stopping: false });
   try {
-    let info = await exclusive(() => needEngine().startRun(settings));
+    // The engine checks every setting before anything runs.
+    const full = { checkpointEvery, ...settings };
+    let info = await exclusive(() => needEngine().startRun(full));
     if (resume) {
       const ck = await readCheckpoint();
       if (ck && ck.meta.model === model.name && ck.meta.data === dataName) {
         const f = ck.files;
-        const state = new TextDecoder().decode(f["trainer_state.json"]);
-        info = await exclusive(() => engine.restore(f["adapter_model.safetensors"], f["optimizer.safetensors"], state));
+        const files = Engine.checkpointFiles().map((n) => f[n]);
+        info = await exclusive(() => engine.restore(...files));
         emit("status", { state: "resumed", step: info.step, totalSteps: info.totalSteps });
       }
     }
@@ -157,13 +164,17 @@ async function train({ settings, resume, checkpointEvery }) {
       const rec = await exclusive(() => engine.step());
       tokens += rec.batchTokens;
       const seconds = (performance.now() - started) / 1000;
-      if (rec.loss === null || rec.gradNorm === null) {
-        throw new Error(`update ${rec.step}: the loss or gradient is not finite; training stopped and the adapter keeps its last good values (try a lower learning rate)`);
+      if (rec.diverged) {
+        const err = new Error(
+          `update ${rec.step} diverged (the loss or gradient is not finite); training stopped and the adapter keeps its values after update ${last.step} (try a lower learning rate)`,
+        );
+        err.kind = "run";
+        throw err;
       }
       last = rec;
       emit("step", { ...rec, totalSteps: info.totalSteps, seconds, tokensPerSecond: tokens / seconds });
       if (rec.eval) emit("eval", { step: rec.step, loss: rec.eval[0], tokens: rec.eval[1] });
-      if ((checkpointEvery > 0 && rec.step % checkpointEvery === 0) || rec.done) {
+      if (rec.checkpointDue || rec.done) {
         const meta = { model: model.name, data: dataName, settings, step: rec.step, totalSteps: info.totalSteps };
         await exclusive(() => saveCheckpoint(meta));
       }
@@ -264,6 +275,6 @@ self.onmessage = async (e) => {
     self.postMessage({ id, ok: true, value });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    self.postMessage({ id, ok: false, error: message });
+    self.postMessage({ id, ok: false, error: message, kind: err?.kind ?? "error", setting: err?.setting });
   }
 };
