@@ -18,9 +18,15 @@ pub enum Error {
     /// Reading or writing a file failed.
     #[error("{}: {source}", path.display())]
     Io { path: std::path::PathBuf, source: std::io::Error },
+    /// A download failed; `status` is the HTTP status when the server answered.
+    #[error("{url}: {detail}")]
+    Http { url: String, status: Option<u16>, detail: String },
     /// The run itself: resuming, checkpoints, the output folder, divergence.
     #[error("{0}")]
     Run(String),
+    /// A call that does not fit the engine's state (no model loaded yet, busy, no run).
+    #[error("{0}")]
+    State(String),
     #[error("LoRA: {0}")]
     Lora(String),
     #[error("tensor {name}: {detail}")]
@@ -41,7 +47,9 @@ impl Error {
             Error::Config(_) => "config",
             Error::Setting { .. } => "setting",
             Error::Io { .. } => "io",
+            Error::Http { .. } => "http",
             Error::Run(_) => "run",
+            Error::State(_) => "state",
             Error::Lora(_) => "lora",
             Error::Tensor { .. } => "tensor",
             Error::Load(_) => "load",

@@ -56,11 +56,11 @@ struct State {
 
 impl State {
     fn base(&self) -> Result<&Base> {
-        self.base.as_ref().ok_or_else(|| Error::Config("no model is loaded".into()))
+        self.base.as_ref().ok_or_else(|| Error::State("no model is loaded".into()))
     }
 
     fn run(&mut self) -> Result<&mut (Run, Lora)> {
-        self.run.as_mut().ok_or_else(|| Error::Config("no training run has been started".into()))
+        self.run.as_mut().ok_or_else(|| Error::State("no training run has been started".into()))
     }
 }
 
@@ -178,7 +178,7 @@ impl Engine {
 
 /// Borrows the state mutably for an async call, or says it is busy.
 fn busy(state: &Rc<RefCell<State>>) -> Result<std::cell::RefMut<'_, State>> {
-    state.try_borrow_mut().map_err(|_| Error::Config("the engine is busy with another call".into()))
+    state.try_borrow_mut().map_err(|_| Error::State("the engine is busy with another call".into()))
 }
 
 /// `value` as a plain JavaScript object (maps as objects, 64-bit numbers as numbers).
@@ -263,7 +263,7 @@ impl Engine {
                 loader.begin_file(name, total.map(|t| t as u64));
                 Ok(())
             }
-            _ => Err(Error::Config("begin_file: no Hugging Face model is being loaded".into())),
+            _ => Err(Error::State("begin_file: no Hugging Face model is being loaded".into())),
         })
     }
 
@@ -272,7 +272,7 @@ impl Engine {
         self.with(|st| match &mut st.loading {
             Some(Loading::Gguf(l)) => l.feed(&st.gpu, chunk),
             Some(Loading::Hf { loader, .. }) => loader.feed(&st.gpu, chunk),
-            None => Err(Error::Config("feed: no model is being loaded".into())),
+            None => Err(Error::State("feed: no model is being loaded".into())),
         })
     }
 
@@ -281,7 +281,7 @@ impl Engine {
     pub fn end_file(&self) -> JsResult<()> {
         self.with(|st| match &mut st.loading {
             Some(Loading::Hf { loader, .. }) => loader.end_file(&st.gpu),
-            _ => Err(Error::Config("end_file: no Hugging Face model is being loaded".into())),
+            _ => Err(Error::State("end_file: no Hugging Face model is being loaded".into())),
         })
     }
 
@@ -289,7 +289,7 @@ impl Engine {
     #[wasm_bindgen(js_name = finishModel)]
     pub fn finish_model(&self) -> JsResult<JsValue> {
         let info = self.with(|st| {
-            let loading = st.loading.take().ok_or_else(|| Error::Config("no model is being loaded".into()))?;
+            let loading = st.loading.take().ok_or_else(|| Error::State("no model is being loaded".into()))?;
             let (name, model, tokenizer, template, is_gguf) = match loading {
                 Loading::Gguf(l) => {
                     let name = l.header().map(|h| h.file.clone()).unwrap_or_default();
@@ -359,7 +359,7 @@ impl Engine {
             let s: TrainSettings = from_js(settings, "training settings")?;
             let base = st.base()?;
             let (prepared, data_settings, fingerprint) =
-                st.data.as_ref().ok_or_else(|| Error::Config("no dataset is loaded".into()))?;
+                st.data.as_ref().ok_or_else(|| Error::State("no dataset is loaded".into()))?;
             let options = s.run_options(prepared.summary.seq_len)?;
             let lora = Lora::new(&st.gpu, &base.model.config, s.lora_config()?)?;
             lora.init_peft(&st.gpu, s.seed)?;
@@ -406,7 +406,7 @@ impl Engine {
             let lora = match (s.adapter, &st.run) {
                 (false, _) => None,
                 (true, Some((_, lora))) => Some(lora),
-                (true, None) => return Err(Error::Config("there is no adapter yet: start training first".into())),
+                (true, None) => return Err(Error::State("there is no adapter yet: start training first".into())),
             };
             let template = if s.raw { None } else { base.template.as_ref() };
             let ids = chat_prompt(&base.tokenizer, template, &prompt)?;
@@ -453,7 +453,7 @@ impl Engine {
             let mut st = busy(&state)?;
             let base = st.base()?;
             if !base.is_gguf {
-                return Err(Error::Config("a GGUF adapter needs a GGUF base model".into()));
+                return Err(Error::State("a GGUF adapter needs a GGUF base model".into()));
             }
             let config = base.model.config.clone();
             let gpu = st.gpu.clone();

@@ -54,7 +54,7 @@ impl ModelSource {
         if repo_id && !spec.ends_with(".gguf") {
             return Ok(ModelSource::FolderUrl(format!("https://huggingface.co/{spec}/resolve/main/")));
         }
-        Err(Error::Config(format!("{spec}: no such file or folder")))
+        Err(Error::io(spec, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder")))
     }
 
     /// Whether this is a GGUF file (else a folder).
@@ -90,7 +90,7 @@ impl ModelSource {
     fn read_text(&self, file: &str, optional: bool) -> Result<Option<String>> {
         let Some(mut f) = self.open(Some(file), optional)? else { return Ok(None) };
         let mut text = String::new();
-        f.reader.read_to_string(&mut text).map_err(|e| Error::Config(format!("{}: {e}", f.name)))?;
+        f.reader.read_to_string(&mut text).map_err(|e| Error::io(&f.name, e))?;
         Ok(Some(text))
     }
 }
@@ -100,21 +100,25 @@ fn open_path(path: &Path, optional: bool) -> Result<Option<Opened>> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if optional && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::Config(format!("{name}: {e}"))),
+        Err(e) => return Err(Error::io(path, e)),
     };
-    let total = file.metadata().map_err(|e| Error::Config(format!("{name}: {e}")))?.len();
+    let total = file.metadata().map_err(|e| Error::io(path, e))?.len();
     Ok(Some(Opened { reader: Box::new(file), total: Some(total), name }))
 }
 
 fn open_url(url: &str, optional: bool) -> Result<Option<Opened>> {
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let resp = agent.get(url).call().map_err(|e| Error::Config(format!("{url}: the download failed: {e}")))?;
+    let resp = agent
+        .get(url)
+        .call()
+        .map_err(|e| Error::Http { url: url.into(), status: None, detail: format!("the download failed: {e}") })?;
     let status = resp.status();
     if optional && status == 404 {
         return Ok(None);
     }
     if !status.is_success() {
-        return Err(Error::Config(format!("{url}: the server answered HTTP {status}")));
+        let code = status.as_u16();
+        return Err(Error::Http { url: url.into(), status: Some(code), detail: format!("the server answered HTTP {status}") });
     }
     let total = resp.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let reader = resp.into_body().into_reader();

@@ -108,10 +108,10 @@ pub struct Trainer {
 impl Trainer {
     pub fn new(gpu: &Gpu, model: &Model, lora: &Lora, config: TrainConfig) -> Result<Trainer> {
         if config.gradient_accumulation_steps == 0 || config.max_steps == 0 {
-            return Err(Error::Config("max_steps and gradient_accumulation_steps must be at least 1".into()));
+            return Err(Error::Run("max_steps and gradient_accumulation_steps must be at least 1".into()));
         }
         if !(config.learning_rate.is_finite() && config.learning_rate >= 0.0) {
-            return Err(Error::Config(format!("learning rate {} is not a non-negative number", config.learning_rate)));
+            return Err(Error::Run(format!("learning rate {} is not a non-negative number", config.learning_rate)));
         }
         Ok(Trainer {
             gpu: gpu.clone(),
@@ -144,11 +144,11 @@ impl Trainer {
     /// the supervised tokens of all the micro-batches together.
     pub async fn train_step(&mut self, micro: &[Batch]) -> Result<StepRecord> {
         if micro.is_empty() {
-            return Err(Error::Config("an update needs at least one batch".into()));
+            return Err(Error::Run("an update needs at least one batch".into()));
         }
         let tokens: usize = micro.iter().map(Batch::supervised).sum();
         if tokens == 0 {
-            return Err(Error::Config("the batches of this update have no supervised tokens".into()));
+            return Err(Error::Run("the batches of this update have no supervised tokens".into()));
         }
         let k = (self.step + 1) as i32;
         let lr = self.next_lr();
@@ -187,7 +187,7 @@ impl Trainer {
             count += n;
         }
         if count == 0 {
-            return Err(Error::Config("the evaluation data has no supervised tokens".into()));
+            return Err(Error::Run("the evaluation data has no supervised tokens".into()));
         }
         Ok(((sum / count as f64) as f32, count))
     }

@@ -115,7 +115,7 @@ impl Run {
         options: &RunOptions,
     ) -> Result<Run> {
         if options.batch_size == 0 || options.seq_len == 0 {
-            return Err(Error::Config("batch size and sequence length must be at least 1".into()));
+            return Err(Error::Run("batch size and sequence length must be at least 1".into()));
         }
         let accum = options.train.gradient_accumulation_steps.max(1);
         let batcher = |examples, shuffle, group_by_length| {
@@ -229,7 +229,7 @@ impl Run {
     /// stream still moves on.
     pub async fn step(&mut self) -> Result<RunStep> {
         if self.is_done() {
-            return Err(Error::Config(format!("the run is over: {} updates done", self.trainer.step)));
+            return Err(Error::Run(format!("the run is over: {} updates done", self.trainer.step)));
         }
         let accum = self.trainer.config.gradient_accumulation_steps;
         let epoch = self.next_batch / self.per_epoch + 1;
