@@ -2,14 +2,14 @@
 //! for templates that do not render prefixes consistently.
 
 use super::smollm2;
-use crate::data::{ChatTemplate, Message, SpanError};
+use crate::data::{Chat, ChatTemplate, Message, SpanError};
 
-fn msgs(turns: &[(&str, &str)]) -> Vec<Message> {
-    turns.iter().map(|(r, c)| Message { role: r.to_string(), content: c.to_string() }).collect()
+pub(super) fn msgs(turns: &[(&str, &str)]) -> Vec<Message> {
+    turns.iter().map(|(r, c)| Message::new(r, c)).collect()
 }
 
-fn spans_text(t: &ChatTemplate, m: &[Message]) -> (String, Vec<String>) {
-    let (full, spans) = t.render_with_spans(m).unwrap();
+pub(super) fn spans_text(t: &ChatTemplate, m: &[Message]) -> (String, Vec<String>) {
+    let (full, spans) = t.render_with_spans(&Chat::new(m.to_vec())).unwrap();
     let parts = spans.iter().map(|s| full[s.clone()].to_string()).collect();
     (full, parts)
 }
@@ -85,7 +85,7 @@ fn an_assistant_turn_the_template_drops_is_an_error() {
         "",
     )
     .unwrap();
-    let e = t.render_with_spans(&msgs(&[("user", "a"), ("assistant", "zzz")])).unwrap_err();
+    let e = t.render_with_spans(&Chat::new(msgs(&[("user", "a"), ("assistant", "zzz")]))).unwrap_err();
     assert_eq!(e, SpanError::NotFound(1));
 }
 
