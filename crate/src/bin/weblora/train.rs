@@ -33,6 +33,12 @@ pub struct DataArgs {
     /// Leave out malformed records instead of stopping.
     #[arg(long)]
     pub skip_bad_lines: bool,
+    /// A Jinja chat template file to render chats with instead of the model's.
+    #[arg(long)]
+    pub chat_template: Option<PathBuf>,
+    /// Which of the model's named chat templates to use (e.g. tool_use); default: "default".
+    #[arg(long)]
+    pub chat_template_name: Option<String>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -152,8 +158,17 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 
 /// The tokenizer and the prepared data of `args`.
 fn prepare(args: &DataArgs, eval_fraction: f64, eval_file: Option<&Path>, seed: u64) -> Result<(Tokenizer, Prepared)> {
-    let (tok, template_src) = load::load_tokenizer(&args.model)?;
-    let template = ChatTemplate::for_model(&tok, template_src.as_deref())?;
+    let (tok, source) = load::load_tokenizer_and_template(&args.model, args.chat_template_name.as_deref())?;
+    let source = match &args.chat_template {
+        Some(p) => {
+            Some(data::TemplateSource::file(&p.display().to_string(), String::from_utf8_lossy(&read(p)?).into()))
+        }
+        None => source,
+    };
+    let template = match &source {
+        Some(s) => ChatTemplate::from_source(&tok, s)?,
+        None => ChatTemplate::for_model(&tok, None)?,
+    };
     let mut options = DataOptions { seq_len: args.seq_len, eval_fraction, seed, ..Default::default() };
     options.parse.skip_bad_lines = args.skip_bad_lines;
     options.encode.assistant_only_loss = args.train_on == "answers";
