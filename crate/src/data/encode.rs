@@ -121,7 +121,7 @@ impl Encoder<'_> {
                         reason: "no chat template given for chat data".into(),
                     });
                 };
-                let (text, spans) = template.render_with_spans(chat).map_err(|e| match e {
+                let (text, spans) = template.for_chat(chat).render_with_spans(chat).map_err(|e| match e {
                     SpanError::Render(reason) => DataError::Template { at: self.at(line), reason },
                     SpanError::NotFound(i) => DataError::TemplateMask {
                         at: Location { field: Some(format!("messages[{i}]")), ..self.at(line) },

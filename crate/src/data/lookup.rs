@@ -1,7 +1,9 @@
 //! Finding a model's chat template as transformers and llama.cpp do: in a Hugging Face folder,
 //! `chat_template.jinja` first, then `tokenizer_config.json`'s `chat_template` (a string, or a
 //! list of named templates of which `default` is taken unless another name is asked for); in a
-//! GGUF file, `tokenizer.chat_template` (named ones under `tokenizer.chat_template.NAME`).
+//! GGUF file, `tokenizer.chat_template` (named ones under `tokenizer.chat_template.NAME`). When
+//! no name is asked for and the model also has a `tool_use` template, records with tools are
+//! rendered with it, as transformers does.
 
 use serde_json::Value;
 
@@ -15,12 +17,15 @@ pub struct TemplateSource {
     /// `chat_template.jinja`, `tokenizer_config.json`, `tokenizer_config.json (tool_use)`,
     /// `GGUF metadata`, or the file given.
     pub origin: String,
+    /// The model's `tool_use` template when the default one was taken from a list of named
+    /// templates: transformers renders records that have tools with it.
+    pub tool_use: Option<String>,
 }
 
 impl TemplateSource {
     /// A template read from the file `path` (`--chat-template`).
     pub fn file(path: &str, text: String) -> Self {
-        Self { text, origin: path.into() }
+        Self { text, origin: path.into(), tool_use: None }
     }
 
     /// The template of a Hugging Face folder from its files' texts: `chat_template.jinja`
@@ -35,7 +40,7 @@ impl TemplateSource {
         name: Option<&str>,
     ) -> Result<Option<Self>, DataError> {
         let name = name.filter(|n| *n != "default");
-        let source = |text: &str, origin: String| Some(Self { text: text.into(), origin });
+        let source = |text: &str, origin: String| Some(Self { text: text.into(), origin, tool_use: None });
         match (name, named_jinja) {
             (Some(n), Some(text)) => return Ok(source(text, format!("additional_chat_templates/{n}.jinja"))),
             (None, _) if jinja.is_some() => return Ok(source(jinja.unwrap_or_default(), "chat_template.jinja".into())),
@@ -56,18 +61,20 @@ impl TemplateSource {
             Some(Value::String(s)) if name.is_none() => return Ok(source(s, "tokenizer_config.json".into())),
             Some(Value::String(_)) => names.push("default".into()),
             Some(Value::Array(list)) => {
-                let wanted = name.unwrap_or("default");
-                for t in list {
-                    let n = t.get("name").and_then(Value::as_str).unwrap_or_default();
-                    if let (true, Some(text)) = (n == wanted, t.get("template").and_then(Value::as_str)) {
-                        let origin = match name {
-                            Some(n) => format!("tokenizer_config.json ({n})"),
-                            None => "tokenizer_config.json (default)".into(),
-                        };
-                        return Ok(source(text, origin));
+                let named = |wanted: &str| {
+                    list.iter()
+                        .find(|t| t.get("name").and_then(Value::as_str) == Some(wanted))
+                        .and_then(|t| t.get("template")?.as_str())
+                };
+                if let Some(text) = named(name.unwrap_or("default")) {
+                    let mut found = source(text, format!("tokenizer_config.json ({})", name.unwrap_or("default")));
+                    if let (Some(f), None) = (found.as_mut(), name) {
+                        f.tool_use = named("tool_use").map(String::from);
                     }
-                    names.push(n.to_string());
+                    return Ok(found);
                 }
+                names
+                    .extend(list.iter().map(|t| t.get("name").and_then(Value::as_str).unwrap_or_default().to_string()));
             }
             _ => {}
         }
@@ -86,8 +93,13 @@ impl TemplateSource {
             None => "tokenizer.chat_template".into(),
         };
         match (h.get_str(&key), name) {
-            (Ok(text), Some(n)) => Ok(Some(Self { text: text.into(), origin: format!("GGUF metadata ({n})") })),
-            (Ok(text), None) => Ok(Some(Self { text: text.into(), origin: "GGUF metadata".into() })),
+            (Ok(text), Some(n)) => {
+                Ok(Some(Self { text: text.into(), origin: format!("GGUF metadata ({n})"), tool_use: None }))
+            }
+            (Ok(text), None) => {
+                let tool_use = h.get_str("tokenizer.chat_template.tool_use").ok().map(String::from);
+                Ok(Some(Self { text: text.into(), origin: "GGUF metadata".into(), tool_use }))
+            }
             (Err(_), None) => Ok(None),
             (Err(_), Some(n)) => {
                 let mut names: Vec<String> =

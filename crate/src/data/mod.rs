@@ -163,6 +163,9 @@ impl Dataset {
             warnings.push("the conversations are rendered with the built-in ChatML template".into());
         }
         let chat_template = template.map(|t| t.origin.clone());
+        if let Some(t) = template {
+            warnings.extend(tool_warnings(t, &parsed.records));
+        }
         let encoder = Encoder { tokenizer, template, options: options.encode.clone(), file };
         let mut skipped = parsed.skipped;
         let mut stats = LoadStats::default();
@@ -251,6 +254,29 @@ impl Dataset {
     pub fn supervised_tokens(&self) -> u64 {
         self.examples.iter().map(|e| e.supervised() as u64).sum()
     }
+}
+
+/// Warnings for records with tools or tool calls that the template never looks at (it would
+/// drop them silently, as transformers does).
+fn tool_warnings(t: &ChatTemplate, records: &[(usize, Record)]) -> Vec<String> {
+    let chats = || records.iter().filter_map(|(_, r)| if let Record::Chat(c) = r { Some(c) } else { None });
+    let with_tools = chats().filter(|c| c.tools.is_some()).count();
+    let with_calls = chats().filter(|c| c.messages.iter().any(|m| m.calls_tools())).count();
+    let mut out = Vec::new();
+    let t = t.tool_use.as_deref().unwrap_or(t);
+    if with_tools > 0 && !t.reads("tools") {
+        out.push(format!(
+            "{with_tools} record(s) list tools, but the chat template ({}) does not show tools to the model",
+            t.origin
+        ));
+    }
+    if with_calls > 0 && !t.reads("tool_calls") {
+        out.push(format!(
+            "{with_calls} record(s) call tools, but the chat template ({}) does not render tool calls",
+            t.origin
+        ));
+    }
+    out
 }
 
 /// A training set, its eval set and their summary.

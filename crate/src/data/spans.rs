@@ -45,9 +45,17 @@ pub enum SpanError {
 pub(crate) fn probe_end_of_turn(t: &ChatTemplate) -> String {
     let user = Message::new("user", "Hello.");
     let assistant = Message::new("assistant", MARKER);
-    let last = t.render(&[user.clone(), assistant.clone()], false);
-    let followed = t.render(&[user.clone(), assistant, user], false);
-    let (Ok(last), Ok(followed)) = (last, followed) else {
+    let last = [user.clone(), assistant.clone()];
+    let followed = [user.clone(), assistant, user];
+    // Without tools, as transformers renders most chats; else with an empty list (a template
+    // that only serves chats with tools).
+    let no_tools = serde_json::Value::Array(Vec::new());
+    let rendered = [None, Some(&no_tools)].into_iter().find_map(|tools| {
+        let a = t.render_parts(&last, tools, None, false).ok()?.text;
+        let b = t.render_parts(&followed, tools, None, false).ok()?.text;
+        Some((a, b))
+    });
+    let Some((last, followed)) = rendered else {
         return String::new();
     };
     let (Some(a), Some(b)) = (last.find(MARKER), followed.find(MARKER)) else {

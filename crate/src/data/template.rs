@@ -60,8 +60,12 @@ pub struct ChatTemplate {
     /// `<|im_end|>`, `<|eot_id|>`, `<|end|>`), found by rendering a probe conversation; empty
     /// when it writes none.
     pub end_of_turn: String,
+    /// The model's `tool_use` template, for records with tools (see [`TemplateSource::tool_use`]).
+    pub tool_use: Option<Box<ChatTemplate>>,
     /// Seconds since 1970 that `strftime_now` reports, or [`CLOCK_NOW`].
     clock: Arc<AtomicI64>,
+    /// The Jinja source.
+    source: String,
 }
 
 impl std::fmt::Debug for ChatTemplate {
@@ -122,7 +126,9 @@ impl ChatTemplate {
             origin: origin.into(),
             has_generation,
             end_of_turn: String::new(),
+            tool_use: None,
             clock,
+            source: source.to_string(),
         };
         t.end_of_turn = super::spans::probe_end_of_turn(&t);
         Ok(t)
@@ -133,17 +139,23 @@ impl ChatTemplate {
         let name = |id: Option<u32>| id.and_then(|i| tok.inner().id_to_token(i));
         let (bos, eos) = (name(tok.special.bos).unwrap_or_default(), name(tok.special.eos).unwrap_or_default());
         let (unk, pad) = (name(tok.special.unk), name(tok.special.pad));
-        Self::with_tokens(&source.text, &source.origin, &bos, &eos, unk.as_deref(), pad.as_deref())
+        let mut t = Self::with_tokens(&source.text, &source.origin, &bos, &eos, unk.as_deref(), pad.as_deref())?;
+        if let Some(text) = &source.tool_use {
+            let origin = format!("{} with tool_use for records with tools", source.origin);
+            let u = Self::with_tokens(text, &origin, &bos, &eos, unk.as_deref(), pad.as_deref())?;
+            t.origin = origin;
+            t.tool_use = Some(Box::new(u));
+        }
+        Ok(t)
     }
 
     /// A model's template `source`, or ChatML when it has none, with its tokenizer's special
     /// token texts.
     pub fn for_model(tok: &crate::tokenizer::Tokenizer, source: Option<&str>) -> Result<Self, DataError> {
         match source {
-            Some(src) => Self::from_source(tok, &TemplateSource { text: src.into(), origin: "the model".into() }),
+            Some(src) => Self::from_source(tok, &TemplateSource::file("the model", src.into())),
             None => {
-                let mut t =
-                    Self::from_source(tok, &TemplateSource { text: CHATML_TEMPLATE.into(), origin: String::new() })?;
+                let mut t = Self::from_source(tok, &TemplateSource::file("", CHATML_TEMPLATE.into()))?;
                 t.is_fallback = true;
                 t.origin = "chatml (fallback)".into();
                 Ok(t)
@@ -206,10 +218,27 @@ impl ChatTemplate {
         .map(Some)
     }
 
+    /// Whether the template's source names `name` (e.g. `tools`, `tool_calls`) at all.
+    pub fn reads(&self, name: &str) -> bool {
+        self.source.contains(name)
+    }
+
     /// Fixes the time `strftime_now` reports (seconds since 1970, UTC), for renderings that must
     /// not change from day to day; `None` goes back to the clock.
     pub fn set_time(&self, seconds: Option<i64>) {
         self.clock.store(seconds.unwrap_or(CLOCK_NOW), Ordering::Relaxed);
+        if let Some(u) = &self.tool_use {
+            u.set_time(seconds);
+        }
+    }
+
+    /// The template for `chat`: the `tool_use` one when the chat has tools and the model has
+    /// one, else this one.
+    pub fn for_chat(&self, chat: &Chat) -> &ChatTemplate {
+        match (&self.tool_use, &chat.tools) {
+            (Some(u), Some(_)) => u,
+            _ => self,
+        }
     }
 
     /// Renders `messages` (no tools) as text. Errors are the template's own message.

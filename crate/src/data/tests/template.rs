@@ -99,3 +99,24 @@ fn from_tokenizer_config() {
     assert!(ChatTemplate::from_tokenizer_config(br#"{"eos_token": "</s>"}"#).unwrap().is_none());
     assert!(ChatTemplate::from_tokenizer_config(b"{").is_err());
 }
+
+#[test]
+fn generation_blocks_are_tracked_with_their_whitespace_control() {
+    let src = "{# a {% generation %} in a comment #}{% for m in messages %}<{{ m.role }}>\n  {%- if m.role == 'assistant' -%}\n    {%- generation -%}\n  {{ m.content }}</s>\n    {%- endgeneration %}\n{% else %}{{ m.content }}{% endif %}{% endfor %}";
+    let t = ChatTemplate::new(src, "", "</s>").unwrap();
+    assert!(t.has_generation);
+    let chat = Chat::new(msgs(&[("user", "q"), ("assistant", "a"), ("user", "r"), ("assistant", "b")]));
+    let (full, spans) = t.render_with_spans(&chat).unwrap();
+    assert_eq!(full, "<user>q<assistant>a</s><user>r<assistant>b</s>");
+    let parts: Vec<&str> = spans.iter().map(|s| &full[s.clone()]).collect();
+    assert_eq!(parts, ["a</s>", "b</s>"]);
+    let commented = ChatTemplate::new("{# {% generation %} #}{{ messages[0].content }}", "", "").unwrap();
+    assert!(!commented.has_generation);
+}
+
+#[test]
+fn a_template_that_does_not_parse_names_where_it_came_from() {
+    let e =
+        ChatTemplate::with_tokens("{% for m in messages %}", "chat_template.jinja", "", "", None, None).unwrap_err();
+    assert!(e.to_string().contains("chat_template.jinja"), "{e}");
+}

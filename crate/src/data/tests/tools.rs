@@ -123,6 +123,7 @@ fn templates_are_found_as_transformers_finds_them() {
     let pick = |jinja, named, name| TemplateSource::from_hf(jinja, named, Some(config), name);
     let s = pick(None, None, None).unwrap().unwrap();
     assert_eq!((s.text.as_str(), s.origin.as_str()), ("D", "tokenizer_config.json (default)"));
+    assert_eq!(s.tool_use.as_deref(), Some("T"), "records with tools take tool_use, as in transformers");
     let s = pick(None, None, Some("tool_use")).unwrap().unwrap();
     assert_eq!((s.text.as_str(), s.origin.as_str()), ("T", "tokenizer_config.json (tool_use)"));
     // chat_template.jinja wins over tokenizer_config.json, as in transformers.
@@ -179,4 +180,37 @@ fn bad_tools_and_tool_calls_name_the_field() {
         serde_json::to_string(&c.messages).unwrap(),
         r#"[{"role":"user","content":"q"},{"role":"assistant","tool_calls":[]}]"#
     );
+}
+
+#[test]
+fn tools_a_template_ignores_are_reported() {
+    let m = smollm2();
+    let line = tool_chat(&format!("[{WEATHER}]"));
+    let phi = vendor("phi3_5");
+    let d = Dataset::load("t.jsonl", line.as_bytes(), &m.tokenizer, Some(&phi), &DataOptions::default());
+    // Phi-3.5 reads message['content'], which a tool call here has ("").
+    let w = d.unwrap().warnings;
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(w[0].contains("1 record(s) list tools") && w[1].contains("1 record(s) call tools"), "{w:?}");
+    let qwen = vendor("qwen3");
+    let d = Dataset::load("t.jsonl", line.as_bytes(), &m.tokenizer, Some(&qwen), &DataOptions::default()).unwrap();
+    assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+}
+
+#[test]
+fn records_with_tools_take_the_tool_use_template_when_the_model_has_one() {
+    let config = r#"{"chat_template": [{"name": "default", "template": "{% for m in messages %}<{{ m.role }}>{{ m.content }}</s>{% endfor %}"}, {"name": "tool_use", "template": "[{{ tools | length }} tools]{% for m in messages %}<{{ m.role }}>{{ m.content }}</s>{% endfor %}"}]}"#;
+    let source = TemplateSource::from_hf(None, None, Some(config), None).unwrap().unwrap();
+    let t = ChatTemplate::from_source(&smollm2().tokenizer, &source).unwrap();
+    assert_eq!(t.origin, "tokenizer_config.json (default) with tool_use for records with tools");
+    let m = smollm2();
+    let lines = format!(
+        "{}\n{}",
+        r#"{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}"#,
+        tool_chat(&format!("[{WEATHER}]"))
+    );
+    let d = Dataset::load("t.jsonl", lines.as_bytes(), &m.tokenizer, Some(&t), &DataOptions::default()).unwrap();
+    let text = |i: usize| m.tokenizer.decode(&d.examples[i].ids, false).unwrap();
+    assert_eq!(text(0), "<user>q</s><assistant>a</s>");
+    assert!(text(1).starts_with("[1 tools]<user>Weather in Oslo?</s>"), "{}", text(1));
 }
