@@ -69,7 +69,7 @@ export function summaryView(s) {
     fact("Trained tokens", fmtInt(s.supervised_tokens) + pct),
     fact("Truncated", fmtInt(s.truncated_examples), s.truncated_examples ? `longer than ${s.seq_len} tokens` : null),
     fact("Skipped lines", fmtInt(s.skipped_lines)),
-    fact("Format", s.format, s.chat_template ? `· chat template ${s.chat_template}` : null),
+    fact("Format", s.format, s.chat_template ? `· chat template from ${s.chat_template}` : null),
   );
   const parts = [stats];
   if (s.skipped?.length) {

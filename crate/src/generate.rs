@@ -32,7 +32,7 @@ impl Default for Sampling {
 pub fn chat_prompt(tok: &Tokenizer, template: Option<&ChatTemplate>, text: &str) -> Result<Vec<u32>> {
     let text = match template {
         Some(t) => {
-            let user = Message { role: "user".into(), content: text.to_string() };
+            let user = Message::new("user", text);
             t.render(&[user], true).map_err(Error::Config)?
         }
         None => text.to_string(),

@@ -33,7 +33,7 @@ use crate::train::{Checkpoint, DataSettings, Fingerprint, Run, RunMeta, TrainSet
 #[allow(clippy::large_enum_variant)]
 enum Loading {
     Gguf(GgufLoader),
-    Hf { loader: HfLoader, tokenizer: Tokenizer, template: Option<String> },
+    Hf { loader: HfLoader, tokenizer: Tokenizer, template: Option<crate::data::TemplateSource> },
 }
 
 /// A loaded base model with its tokenizer.
@@ -302,7 +302,7 @@ impl Engine {
                     (String::new(), model, tokenizer, template, false)
                 }
             };
-            let template = template.as_deref().map(|src| ChatTemplate::for_model(&tokenizer, Some(src))).transpose()?;
+            let template = template.as_ref().map(|src| ChatTemplate::from_source(&tokenizer, src)).transpose()?;
             let c = &model.config;
             let info = ModelInfo {
                 name: name.clone(),

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{DataError, Location};
 use super::record::Record;
-use super::template::{ChatTemplate, SpanError};
+use super::spans::SpanError;
+use super::template::ChatTemplate;
 use crate::tokenizer::Tokenizer;
 
 /// One tokenized example. `ids` and `mask` have the same length L; `mask[i]` says whether
@@ -113,14 +114,14 @@ impl Encoder<'_> {
                 mask.resize(ids.len(), true);
                 self.push_eos(&mut ids, &mut mask);
             }
-            Record::Chat(messages) => {
+            Record::Chat(chat) => {
                 let Some(template) = self.template else {
                     return Err(DataError::Template {
                         at: self.at(line),
                         reason: "no chat template given for chat data".into(),
                     });
                 };
-                let (text, spans) = template.render_with_spans(messages).map_err(|e| match e {
+                let (text, spans) = template.for_chat(chat).render_with_spans(chat).map_err(|e| match e {
                     SpanError::Render(reason) => DataError::Template { at: self.at(line), reason },
                     SpanError::NotFound(i) => DataError::TemplateMask {
                         at: Location { field: Some(format!("messages[{i}]")), ..self.at(line) },

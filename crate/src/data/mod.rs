@@ -14,13 +14,16 @@
 //! |---|---|---|
 //! | `text` | `tokenize(text) + EOS` | every token |
 //! | `prompt`, `completion` | `tokenize(prompt) + tokenize(completion) + EOS` | completion and EOS |
+//! | `prompt`, `completion` as lists of turns (TRL's conversational form) | chat template over both | the completion's assistant turns |
 //! | `instruction`, `input`?, `output`, `system`? (Alpaca) | chat template: system?, user = instruction (+ blank line + input), assistant = output | assistant turns |
-//! | `messages` [{`role`, `content`}] (OpenAI) | chat template | assistant turns |
+//! | `messages` [{`role`, `content`, `tool_calls`?, ...}], `tools`? (OpenAI) | chat template | assistant turns |
 //! | `conversations` [{`from`, `value`}] (ShareGPT) | chat template; human/gpt → user/assistant | assistant turns |
 //! | plain text | blocks separated by blank lines, each as `text`; or windows of `seq_len` tokens | every token |
 //!
-//! "Assistant turns" means the assistant content and its end-of-turn token (for ChatML
-//! `…<|im_end|>`, not the newline after it); [`EncodeOptions::assistant_only_loss`] `= false`
+//! "Assistant turns" means the `{% generation %}` blocks of templates that have them, else each
+//! assistant turn's text and tool calls through the end-of-turn text the template writes after
+//! it (for ChatML `…<|im_end|>`, not the newline after it; see `spans.rs`);
+//! [`EncodeOptions::assistant_only_loss`] `= false`
 //! trains on every token. BOS is added only when the tokenizer asks for it (`add_bos`); chat
 //! templates write their own. Examples longer than `seq_len` keep their first `seq_len` tokens
 //! and are counted; one left with no supervised token is dropped and counted. The batch loss is
@@ -29,8 +32,10 @@
 mod batch;
 mod encode;
 mod error;
+mod lookup;
 mod parse;
 mod record;
+mod spans;
 mod summary;
 mod template;
 
@@ -43,10 +48,12 @@ pub mod bench;
 pub use batch::{BatchOptions, Batcher, Rng, TokenBatch, IGNORE_INDEX};
 pub use encode::{EncodeOptions, Encoder, Example};
 pub use error::{DataError, Location, SkippedLine};
+pub use lookup::TemplateSource;
 pub use parse::{detect_kind, parse_file, FileKind, ParseOptions, ParsedFile, TextMode};
-pub use record::{Message, Record, RecordFormat};
+pub use record::{Chat, Message, Record, RecordFormat};
+pub use spans::SpanError;
 pub use summary::{DataSummary, MaskedSpan, RenderedExample};
-pub use template::{ChatTemplate, SpanError, CHATML_TEMPLATE};
+pub use template::{strftime, ChatTemplate, Rendered, CHATML_TEMPLATE};
 
 use serde::{Deserialize, Serialize};
 
@@ -102,7 +109,8 @@ pub struct Dataset {
     pub stats: LoadStats,
     /// Things the user should know (e.g. the ChatML fallback was used).
     pub warnings: Vec<String>,
-    /// `"model"`, `"chatml (fallback)"`, or `None` when no template was needed.
+    /// Where the chat template came from (`chat_template.jinja`, `tokenizer_config.json`,
+    /// `GGUF metadata`, a file, `chatml (fallback)`), or `None` when no template was needed.
     pub chat_template: Option<String>,
 }
 
@@ -132,7 +140,7 @@ impl Dataset {
         }
         let file = parsed.file.as_str();
         let mut warnings = Vec::new();
-        let is_chat = matches!(parsed.format, RecordFormat::Alpaca | RecordFormat::Messages | RecordFormat::ShareGpt);
+        let is_chat = parsed.records.iter().any(|(_, r)| matches!(r, Record::Chat(_)));
         let fallback;
         let template = match (is_chat, template) {
             (false, _) => None,
@@ -154,7 +162,10 @@ impl Dataset {
         if template.is_some_and(|t| t.is_fallback) && warnings.is_empty() {
             warnings.push("the conversations are rendered with the built-in ChatML template".into());
         }
-        let chat_template = template.map(|t| if t.is_fallback { "chatml (fallback)" } else { "model" }.to_string());
+        let chat_template = template.map(|t| t.origin.clone());
+        if let Some(t) = template {
+            warnings.extend(tool_warnings(t, &parsed.records));
+        }
         let encoder = Encoder { tokenizer, template, options: options.encode.clone(), file };
         let mut skipped = parsed.skipped;
         let mut stats = LoadStats::default();
@@ -258,6 +269,29 @@ impl Dataset {
     pub fn supervised_tokens(&self) -> u64 {
         self.examples.iter().map(|e| e.supervised() as u64).sum()
     }
+}
+
+/// Warnings for records with tools or tool calls that the template never looks at (it would
+/// drop them silently, as transformers does).
+fn tool_warnings(t: &ChatTemplate, records: &[(usize, Record)]) -> Vec<String> {
+    let chats = || records.iter().filter_map(|(_, r)| if let Record::Chat(c) = r { Some(c) } else { None });
+    let with_tools = chats().filter(|c| c.tools.is_some()).count();
+    let with_calls = chats().filter(|c| c.messages.iter().any(|m| m.calls_tools())).count();
+    let mut out = Vec::new();
+    let t = t.tool_use.as_deref().unwrap_or(t);
+    if with_tools > 0 && !t.reads("tools") {
+        out.push(format!(
+            "{with_tools} record(s) list tools, but the chat template ({}) does not show tools to the model",
+            t.origin
+        ));
+    }
+    if with_calls > 0 && !t.reads("tool_calls") {
+        out.push(format!(
+            "{with_calls} record(s) call tools, but the chat template ({}) does not render tool calls",
+            t.origin
+        ));
+    }
+    out
 }
 
 /// A training set, its eval set and their summary.

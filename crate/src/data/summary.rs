@@ -68,7 +68,8 @@ pub struct DataSummary {
     pub file: String,
     pub kind: FileKind,
     pub format: RecordFormat,
-    /// `"model"`, `"chatml (fallback)"`, or none when the format needs no template.
+    /// Where the chat template came from (`chat_template.jinja`, `tokenizer_config.json`,
+    /// `GGUF metadata`, a file, `chatml (fallback)`), or none when the format needs no template.
     pub chat_template: Option<String>,
     pub seq_len: usize,
     pub examples: usize,

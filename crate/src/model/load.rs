@@ -8,6 +8,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{Model, ModelConfig, ModelWeights, Weight};
+use crate::data::TemplateSource;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, QuantTensor};
 use crate::io::{
@@ -374,20 +375,22 @@ fn on_safetensors_event(
 
 /// The tokenizer of a Hugging Face folder: `tokenizer.json` (named `file` in messages) with the
 /// special tokens of `tokenizer_config.json` and the end-of-generation ids of
-/// `generation_config.json`, when there are those; also its chat template.
+/// `generation_config.json`, when there are those; also the chat template of
+/// `tokenizer_config.json` (the default one; a folder's `chat_template.jinja` comes first, see
+/// [`TemplateSource::from_hf`]).
 pub fn tokenizer_from_hf(
     file: &str,
     json: &[u8],
     config_json: Option<&str>,
     generation_json: Option<&str>,
-) -> Result<(Tokenizer, Option<String>)> {
+) -> Result<(Tokenizer, Option<TemplateSource>)> {
     let err = |e: crate::tokenizer::TokenizerError| Error::Config(e.to_string());
     let mut tok = Tokenizer::from_json(file, json).map_err(err)?;
     let mut template = None;
     if let Some(text) = config_json {
         let cfg: serde_json::Value =
             serde_json::from_str(text).map_err(|e| Error::Config(format!("{file}: tokenizer_config.json: {e}")))?;
-        template = cfg.get("chat_template").and_then(|v| v.as_str()).map(String::from);
+        template = TemplateSource::from_hf(None, None, Some(text), None)?;
         let id = |key: &str| {
             cfg.get(key)
                 .and_then(|v| v.as_str().or_else(|| v.get("content").and_then(|c| c.as_str())))
@@ -412,14 +415,14 @@ pub fn tokenizer_from_hf(
     Ok((tok, template))
 }
 
-/// The tokenizer and chat template of a GGUF file's metadata.
-pub fn tokenizer_from_gguf(header: &GgufHeader) -> Result<(Tokenizer, Option<String>)> {
+/// The tokenizer and (default) chat template of a GGUF file's metadata.
+pub fn tokenizer_from_gguf(header: &GgufHeader) -> Result<(Tokenizer, Option<TemplateSource>)> {
     let tok = Tokenizer::from_gguf(header).map_err(|e| Error::Config(e.to_string()))?;
-    Ok((tok, header.get_str("tokenizer.chat_template").ok().map(String::from)))
+    Ok((tok, TemplateSource::from_gguf(header, None)?))
 }
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use super::source::{
-    load_from, load_gguf, load_gguf_with, load_hf_folder, load_model, load_model_with, load_tokenizer, tokenizer_from,
-    ModelSource,
+    load_from, load_gguf, load_gguf_with, load_hf_folder, load_model, load_model_with, load_tokenizer,
+    load_tokenizer_and_template, tokenizer_and_template, tokenizer_from, ModelSource,
 };

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::load::{tokenizer_from_gguf, tokenizer_from_hf, GgufLoader, HfLoader, LoadOptions};
 use super::Model;
+use crate::data::TemplateSource;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::io::{read_chunks, read_gguf_header_from, Progress, SafetensorsIndex, DEFAULT_CHUNK_SIZE};
@@ -173,19 +174,34 @@ pub fn load_from(
     loader.finish(gpu)
 }
 
-/// The tokenizer and chat template of `source`: a GGUF file's metadata (only its header is
-/// read), or a folder's tokenizer.json and tokenizer_config.json.
+/// The tokenizer and chat template text of `source`: a GGUF file's metadata (only its header is
+/// read), or a folder's tokenizer.json, and its chat_template.jinja or tokenizer_config.json.
 pub fn tokenizer_from(source: &ModelSource) -> Result<(Tokenizer, Option<String>)> {
+    let (tok, template) = tokenizer_and_template(source, None)?;
+    Ok((tok, template.map(|t| t.text)))
+}
+
+/// The tokenizer of `source` and its chat template named `name` (`None`: the default one),
+/// found as transformers finds it (see [`TemplateSource::from_hf`]).
+pub fn tokenizer_and_template(source: &ModelSource, name: Option<&str>) -> Result<(Tokenizer, Option<TemplateSource>)> {
     if !source.is_gguf() {
         let json = source.read_text("tokenizer.json", false)?.unwrap_or_default();
         let config = source.read_text("tokenizer_config.json", true)?;
         let generation = source.read_text("generation_config.json", true)?;
+        let jinja = source.read_text("chat_template.jinja", true)?;
+        let named = match name.filter(|n| *n != "default") {
+            Some(n) => source.read_text(&format!("additional_chat_templates/{n}.jinja"), true)?,
+            None => None,
+        };
         let file = format!("{}/tokenizer.json", source.name());
-        return tokenizer_from_hf(&file, json.as_bytes(), config.as_deref(), generation.as_deref());
+        let (tok, _) = tokenizer_from_hf(&file, json.as_bytes(), config.as_deref(), generation.as_deref())?;
+        let template = TemplateSource::from_hf(jinja.as_deref(), named.as_deref(), config.as_deref(), name)?;
+        return Ok((tok, template));
     }
     let f = source.open_required(None)?;
     let header = read_gguf_header_from(f.reader, &f.name, f.total)?;
-    tokenizer_from_gguf(&header)
+    let (tok, _) = tokenizer_from_gguf(&header)?;
+    Ok((tok, TemplateSource::from_gguf(&header, name)?))
 }
 
 fn no_progress(_: &str, _: Progress) {}
@@ -217,7 +233,13 @@ pub fn load_model_with(gpu: &Gpu, path: &Path, options: LoadOptions) -> Result<M
     load_from(gpu, &ModelSource::parse(&path.to_string_lossy())?, options, &mut no_progress)
 }
 
-/// The tokenizer and chat template of a `--model` argument.
+/// The tokenizer and chat template text of a `--model` argument.
 pub fn load_tokenizer(path: &Path) -> Result<(Tokenizer, Option<String>)> {
-    tokenizer_from(&ModelSource::parse(&path.to_string_lossy())?)
+    let (tok, template) = load_tokenizer_and_template(path, None)?;
+    Ok((tok, template.map(|t| t.text)))
+}
+
+/// The tokenizer and chat template (`name`d, or the default one) of a `--model` argument.
+pub fn load_tokenizer_and_template(path: &Path, name: Option<&str>) -> Result<(Tokenizer, Option<TemplateSource>)> {
+    tokenizer_and_template(&ModelSource::parse(&path.to_string_lossy())?, name)
 }

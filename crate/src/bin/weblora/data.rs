@@ -22,6 +22,12 @@ pub struct DataArgs {
     pub data: PathBuf,
     #[command(flatten)]
     pub settings: DataSettings,
+    /// A Jinja chat template file to render chats with instead of the model's.
+    #[arg(long)]
+    pub chat_template: Option<PathBuf>,
+    /// Which of the model's named chat templates to use (e.g. tool_use); default: "default".
+    #[arg(long)]
+    pub chat_template_name: Option<String>,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -72,8 +78,17 @@ pub fn read(path: &Path) -> Result<Vec<u8>> {
 /// split when given), and the training file's fingerprint.
 pub fn prepare(args: &DataArgs, eval_file: Option<&Path>) -> Result<(Tokenizer, Prepared, Fingerprint)> {
     let options = args.settings.data_options()?;
-    let (tok, template_src) = load::load_tokenizer(&args.model)?;
-    let template = ChatTemplate::for_model(&tok, template_src.as_deref())?;
+    let (tok, source) = load::load_tokenizer_and_template(&args.model, args.chat_template_name.as_deref())?;
+    let source = match &args.chat_template {
+        Some(p) => {
+            Some(data::TemplateSource::file(&p.display().to_string(), String::from_utf8_lossy(&read(p)?).into()))
+        }
+        None => source,
+    };
+    let template = match &source {
+        Some(s) => ChatTemplate::from_source(&tok, s)?,
+        None => ChatTemplate::for_model(&tok, None)?,
+    };
     let train_name = args.data.display().to_string();
     let train_bytes = read(&args.data)?;
     let eval = match eval_file {

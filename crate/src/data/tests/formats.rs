@@ -64,7 +64,7 @@ fn messages_multi_turn_mask_is_exactly_the_assistant_tokens() {
     .to_string();
     let d = load("chat.jsonl", &line, &opts()).unwrap();
     assert_eq!(d.format, RecordFormat::Messages);
-    assert_eq!(d.chat_template.as_deref(), Some("model"));
+    assert_eq!(d.chat_template.as_deref(), Some("GGUF metadata"));
     let e = &d.examples[0];
     let (want, mask) = expected(&[
         ("<|im_start|>system\nBe brief. 简洁。<|im_end|>\n<|im_start|>user\nHi 👋<|im_end|>\n<|im_start|>assistant\n", false),

@@ -6,6 +6,8 @@ mod errors;
 mod formats;
 mod fuzz;
 mod template;
+mod tools;
+mod vendor;
 
 use std::sync::OnceLock;
 

@@ -2,14 +2,14 @@
 //! for templates that do not render prefixes consistently.
 
 use super::smollm2;
-use crate::data::{ChatTemplate, Message, SpanError};
+use crate::data::{Chat, ChatTemplate, Message, SpanError};
 
-fn msgs(turns: &[(&str, &str)]) -> Vec<Message> {
-    turns.iter().map(|(r, c)| Message { role: r.to_string(), content: c.to_string() }).collect()
+pub(super) fn msgs(turns: &[(&str, &str)]) -> Vec<Message> {
+    turns.iter().map(|(r, c)| Message::new(r, c)).collect()
 }
 
-fn spans_text(t: &ChatTemplate, m: &[Message]) -> (String, Vec<String>) {
-    let (full, spans) = t.render_with_spans(m).unwrap();
+pub(super) fn spans_text(t: &ChatTemplate, m: &[Message]) -> (String, Vec<String>) {
+    let (full, spans) = t.render_with_spans(&Chat::new(m.to_vec())).unwrap();
     let parts = spans.iter().map(|s| full[s.clone()].to_string()).collect();
     (full, parts)
 }
@@ -85,7 +85,7 @@ fn an_assistant_turn_the_template_drops_is_an_error() {
         "",
     )
     .unwrap();
-    let e = t.render_with_spans(&msgs(&[("user", "a"), ("assistant", "zzz")])).unwrap_err();
+    let e = t.render_with_spans(&Chat::new(msgs(&[("user", "a"), ("assistant", "zzz")]))).unwrap_err();
     assert_eq!(e, SpanError::NotFound(1));
 }
 
@@ -98,4 +98,25 @@ fn from_tokenizer_config() {
     assert_eq!(spans_text(&t, &m).1, ["b</s>"]);
     assert!(ChatTemplate::from_tokenizer_config(br#"{"eos_token": "</s>"}"#).unwrap().is_none());
     assert!(ChatTemplate::from_tokenizer_config(b"{").is_err());
+}
+
+#[test]
+fn generation_blocks_are_tracked_with_their_whitespace_control() {
+    let src = "{# a {% generation %} in a comment #}{% for m in messages %}<{{ m.role }}>\n  {%- if m.role == 'assistant' -%}\n    {%- generation -%}\n  {{ m.content }}</s>\n    {%- endgeneration %}\n{% else %}{{ m.content }}{% endif %}{% endfor %}";
+    let t = ChatTemplate::new(src, "", "</s>").unwrap();
+    assert!(t.has_generation);
+    let chat = Chat::new(msgs(&[("user", "q"), ("assistant", "a"), ("user", "r"), ("assistant", "b")]));
+    let (full, spans) = t.render_with_spans(&chat).unwrap();
+    assert_eq!(full, "<user>q<assistant>a</s><user>r<assistant>b</s>");
+    let parts: Vec<&str> = spans.iter().map(|s| &full[s.clone()]).collect();
+    assert_eq!(parts, ["a</s>", "b</s>"]);
+    let commented = ChatTemplate::new("{# {% generation %} #}{{ messages[0].content }}", "", "").unwrap();
+    assert!(!commented.has_generation);
+}
+
+#[test]
+fn a_template_that_does_not_parse_names_where_it_came_from() {
+    let e =
+        ChatTemplate::with_tokens("{% for m in messages %}", "chat_template.jinja", "", "", None, None).unwrap_err();
+    assert!(e.to_string().contains("chat_template.jinja"), "{e}");
 }
