@@ -48,7 +48,10 @@ impl Tensor {
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        Ok(Tensor { buffer: Arc::new(buffer), offset: 0, shape: shape.to_vec(), dtype })
+        // In the browser a buffer is neither Send nor Sync; the Arc only shares it among views.
+        #[allow(clippy::arc_with_non_send_sync)]
+        let buffer = Arc::new(buffer);
+        Ok(Tensor { buffer, offset: 0, shape: shape.to_vec(), dtype })
     }
 
     /// A new tensor holding `data`.
@@ -89,7 +92,7 @@ impl Tensor {
             return Err(shape_err("view", format!("{start}+{numel} elements past {:?}", self.shape)));
         }
         let offset = self.offset + start as u64 * self.dtype.size();
-        if offset % VIEW_ALIGN != 0 {
+        if !offset.is_multiple_of(VIEW_ALIGN) {
             return Err(shape_err("view", format!("byte offset {offset} is not a multiple of {VIEW_ALIGN}")));
         }
         Ok(Tensor { buffer: self.buffer.clone(), offset, shape: shape.to_vec(), dtype: self.dtype })

@@ -276,9 +276,12 @@ impl SafetensorsIndex {
     }
 }
 
+/// A tensor read whole as f32: (name, row-major shape, values).
+pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
+
 /// Every tensor of a whole safetensors file held in memory, as f32 (from F32, F16 or BF16), in
-/// file order: (name, row-major shape, values). For small files such as adapters.
-pub fn read_f32_tensors(file: &str, bytes: &[u8]) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>, LoadError> {
+/// file order. For small files such as adapters.
+pub fn read_f32_tensors(file: &str, bytes: &[u8]) -> Result<Vec<NamedTensor>, LoadError> {
     let mut reader = SafetensorsReader::new(file, Some(bytes.len() as u64));
     let mut out = Vec::new();
     let mut on_event = |ev: SafetensorsEvent| -> Result<(), LoadError> {

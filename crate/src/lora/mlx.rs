@@ -36,7 +36,9 @@ pub fn read_mlx_adapter(gpu: &Gpu, model: &ModelConfig, config_json: &str, tenso
     let dropout = params.get("dropout").and_then(|v| v.as_f64()).unwrap_or(0.0) as f32;
     let tensors = crate::io::safetensors::read_f32_tensors(&format!("{file}/adapters.safetensors"), tensors)?;
     // key "model.layers.{i}.{module path}.lora_a|lora_b"
-    let mut found: HashMap<(usize, Target, bool), (Vec<usize>, Vec<f32>)> = HashMap::new();
+    // (layer, target, is lora_a) → (shape, values)
+    type Found = HashMap<(usize, Target, bool), (Vec<usize>, Vec<f32>)>;
+    let mut found: Found = HashMap::new();
     for (name, shape, data) in tensors {
         let parsed = name.strip_prefix("model.layers.").and_then(|rest| {
             let (layer, rest) = rest.split_once('.')?;

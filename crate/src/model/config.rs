@@ -106,7 +106,7 @@ impl ModelConfig {
                 return Err(format!("{name} = {v} is out of range"));
             }
         }
-        if self.num_attention_heads % self.n_kv_heads() != 0 {
+        if !self.num_attention_heads.is_multiple_of(self.n_kv_heads()) {
             return Err(format!(
                 "num_attention_heads {} is not a multiple of num_key_value_heads {}",
                 self.num_attention_heads,
@@ -122,7 +122,7 @@ impl ModelConfig {
                 return Err(format!("{name} = {v} must be a multiple of 4"));
             }
         }
-        if self.head_dim() % 4 != 0 || self.head_dim() > 128 {
+        if !self.head_dim().is_multiple_of(4) || self.head_dim() > 128 {
             return Err(format!("head_dim {} must be a multiple of 4 and at most 128", self.head_dim()));
         }
         self.rope().rope_type_checked().map(|_| ())

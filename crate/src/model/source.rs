@@ -109,17 +109,22 @@ fn open_path(path: &Path, optional: bool) -> Result<Option<Opened>> {
 
 fn open_url(url: &str, optional: bool) -> Result<Option<Opened>> {
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let resp = agent
-        .get(url)
-        .call()
-        .map_err(|e| Error::Http { url: url.into(), status: None, detail: format!("the download failed: {e}") })?;
+    let resp = agent.get(url).call().map_err(|e| Error::Http {
+        url: url.into(),
+        status: None,
+        detail: format!("the download failed: {e}"),
+    })?;
     let status = resp.status();
     if optional && status == 404 {
         return Ok(None);
     }
     if !status.is_success() {
         let code = status.as_u16();
-        return Err(Error::Http { url: url.into(), status: Some(code), detail: format!("the server answered HTTP {status}") });
+        return Err(Error::Http {
+            url: url.into(),
+            status: Some(code),
+            detail: format!("the server answered HTTP {status}"),
+        });
     }
     let total = resp.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let reader = resp.into_body().into_reader();

@@ -18,10 +18,10 @@ pub struct AttentionShape {
 
 impl AttentionShape {
     fn check(&self, op: &'static str) -> Result<()> {
-        if self.hd % 4 != 0 || self.hd > 128 || self.hd == 0 {
+        if !self.hd.is_multiple_of(4) || self.hd > 128 || self.hd == 0 {
             return Err(shape_err(op, format!("head dim {} must be a multiple of 4 and at most 128", self.hd)));
         }
-        if self.nkv == 0 || self.nh % self.nkv != 0 {
+        if self.nkv == 0 || !self.nh.is_multiple_of(self.nkv) {
             return Err(shape_err(op, format!("{} heads are not a multiple of {} kv heads", self.nh, self.nkv)));
         }
         Ok(())
@@ -68,7 +68,7 @@ fn rope(
 ) -> Result<()> {
     let n = pos.numel();
     expect_numel(op, "x", x, n * nh * hd)?;
-    if hd % 2 != 0 || cos.numel() != sin.numel() || cos.numel() % (hd / 2).max(1) != 0 {
+    if !hd.is_multiple_of(2) || cos.numel() != sin.numel() || !cos.numel().is_multiple_of((hd / 2).max(1)) {
         return Err(shape_err(op, format!("tables {:?} do not fit head dim {hd}", cos.shape())));
     }
     let params = RopeParams { n: u32_of(op, n)?, nh: u32_of(op, nh)?, hd: u32_of(op, hd)? };

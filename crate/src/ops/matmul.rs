@@ -36,7 +36,7 @@ fn record(
 }
 
 fn need_mult4(op: &'static str, what: &str, v: usize) -> Result<()> {
-    if v % 4 != 0 {
+    if !v.is_multiple_of(4) {
         return Err(shape_err(op, format!("{what} = {v} must be a multiple of 4 (vec4 loads)")));
     }
     Ok(())
