@@ -1,4 +1,4 @@
-//! PEFT's own LoRA run on SmolLM2-135M-Instruct (`../shared/reference/peft_run/`): from the
+//! PEFT's own LoRA run on SmolLM2-135M-Instruct (`tests/fixtures/reference/peft_run/`): from the
 //! same adapter on the same batches, the engine's step-1 gradients match PEFT's (relative
 //! error per tensor ≤ 1e-3) and its 20 losses track PEFT's within 1% at every step.
 

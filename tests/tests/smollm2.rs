@@ -8,7 +8,7 @@ use weblora::model::decode::Decoder;
 use weblora::model::load::LoadOptions;
 use weblora::model::{export, load, Batch, Plan, PlanOptions};
 use weblora::tokenizer::Tokenizer;
-use weblora_tests::fixture::read_safetensors;
+use weblora_tests::fixture::{fixture_dir, read_safetensors};
 use weblora_tests::gpu;
 use weblora_tests::smollm2::{gguf_path, reference};
 
@@ -132,7 +132,7 @@ fn hugging_face_folder_from_the_gguf_gives_the_same_model() {
 
     let tok_json = Tokenizer::from_json("tokenizer.json", &std::fs::read(dir.join("tokenizer.json")).unwrap()).unwrap();
     let cases: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(reference("smollm2_tokens.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(fixture_dir("tokenizer").join("smollm2_tokens.json")).unwrap()).unwrap();
     for case in cases["cases"].as_array().unwrap() {
         let text = case["text"].as_str().unwrap();
         let want: Vec<u32> = case["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
