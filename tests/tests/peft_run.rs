@@ -79,7 +79,8 @@ fn twenty_steps_track_peft() {
         );
         // Every step is measured before any is judged, so one run shows the whole trace.
         if el > LOSS_RTOL || en > GRAD_NORM_RTOL {
-            failures.push(format!("step {step}: loss {} vs PEFT {wl}, grad norm {} vs PEFT {wn}", st.loss, st.grad_norm));
+            failures
+                .push(format!("step {step}: loss {} vs PEFT {wl}, grad norm {} vs PEFT {wn}", st.loss, st.grad_norm));
         }
     }
     assert_eq!(batches.as_array().unwrap().len(), 20);

@@ -132,7 +132,8 @@ fn hugging_face_folder_from_the_gguf_gives_the_same_model() {
 
     let tok_json = Tokenizer::from_json("tokenizer.json", &std::fs::read(dir.join("tokenizer.json")).unwrap()).unwrap();
     let cases: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture_dir("tokenizer").join("smollm2_tokens.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(fixture_dir("tokenizer").join("smollm2_tokens.json")).unwrap())
+            .unwrap();
     for case in cases["cases"].as_array().unwrap() {
         let text = case["text"].as_str().unwrap();
         let want: Vec<u32> = case["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
