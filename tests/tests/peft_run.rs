@@ -15,8 +15,8 @@ use weblora_tests::{gpu, rel_l2};
 /// Relative L2 error of each step-1 LoRA gradient tensor. Measured: at most 1.05e-4 (layer 27's
 /// k_proj lora_B; PyTorch on two different CPUs differs by 7.9e-5 on the same tensor).
 const GRAD_RTOL: f32 = 1e-3;
-/// Relative error of each step's loss and of its global gradient norm. Measured over steps 1–4:
-/// losses at most 4.2e-6 (step 1: 1.281561 vs PEFT 1.281555), grad norms at most 2.9e-5 (step 4);
+/// Relative error of each step's loss and of its global gradient norm. Measured over steps 1–6:
+/// losses at most 5.1e-6 (step 1: 1.281561 vs PEFT 1.281555), grad norms at most 2.9e-5 (step 4);
 /// the loss of step 20 at 1.4e-6 (2.204119 vs 2.204116). PyTorch itself, rerun on another CPU,
 /// differs from these references by up to 3.4e-5 (the loss of step 17) and 1.5e-5 (grad norms).
 const LOSS_RTOL: f32 = 3e-4;
