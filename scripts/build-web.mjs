@@ -1,12 +1,35 @@
 // Builds the browser package: the wasm engine with wasm-pack into web/pkg (release, wasm-opt
-// off: see the crate's Cargo.toml), and fetches the demo model into cache/.
+// off: see the crate's Cargo.toml), and fetches the demo model into cache/. The tools come from
+// scripts/setup.sh (`npm start` runs it first); cargo's bin folder is searched even when it is
+// not on PATH. A failure ends with one plain line, not a stack trace.
 import { execFileSync } from "node:child_process";
-import { dirname, join } from "node:path";
+import { existsSync } from "node:fs";
+import { homedir } from "node:os";
+import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
+const cargoBin = join(process.env.CARGO_HOME || join(homedir(), ".cargo"), "bin");
+const env = { ...process.env, PATH: [cargoBin, process.env.PATH].join(delimiter) };
 
+const fail = (message) => {
+  console.error(`build-web: ${message}`);
+  process.exit(1);
+};
+const onPath = (cmd) => env.PATH.split(delimiter).some((dir) => dir && existsSync(join(dir, cmd)));
+const run = (cmd, args) => {
+  try {
+    execFileSync(cmd, args, { cwd: root, env, stdio: ["ignore", "inherit", "inherit"] });
+  } catch (e) {
+    if (e.code === "ENOENT") fail(`${cmd} not found`);
+    const why = e.status != null ? `exit status ${e.status}` : (e.signal ?? e.message);
+    fail(`\`${cmd} ${args.join(" ")}\` failed (${why}; its output is above)`);
+  }
+};
+
+if (!onPath("wasm-pack")) {
+  fail(`wasm-pack is not on PATH nor in ${cargoBin}: run \`bash scripts/setup.sh\` (npm start and npm test do)`);
+}
 run("bash", ["scripts/fetch_model.sh"]);
 const profile = process.env.WEBLORA_WASM_PROFILE === "dev" ? "--dev" : "--release";
 run("wasm-pack", ["build", "crate", "--target", "web", profile, "--no-pack", "--out-dir", "../web/pkg", "--out-name", "weblora"]);

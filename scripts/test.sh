@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Runs every test (`npm test`): the native Rust suite on the machine's wgpu adapter (Mesa's
 # lavapipe where there is no GPU), then the browser suite in headless Chromium (WebGPU on
-# SwiftShader where there is no GPU) against the wasm build. Fetches the test model first.
-# Ends with one line over both suites: `tests: N passed, N failed`.
+# SwiftShader where there is no GPU) against the wasm build. `npm test` runs scripts/setup.sh
+# first, which installs the tools and fetches the test model. Ends with one line over both
+# suites: `tests: N passed, N failed`.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+
+# Tools that `cargo install` put in cargo's bin folder, even when it is not on PATH.
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
 # Mesa wants a private runtime folder and a writable shader cache.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$root/target/xdg-runtime}"
@@ -14,7 +18,6 @@ mkdir -p "$XDG_RUNTIME_DIR" "$MESA_SHADER_CACHE_DIR"
 chmod 700 "$XDG_RUNTIME_DIR"
 
 set -e
-scripts/fetch_model.sh >/dev/null
 node scripts/build-web.mjs
 cargo build -p weblora --bin weblora
 set +e

@@ -19,4 +19,9 @@ pub mod train;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
+/// Finds the real test model, fetching it on first use (shared with the weblora-tests crate).
+#[cfg(test)]
+#[path = "../../tests/src/model_file.rs"]
+mod model_file;
+
 pub use error::{Error, Result};

@@ -4,10 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Finds the real test model, fetching it on first use.
+#[path = "../../tests/src/model_file.rs"]
+mod model_file;
+
 fn model() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(p.exists(), "{} is missing: run scripts/fetch_model.sh", p.display());
-    p
+    model_file::smollm2_gguf()
 }
 
 /// Runs `weblora args…` and returns (exit code, stderr).

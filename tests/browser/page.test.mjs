@@ -14,8 +14,9 @@ import { demoModel, nativeCli, open, root } from "./browser.mjs";
 const STEPS = 3;
 const SETTINGS = { "max-steps": STEPS, "batch-size": 2, "seq-len": 64, lr: "0.001", rank: 8, "eval-every": 0, "eval-split": 0.25, seed: 42 };
 /** Browser and native losses agree to this relative difference: the same kernels run on two
- * software GPUs (SwiftShader, lavapipe) whose float functions may differ in the last bits. */
-const LOSS_RTOL = 1e-3;
+ * software GPUs (SwiftShader, lavapipe) whose float functions may differ in the last bits.
+ * Measured: 6.8e-8, 4.2e-7 and 4.6e-7 on the three steps, 1.4e-7 on the eval loss. */
+const LOSS_RTOL = 5e-6;
 
 const shots = join(root, "target", "screenshots");
 const work = mkdtempSync(join(tmpdir(), "weblora-page-"));
@@ -62,8 +63,17 @@ test("page: load the demo model, drop data, train, generate, download; native gi
   for (const [id, value] of Object.entries(SETTINGS)) await page.fill(`#${id}`, String(value));
   await page.setInputFiles("#data-file", dataFile);
   await page.waitForSelector('#data-summary[data-ready="true"]', { timeout: 120_000 });
-  const summaryText = await page.textContent("#data-summary");
-  assert.match(summaryText, /pirate8\.jsonl|6|8/, "the summary shows the dropped file");
+  const summary = await page.evaluate(() => ({
+    name: document.querySelector("#data-name").textContent,
+    facts: Object.fromEntries(
+      [...document.querySelectorAll("#data-summary dl.facts > div")].map((d) => [d.querySelector("dt").textContent, d.querySelector("dd").textContent]),
+    ),
+  }));
+  assert.equal(summary.name, "pirate8.jsonl", "the dropped file is the selected dataset");
+  // Its 8 chats: a quarter held out for evaluation, none skipped, read as OpenAI messages.
+  assert.equal(summary.facts["Examples"], "6 + 2 held out for eval");
+  assert.equal(summary.facts["Skipped lines"], "0");
+  assert.match(summary.facts["Format"], /^messages\b/);
 
   await page.click("#train");
   await page.waitForFunction(() => window.weblora?.steps?.length >= 1, null, { timeout: 900_000 });
@@ -94,10 +104,16 @@ test("page: load the demo model, drop data, train, generate, download; native gi
   await page.screenshot({ path: join(shots, "4-generated.png"), fullPage: true });
 
   const downloads = [];
-  page.on("download", (d) => downloads.push(d));
+  const bothDownloads = new Promise((resolve) => {
+    page.on("download", (d) => {
+      downloads.push(d);
+      if (downloads.length === 2) resolve();
+    });
+  });
   await page.click("#download-peft");
-  await page.waitForFunction(() => true);
-  for (let i = 0; i < 100 && downloads.length < 2; i++) await page.waitForTimeout(100);
+  // The page lists the files it saved once the export is done; the browser reports both downloads.
+  await page.waitForFunction(() => document.querySelectorAll("#download-links a").length === 2, null, { timeout: 300_000 });
+  await Promise.race([bothDownloads, new Promise((resolve) => setTimeout(resolve, 30_000).unref())]);
   assert.equal(downloads.length, 2, "two files: adapter_config.json and adapter_model.safetensors");
   const files = {};
   for (const d of downloads) {

@@ -3,6 +3,7 @@
 
 pub mod cpu;
 pub mod fixture;
+pub mod model_file;
 pub mod smollm2;
 pub mod tiny;
 

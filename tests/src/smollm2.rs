@@ -1,23 +1,19 @@
 //! The real test model, SmolLM2-135M-Instruct (Q4_1 GGUF), and the reference numbers that
-//! transformers computed from the same file (`../shared/reference/`).
+//! transformers and PEFT computed from the same file (`tests/fixtures/reference/`, remade by its
+//! `make_reference.py`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-/// The GGUF file fetched by `scripts/fetch_model.sh`.
+use crate::fixture::fixture_dir;
+
+/// The GGUF file of `scripts/fetch_model.sh`, fetched on first use.
 pub fn gguf_path() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(p.exists(), "{} is missing: run scripts/fetch_model.sh", p.display());
-    p
+    crate::model_file::smollm2_gguf()
 }
 
-/// A file of the reference folder beside the repository (`shared/reference/`).
+/// A file of `tests/fixtures/reference/`.
 pub fn reference(name: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for base in ["../shared/reference", "shared/reference"] {
-        let p = root.join(base).join(name);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("reference file {name} not found in ../shared/reference");
+    let p = fixture_dir("reference").join(name);
+    assert!(p.exists(), "reference file {} is missing", p.display());
+    p
 }

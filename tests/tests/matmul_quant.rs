@@ -204,16 +204,17 @@ fn bad_shapes_are_errors() {
     assert!(err.to_string().contains("Q5_0"), "{err}");
     assert!(QuantTensor::from_ggml(g, "w", GgmlType::Q8_0, 0, 32, &[]).is_err());
 
-    // Activations whose sizes do not match M and W.
+    // Activations whose sizes do not match M and W (N = 3, K = 64): the error names the op,
+    // the tensor, its size and the size it should have.
     let w = QuantTensor::from_ggml(g, "w", GgmlType::Q8_0, 3, 64, &[0; 6 * 34]).unwrap();
     let t = |len: usize| Tensor::zeros(g, "t", &[len], DType::F32).unwrap();
     let mut prog = Program::new(g);
     let err = ops::matmul_nt_quant(&mut prog, &t(5 * 3), &t(5 * 63), &w, 5, 1.0, 0.0).unwrap_err();
-    assert!(err.to_string().contains("elements"), "{err}");
+    assert_eq!(err.to_string(), "matmul_nt_quant: x [315] has 315 elements, expected 320");
     let err = ops::matmul_nt_quant(&mut prog, &t(5 * 4), &t(5 * 64), &w, 5, 1.0, 0.0).unwrap_err();
-    assert!(err.to_string().contains("y"), "{err}");
+    assert_eq!(err.to_string(), "matmul_nt_quant: y [20] has 20 elements, expected 15");
     let err = ops::matmul_nn_quant(&mut prog, &t(5 * 64), &t(5 * 2), &w, 5, 1.0, 0.0).unwrap_err();
-    assert!(err.to_string().contains("dy"), "{err}");
+    assert_eq!(err.to_string(), "matmul_nn_quant: dy [10] has 10 elements, expected 15");
     let err = ops::matmul_nn_quant(&mut prog, &t(0), &t(0), &w, 0, 1.0, 0.0).unwrap_err();
     assert!(err.to_string().contains("M = 0"), "{err}");
     assert!(prog.is_empty());

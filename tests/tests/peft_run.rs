@@ -1,6 +1,8 @@
-//! PEFT's own LoRA run on SmolLM2-135M-Instruct (`../shared/reference/peft_run/`): from the
-//! same adapter on the same batches, the engine's step-1 gradients match PEFT's (relative
-//! error per tensor ≤ 1e-3) and its 20 losses track PEFT's within 1% at every step.
+//! PEFT's own LoRA run on SmolLM2-135M-Instruct (`tests/fixtures/reference/peft_run/`): from the
+//! same adapter on the same batches, the engine's step-1 gradients match PEFT's tensor by tensor,
+//! and its 20 losses and gradient norms track PEFT's at every step. Both sides are f32 over the
+//! same dequantized weights; only the order of summation differs, so the errors stay near f32
+//! rounding even after 20 AdamW updates.
 
 use std::collections::HashMap;
 
@@ -9,6 +11,16 @@ use weblora::ops::{AdamwParams, StepParams};
 use weblora_tests::fixture::{load_adapter, read_safetensors};
 use weblora_tests::smollm2::{gguf_path, reference};
 use weblora_tests::{gpu, rel_l2};
+
+/// Relative L2 error of each step-1 LoRA gradient tensor. Measured: at most 1.05e-4 (layer 27's
+/// k_proj lora_B; PyTorch on two different CPUs differs by 7.9e-5 on the same tensor).
+const GRAD_RTOL: f32 = 1e-3;
+/// Relative error of each step's loss and of its global gradient norm. Measured over steps 1–6:
+/// losses at most 5.1e-6 (step 1: 1.281561 vs PEFT 1.281555), grad norms at most 2.9e-5 (step 4);
+/// the loss of step 20 at 1.4e-6 (2.204119 vs 2.204116). PyTorch itself, rerun on another CPU,
+/// differs from these references by up to 3.4e-5 (the loss of step 17) and 1.5e-5 (grad norms).
+const LOSS_RTOL: f32 = 3e-4;
+const GRAD_NORM_RTOL: f32 = 3e-4;
 
 #[test]
 fn twenty_steps_track_peft() {
@@ -27,6 +39,8 @@ fn twenty_steps_track_peft() {
         adamw: AdamwParams { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 },
     };
     let mut plans: HashMap<usize, Plan> = HashMap::new();
+    let mut failures = Vec::new();
+    let mut worst_grad = (0f32, String::new());
     for (i, b) in batches.as_array().unwrap().iter().enumerate() {
         let step = i as i32 + 1;
         let rows: Vec<Vec<i64>> = serde_json::from_value(b["input_ids"].clone()).unwrap();
@@ -39,6 +53,7 @@ fn twenty_steps_track_peft() {
         let sp = StepParams::for_update(step, 2e-4, &opts.adamw, batch.supervised(), 0);
         if step == 1 {
             pollster::block_on(plan.step(sp, true, false)).unwrap();
+            // Measured in full before it is judged, like the steps below.
             for (key, _, grad) in pollster::block_on(lora.read_grads(g)).unwrap() {
                 let want = &want_grads[&key].data;
                 if want.iter().all(|&x| x == 0.0) {
@@ -46,18 +61,33 @@ fn twenty_steps_track_peft() {
                     assert!(grad.iter().all(|&x| x == 0.0), "{key}: expected an exactly zero gradient");
                 } else {
                     let err = rel_l2(&grad, want);
-                    assert!(err <= 1e-3, "{key}: relative error {err}");
+                    if err >= worst_grad.0 {
+                        worst_grad = (err, key);
+                    }
                 }
             }
+            println!("step 1 gradients: worst relative L2 error {:.2e} ({})", worst_grad.0, worst_grad.1);
         }
         let st = pollster::block_on(plan.step(sp, true, true)).unwrap();
         let want = &record["steps"][i];
         let (wl, wn) = (want["loss"].as_f64().unwrap() as f32, want["grad_norm"].as_f64().unwrap() as f32);
+        let (el, en) = ((st.loss - wl).abs() / wl, (st.grad_norm - wn).abs() / wn);
         println!(
-            "step {step:2} (B {bs} × T {t}): loss {:.6} vs PEFT {wl:.6}, grad norm {:.5} vs {wn:.5}",
+            "step {step:2} (B {bs} × T {t}): loss {:.6} vs PEFT {wl:.6} (relative error {el:.1e}), \
+             grad norm {:.6} vs {wn:.6} ({en:.1e})",
             st.loss, st.grad_norm
         );
-        assert!((st.loss - wl).abs() <= 0.01 * wl, "step {step}: loss {} vs PEFT {wl}", st.loss);
-        assert!((st.grad_norm - wn).abs() <= 0.01 * wn, "step {step}: grad norm {} vs PEFT {wn}", st.grad_norm);
+        // Every step is measured before any is judged, so one run shows the whole trace.
+        if el > LOSS_RTOL || en > GRAD_NORM_RTOL {
+            failures
+                .push(format!("step {step}: loss {} vs PEFT {wl}, grad norm {} vs PEFT {wn}", st.loss, st.grad_norm));
+        }
     }
+    assert_eq!(batches.as_array().unwrap().len(), 20);
+    assert!(worst_grad.0 <= GRAD_RTOL, "step 1, {}: relative error {:.2e} > {GRAD_RTOL:e}", worst_grad.1, worst_grad.0);
+    assert!(
+        failures.is_empty(),
+        "relative errors above {LOSS_RTOL:e} (loss) or {GRAD_NORM_RTOL:e} (grad norm):\n{}",
+        failures.join("\n")
+    );
 }

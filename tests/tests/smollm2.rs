@@ -8,7 +8,7 @@ use weblora::model::decode::Decoder;
 use weblora::model::load::LoadOptions;
 use weblora::model::{export, load, Batch, Plan, PlanOptions};
 use weblora::tokenizer::Tokenizer;
-use weblora_tests::fixture::read_safetensors;
+use weblora_tests::fixture::{fixture_dir, read_safetensors};
 use weblora_tests::gpu;
 use weblora_tests::smollm2::{gguf_path, reference};
 
@@ -21,21 +21,17 @@ fn logits_and_loss_match_transformers() {
 
 /// The same with the projections kept as Q4_1 on the GPU and dequantized in the matmul kernels:
 /// they use the very values transformers dequantized, so the tolerances are those of the f32
-/// path; and the projections take about a fifth of their f32 bytes.
+/// path; and the projections take 20 of every 128 bytes they take as f32.
 #[test]
 fn quantized_weights_match_transformers() {
     let g = gpu();
     let model = load::load_gguf(g, &gguf_path()).unwrap();
     let f32_model = load::load_gguf_with(g, &gguf_path(), LoadOptions::dequantized()).unwrap();
     let (q, f) = (model.weights.projection_gpu_bytes(), f32_model.weights.projection_gpu_bytes());
-    let (qa, fa) = (model.weights.gpu_bytes(), f32_model.weights.gpu_bytes());
-    println!(
-        "SmolLM2 projections on the GPU: f32 {f} B, Q4_1 {q} B (×{:.2}); all weights f32 {fa} B, kept {qa} B",
-        f as f64 / q as f64
-    );
     drop(f32_model);
-    // Q4_1 is 20 bytes per 32 values against 128 as f32: 6.4× smaller.
-    assert!(f as f64 / q as f64 > 6.0, "{f} f32 bytes vs {q} quantized");
+    // Q4_1 is 20 bytes per 32 values against 128 as f32: exactly 6.4× smaller (measured
+    // 424673280 B against 66355200 B).
+    assert_eq!(f * 20, q * 128, "{f} f32 bytes vs {q} quantized");
     assert!(model.weights.layers.iter().all(|l| l.q_proj.weight.ty() == GgmlType::Q4_1));
     matches_transformers("Q4_1", &model);
 }
@@ -61,7 +57,7 @@ fn matches_transformers(label: &str, model: &weblora::model::Model) {
     let batch = Batch::from_labels(ids.clone(), &labels, t);
     let loss = pollster::block_on(plan.eval_loss(&batch)).unwrap();
     let want_loss = fwd["mean_loss_full_sequence"].as_f64().unwrap() as f32;
-    assert!((loss - want_loss).abs() < 1e-4, "loss {loss} vs transformers {want_loss}");
+    let loss_err = (loss - want_loss).abs();
 
     let logits = pollster::block_on(plan.logits(&batch)).unwrap();
     let v = c.vocab_size;
@@ -69,11 +65,15 @@ fn matches_transformers(label: &str, model: &weblora::model::Model) {
     let want = &read_safetensors(&reference("smollm2_forward_last_logits.safetensors"))["last_logits"].data;
     let worst = last.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     println!(
-        "SmolLM2 ({label}) last-position logits: max |engine − transformers| = {worst:e}, loss {loss} vs {want_loss}"
+        "SmolLM2 ({label}): max |logit − transformers| {worst:.1e} (logits near 30), \
+         loss {loss:.6} vs {want_loss:.6} (|difference| {loss_err:.1e})"
     );
     // Both sides are f32 over the same dequantized weights (the kernels dequantize exactly, up to
-    // a fused multiply-add); only summation order differs.
-    assert!(worst < 1e-3, "max logit error {worst}");
+    // a fused multiply-add); only summation order differs. Measured: logits 5.1e-5 (f32) and
+    // 4.7e-5 (Q4_1), loss 7.2e-6 on both; PyTorch itself on another CPU differs from these
+    // reference logits by 3.8e-5.
+    assert!(worst < 5e-4, "max logit error {worst}");
+    assert!(loss_err < 7e-5, "loss {loss} vs transformers {want_loss}");
     let top = |x: &[f32]| {
         let mut idx: Vec<usize> = (0..x.len()).collect();
         idx.sort_by(|&a, &b| x[b].total_cmp(&x[a]));
@@ -132,7 +132,8 @@ fn hugging_face_folder_from_the_gguf_gives_the_same_model() {
 
     let tok_json = Tokenizer::from_json("tokenizer.json", &std::fs::read(dir.join("tokenizer.json")).unwrap()).unwrap();
     let cases: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(reference("smollm2_tokens.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(fixture_dir("tokenizer").join("smollm2_tokens.json")).unwrap())
+            .unwrap();
     for case in cases["cases"].as_array().unwrap() {
         let text = case["text"].as_str().unwrap();
         let want: Vec<u32> = case["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();

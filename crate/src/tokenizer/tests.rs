@@ -6,9 +6,7 @@ use super::{Tokenizer, TokenizerError};
 use crate::io::{read_gguf_header, GgufArray, GgufHeader, GgufValue};
 
 fn smollm2() -> (GgufHeader, Tokenizer) {
-    let path =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(path.is_file(), "{} is missing: run scripts/fetch_model.sh first", path.display());
+    let path = crate::model_file::smollm2_gguf();
     let header = read_gguf_header(&path).unwrap();
     let tokenizer = Tokenizer::from_gguf(&header).unwrap();
     (header, tokenizer)

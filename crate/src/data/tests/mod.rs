@@ -1,5 +1,5 @@
-//! Tests of the data path, on SmolLM2-135M-Instruct's real tokenizer and chat template (run
-//! `scripts/fetch_model.sh` first).
+//! Tests of the data path, on SmolLM2-135M-Instruct's real tokenizer and chat template (the
+//! test model, fetched on first use).
 
 mod batching;
 mod errors;
@@ -24,9 +24,7 @@ pub(super) struct Model {
 pub(super) fn smollm2() -> &'static Model {
     static MODEL: OnceLock<Model> = OnceLock::new();
     MODEL.get_or_init(|| {
-        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-        assert!(path.is_file(), "{} is missing: run scripts/fetch_model.sh first", path.display());
+        let path = crate::model_file::smollm2_gguf();
         let header = read_gguf_header(&path).unwrap();
         let tokenizer = Tokenizer::from_gguf(&header).unwrap();
         let template = ChatTemplate::from_gguf(&header).unwrap().expect("SmolLM2 has a chat template");

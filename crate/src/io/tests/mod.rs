@@ -1,5 +1,5 @@
 //! Tests of the model-file readers: synthetic files built here, the committed gguf-py fixture
-//! (`tests/fixtures/gguf/`), and the real SmolLM2 file (`scripts/fetch_model.sh`).
+//! (`tests/fixtures/gguf/`), and the real SmolLM2 file (fetched on first use).
 
 mod gguf;
 mod real_model;
@@ -12,11 +12,9 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The real test model; fails with instructions when it has not been fetched.
+/// The real test model, fetched on first use.
 pub fn smollm2_path() -> PathBuf {
-    let path = repo_root().join("cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(path.is_file(), "{} is missing: run scripts/fetch_model.sh first", path.display());
-    path
+    crate::model_file::smollm2_gguf()
 }
 
 /// Builds GGUF files byte by byte, including malformed ones.

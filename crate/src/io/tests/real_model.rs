@@ -1,4 +1,4 @@
-//! The readers on the real SmolLM2-135M-Instruct Q4_1 GGUF (fetch it with scripts/fetch_model.sh).
+//! The readers on the real SmolLM2-135M-Instruct Q4_1 GGUF (the test model, fetched on first use).
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
