@@ -10,11 +10,13 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+/// Finds the real test model, fetching it on first use.
+#[path = "../../tests/src/model_file.rs"]
+mod model_file;
+
 /// The SmolLM2 GGUF, for its tokenizer.
 fn smollm2() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(p.exists(), "{} is missing: run scripts/fetch_model.sh", p.display());
-    p
+    model_file::smollm2_gguf()
 }
 
 fn tmp() -> PathBuf {

@@ -67,8 +67,8 @@ pub fn random_batch(b: usize, t: usize, vocab: u32, pad: usize, seed: u64) -> Ba
     for row in 0..b {
         targets[row * t] = -100;
     }
-    for i in t - pad..t {
-        targets[i] = -100;
+    for target in &mut targets[t - pad..t] {
+        *target = -100;
     }
     Batch::new(b, t, ids, targets).unwrap()
 }

@@ -158,7 +158,7 @@ fn merge_and_export_refuse_quantized_weights() {
     let kept = load_gguf_with(g, &tiny_gguf(), LoadOptions::default()).unwrap();
     let cfg = LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, targets: vec![Target::Q], use_rslora: false };
     let lora = random_lora(g, &kept.config, cfg, 1);
-    let err = weblora::lora::merge::merge_into(g, &kept, &lora).err().expect("merge refuses").to_string();
+    let err = weblora::lora::merge::merge_into(g, &kept, &lora).expect_err("merge refuses").to_string();
     assert!(err.contains("Q4_1") && err.contains("dequantized"), "{err}");
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("tiny-quant-hf");
     let err =

@@ -73,7 +73,7 @@ fn accumulation_equals_one_large_batch() {
     let (la, lb) = (fresh_lora_no_dropout(&model), fresh_lora_no_dropout(&model));
     let mut a = Trainer::new(g, &model, &la, cfg.clone()).unwrap();
     let mut b = Trainer::new(g, &model, &lb, cfg).unwrap();
-    let ra = pollster::block_on(a.train_step(&[whole.clone()])).unwrap();
+    let ra = pollster::block_on(a.train_step(std::slice::from_ref(&whole))).unwrap();
     let rb = pollster::block_on(b.train_step(&[half(0), half(1)])).unwrap();
     let tol = Tolerance { atol: 1e-6, rtol: 1e-5 };
     assert_close("loss", &[rb.loss], &[ra.loss], tol);
@@ -103,7 +103,7 @@ fn diverging_step_keeps_the_last_good_adapter() {
     let cfg = TrainConfig { warmup_steps: 0, ..train_config() };
     let mut trainer = Trainer::new(g, &model, &lora, cfg).unwrap();
     let batch = random_batch(2, 6, 64, 0, 1);
-    assert!(pollster::block_on(trainer.train_step(&[batch.clone()])).unwrap().is_finite());
+    assert!(pollster::block_on(trainer.train_step(std::slice::from_ref(&batch))).unwrap().is_finite());
     let good = read(&lora.params);
     let (m, v) = (read(&lora.m), read(&lora.v));
     // Poison the base model: every loss is now NaN.
