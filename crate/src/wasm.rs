@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::data::{self, ChatTemplate, Prepared};
+use crate::data::{self, ChatTemplate, Prepared, TemplateSource};
 use crate::error::{Error, Result};
 use crate::generate::{chat_prompt, generate, stop_tokens, Sampling};
 use crate::gpu::Gpu;
@@ -229,8 +229,9 @@ impl Engine {
         })
     }
 
-    /// Starts loading a Hugging Face model `name` from its small files; the safetensors files
-    /// follow, each through [`Engine::begin_file`], [`Engine::feed`] and [`Engine::end_file`].
+    /// Starts loading a Hugging Face model `name` from its small files (the chat template from
+    /// `chat_template.jinja` when the folder has one, else from `tokenizer_config.json`); the
+    /// safetensors files follow, each through [`Engine::begin_file`], [`Engine::feed`] and [`Engine::end_file`].
     #[wasm_bindgen(js_name = beginHf)]
     pub fn begin_hf(
         &self,
@@ -239,16 +240,22 @@ impl Engine {
         tokenizer_json: &[u8],
         tokenizer_config_json: Option<String>,
         generation_config_json: Option<String>,
+        chat_template_jinja: Option<String>,
     ) -> JsResult<()> {
         self.with(|st| {
             st.run = None;
             st.base = None;
-            let (tokenizer, template) = tokenizer_from_hf(
+            let (tokenizer, mut template) = tokenizer_from_hf(
                 &format!("{name}/tokenizer.json"),
                 tokenizer_json,
                 tokenizer_config_json.as_deref(),
                 generation_config_json.as_deref(),
             )?;
+            // A folder's chat_template.jinja comes before tokenizer_config.json's, as in transformers.
+            if chat_template_jinja.is_some() {
+                let jinja = chat_template_jinja.as_deref();
+                template = TemplateSource::from_hf(jinja, None, tokenizer_config_json.as_deref(), None)?;
+            }
             let loader = HfLoader::new(&st.gpu, name, config_json)?;
             st.loading = Some(Loading::Hf { loader, tokenizer, template });
             Ok(())

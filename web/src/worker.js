@@ -45,7 +45,8 @@ async function loadHfUrl(target, cache) {
   const tokenizer = await fetchText(file("tokenizer.json"), { cache });
   const tokConfig = await fetchText(file("tokenizer_config.json"), { cache, optional: true });
   const genConfig = await fetchText(file("generation_config.json"), { cache, optional: true });
-  e.beginHf(target.name, config, new TextEncoder().encode(tokenizer), tokConfig ?? undefined, genConfig ?? undefined);
+  const jinja = await fetchText(file("chat_template.jinja"), { cache, optional: true });
+  e.beginHf(target.name, config, new TextEncoder().encode(tokenizer), tokConfig ?? undefined, genConfig ?? undefined, jinja ?? undefined);
   const index = await fetchText(file("model.safetensors.index.json"), { cache, optional: true });
   const shards = index ? [...new Set(Object.values(JSON.parse(index).weight_map ?? {}))] : ["model.safetensors"];
   for (const shard of shards) {
@@ -71,7 +72,9 @@ async function loadFiles(files) {
   const tokenizer = new Uint8Array(await need("tokenizer.json").arrayBuffer());
   const text = async (n) => (byName.has(n) ? await byName.get(n).text() : undefined);
   const folder = files[0].webkitRelativePath?.split("/")[0] || "local model";
-  e.beginHf(folder, config, tokenizer, await text("tokenizer_config.json"), await text("generation_config.json"));
+  const small = ["tokenizer_config.json", "generation_config.json", "chat_template.jinja"];
+  const [tokConfig, genConfig, jinja] = await Promise.all(small.map(text));
+  e.beginHf(folder, config, tokenizer, tokConfig, genConfig, jinja);
   const shards = files.filter((f) => f.name.endsWith(".safetensors")).sort((a, b) => a.name.localeCompare(b.name));
   if (!shards.length) throw new Error("the chosen files have no .safetensors weights");
   for (const f of shards) {
