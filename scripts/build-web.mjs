@@ -1,7 +1,8 @@
-// Builds the browser package: the wasm engine with wasm-pack into web/pkg (release, wasm-opt
-// off: see the crate's Cargo.toml), and fetches the demo model into cache/. The tools come from
-// scripts/setup.sh (`npm start` runs it first); cargo's bin folder is searched even when it is
-// not on PATH. A failure ends with one plain line, not a stack trace.
+// Builds the browser package: the crate compiled for wasm32-unknown-unknown (release unless
+// WEBLORA_WASM_PROFILE=dev), then wasm-bindgen's JavaScript glue and types into web/pkg; and
+// fetches the demo model into cache/. The tools come from scripts/setup.sh (`npm start` runs it
+// first); cargo's bin folder is searched even when it is not on PATH. No wasm-opt pass: Debian's
+// wasm-opt breaks wasm-bindgen's output. A failure ends with one plain line, not a stack trace.
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { homedir } from "node:os";
@@ -27,9 +28,15 @@ const run = (cmd, args) => {
   }
 };
 
-if (!onPath("wasm-pack")) {
-  fail(`wasm-pack is not on PATH nor in ${cargoBin}: run \`bash scripts/setup.sh\` (npm start and npm test do)`);
+for (const tool of ["cargo", "wasm-bindgen"]) {
+  if (!onPath(tool)) {
+    fail(`${tool} is not on PATH nor in ${cargoBin}: run \`bash scripts/setup.sh\` (npm start and npm test do)`);
+  }
 }
 run("bash", ["scripts/fetch_model.sh"]);
-const profile = process.env.WEBLORA_WASM_PROFILE === "dev" ? "--dev" : "--release";
-run("wasm-pack", ["build", "crate", "--target", "web", profile, "--no-pack", "--out-dir", "../web/pkg", "--out-name", "weblora"]);
+const dev = process.env.WEBLORA_WASM_PROFILE === "dev";
+const target = "wasm32-unknown-unknown";
+run("cargo", ["build", "-p", "weblora", "--lib", "--target", target, ...(dev ? [] : ["--release"])]);
+const targetDir = process.env.CARGO_TARGET_DIR || join(root, "target");
+const wasm = join(targetDir, target, dev ? "debug" : "release", "weblora.wasm");
+run("wasm-bindgen", [wasm, "--target", "web", "--out-dir", join(root, "web/pkg"), "--out-name", "weblora"]);

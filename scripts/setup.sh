@@ -1,15 +1,13 @@
 #!/usr/bin/env bash
 # Installs what `npm start` and `npm test` need, on a machine that has Rust (rustup) and Node.js:
-# the wasm32-unknown-unknown target, wasm-pack, wasm-bindgen-cli at the version of the
-# wasm-bindgen crate in Cargo.lock, the npm dependencies and the demo model. Both npm scripts run
-# it first; each step prints one line and does nothing when its part is already there.
+# the wasm32-unknown-unknown target, wasm-bindgen-cli at the version of the wasm-bindgen crate in
+# Cargo.lock, the npm dependencies and the demo model. Both npm scripts run it first; each step prints one line and does nothing when its part is already there.
 # Tools installed by `cargo install` land in ${CARGO_HOME:-$HOME/.cargo}/bin, which is searched
 # here (and by build-web.mjs and test.sh) even when it is not on PATH.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-wasm_pack_version="0.15.1"
 cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
 export PATH="$cargo_bin:$PATH"
 
@@ -42,15 +40,7 @@ version_of() {
     "$1" --version 2>/dev/null | awk '{ print $2; exit }' || true
 }
 
-if [ "$(version_of wasm-pack)" = "$wasm_pack_version" ]; then
-    echo "setup: wasm-pack $wasm_pack_version … ok"
-else
-    echo "setup: wasm-pack $wasm_pack_version … installing (cargo install, a few minutes)"
-    cargo install --locked wasm-pack --version "$wasm_pack_version" ||
-        fail "cargo could not install wasm-pack $wasm_pack_version (its output is above)"
-fi
-
-# wasm-pack runs the wasm-bindgen on PATH, which must be the crate's exact version.
+# build-web.mjs runs wasm-bindgen, which must be the wasm-bindgen crate's exact version.
 bindgen_version="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)"
 [ -n "$bindgen_version" ] || fail "no wasm-bindgen package in Cargo.lock"
 if [ "$(version_of wasm-bindgen)" = "$bindgen_version" ]; then

@@ -24,7 +24,7 @@ use crate::gpu::Gpu;
 use crate::lora::{gguf::gguf_lora_bytes, peft, Lora};
 use crate::model::decode::Decoder;
 use crate::model::load::{tokenizer_from_gguf, tokenizer_from_hf, GgufLoader, HfLoader};
-use crate::model::Model;
+use crate::model::{parse_model_url, Model, RemoteKind};
 use crate::tokenizer::Tokenizer;
 use crate::train::settings::camel;
 use crate::train::{Checkpoint, DataSettings, Fingerprint, Run, RunMeta, TrainSettings};
@@ -512,6 +512,18 @@ impl Engine {
             Ok(RunInfo::of(run, lora))
         })?;
         serialize(&info).map_err(js_err)
+    }
+
+    /// What a model URL or Hugging Face repo id names (`model::parse_model_url`), relative URLs
+    /// read against `base`: `{kind: "gguf" | "folder", url, name}`.
+    #[wasm_bindgen(js_name = resolveModelUrl)]
+    pub fn resolve_model_url(text: &str, base: Option<String>) -> JsResult<JsValue> {
+        let m = parse_model_url(text, base.as_deref()).map_err(js_err)?;
+        let kind = match m.kind {
+            RemoteKind::Gguf => "gguf",
+            RemoteKind::Folder => "folder",
+        };
+        serialize(&serde_json::json!({ "kind": kind, "url": m.url, "name": m.name })).map_err(js_err)
     }
 
     /// The names of a checkpoint's files, in the order [`Engine::restore`] takes them.

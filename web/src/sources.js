@@ -4,26 +4,6 @@
 
 const CACHE_DIR = "weblora-models";
 
-/** What a model URL or repo id names: one GGUF file, or a Hugging Face folder's base URL. */
-export function resolveModelUrl(input, base) {
-  const text = input.trim();
-  if (/^[\w.-]+\/[\w.-]+$/.test(text) && !text.endsWith(".gguf")) {
-    return { kind: "hf", base: `https://huggingface.co/${text}/resolve/main/`, name: text };
-  }
-  const url = new URL(text, base);
-  const path = url.pathname;
-  if (path.toLowerCase().endsWith(".gguf")) {
-    return { kind: "gguf", url: url.href, name: decodeURIComponent(path.split("/").pop()) };
-  }
-  const m = path.match(/^\/([^/]+\/[^/]+)\/(resolve|tree)\/([^/]+)\/?(.*)$/);
-  if (url.hostname.endsWith("huggingface.co") && m) {
-    const sub = m[4] ? m[4].replace(/\/?$/, "/") : "";
-    return { kind: "hf", base: `${url.origin}/${m[1]}/resolve/${m[3]}/${sub}`, name: m[1] };
-  }
-  if (path.endsWith("/")) return { kind: "hf", base: url.href, name: path };
-  throw new Error(`${text}: not a .gguf URL, a Hugging Face repo id (owner/name) or a resolve/main/ URL`);
-}
-
 async function cacheKey(url) {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(url));
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");

@@ -4,7 +4,7 @@
 // training runs between two steps.
 
 import init, { Engine } from "../pkg/weblora.js";
-import { fetchText, openUrl, pump, resolveModelUrl } from "./sources.js";
+import { fetchText, openUrl, pump } from "./sources.js";
 
 const CHECKPOINT_DIR = "weblora-checkpoint";
 
@@ -40,7 +40,7 @@ async function loadGguf(name, src) {
 
 async function loadHfUrl(target, cache) {
   const e = needEngine();
-  const file = (n) => new URL(n, target.base).href;
+  const file = (n) => new URL(n, target.url).href;
   const config = await fetchText(file("config.json"), { cache });
   const tokenizer = await fetchText(file("tokenizer.json"), { cache });
   const tokConfig = await fetchText(file("tokenizer_config.json"), { cache, optional: true });
@@ -219,7 +219,7 @@ const ops = {
         info = await loadFiles(files);
         info.name = files.map((f) => f.name).find((n) => n.endsWith(".gguf")) ?? info.name ?? "local model";
       } else {
-        const target = resolveModelUrl(url, self.location.href);
+        const target = Engine.resolveModelUrl(url, self.location.href);
         info =
           target.kind === "gguf" ? await loadGguf(target.name, await openUrl(target.url, { cache })) : await loadHfUrl(target, cache);
         info.name = target.name;

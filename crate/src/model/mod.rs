@@ -6,12 +6,14 @@ pub mod decode;
 pub mod export;
 mod layer;
 pub mod load;
+mod location;
 mod plan;
 #[cfg(not(target_arch = "wasm32"))]
 mod source;
 mod weights;
 
 pub use config::{ModelConfig, RopeParameters};
+pub use location::{parse_model_url, ModelUrl, RemoteKind};
 pub use plan::{Batch, Plan, PlanOptions, StepStats};
 pub use weights::{LayerWeights, Linear, ModelWeights, Weight};
 

@@ -7,6 +7,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::load::{tokenizer_from_gguf, tokenizer_from_hf, GgufLoader, HfLoader, LoadOptions};
+use super::location::{is_repo_id, parse_model_url, RemoteKind};
 use super::Model;
 use crate::data::TemplateSource;
 use crate::error::{Error, Result};
@@ -32,30 +33,25 @@ struct Opened {
 }
 
 impl ModelSource {
-    /// Reads a `--model` argument.
+    /// Reads a `--model` argument: a local file or folder first, then a URL or repo id as
+    /// [`parse_model_url`] reads them (the browser's reading too).
     pub fn parse(spec: &str) -> Result<ModelSource> {
         let is_url = spec.starts_with("http://") || spec.starts_with("https://");
-        if is_url {
-            let path = spec.split(['?', '#']).next().unwrap_or(spec);
-            if path.to_ascii_lowercase().ends_with(".gguf") {
-                return Ok(ModelSource::GgufUrl(spec.to_string()));
-            }
-            let base = if spec.ends_with('/') { spec.to_string() } else { format!("{spec}/") };
-            return Ok(ModelSource::FolderUrl(base));
-        }
         let path = PathBuf::from(spec);
-        if path.is_dir() {
+        if !is_url && path.is_dir() {
             return Ok(ModelSource::Folder(path));
         }
-        if path.exists() {
+        if !is_url && path.exists() {
             return Ok(ModelSource::GgufFile(path));
         }
-        let parts: Vec<&str> = spec.split('/').collect();
-        let repo_id = parts.len() == 2 && parts.iter().all(|p| !p.is_empty() && !p.starts_with('.'));
-        if repo_id && !spec.ends_with(".gguf") {
-            return Ok(ModelSource::FolderUrl(format!("https://huggingface.co/{spec}/resolve/main/")));
+        if !is_url && !is_repo_id(spec) {
+            return Err(Error::io(spec, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder")));
         }
-        Err(Error::io(spec, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder")))
+        let remote = parse_model_url(spec, None)?;
+        Ok(match remote.kind {
+            RemoteKind::Gguf => ModelSource::GgufUrl(remote.url),
+            RemoteKind::Folder => ModelSource::FolderUrl(remote.url),
+        })
     }
 
     /// Whether this is a GGUF file (else a folder).
