@@ -27,6 +27,16 @@ pub enum Error {
     /// A call that does not fit the engine's state (no model loaded yet, busy, no run).
     #[error("{0}")]
     State(String),
+    /// A call's arguments do not fit: token ids outside the vocabulary, lengths, an empty prompt,
+    /// a value of the wrong shape.
+    #[error("{0}")]
+    Input(String),
+    /// The tokenizer could not be built, or could not encode or decode.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// A value the engine made could not be handed over (a bug, not the input's fault).
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("LoRA: {0}")]
     Lora(String),
     #[error("tensor {name}: {detail}")]
@@ -50,6 +60,9 @@ impl Error {
             Error::Http { .. } => "http",
             Error::Run(_) => "run",
             Error::State(_) => "state",
+            Error::Input(_) => "input",
+            Error::Tokenizer(_) => "tokenizer",
+            Error::Internal(_) => "internal",
             Error::Lora(_) => "lora",
             Error::Tensor { .. } => "tensor",
             Error::Load(_) => "load",

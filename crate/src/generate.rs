@@ -37,7 +37,7 @@ pub fn chat_prompt(tok: &Tokenizer, template: Option<&ChatTemplate>, text: &str)
         }
         None => text.to_string(),
     };
-    tok.encode(&text, tok.special.add_bos).map_err(|e| Error::Config(e.to_string()))
+    tok.encode(&text, tok.special.add_bos).map_err(|e| Error::Tokenizer(e.to_string()))
 }
 
 /// The tokens that end an answer: the tokenizer's end of sequence, generation_config.json's,
@@ -53,10 +53,10 @@ pub fn stop_tokens(tok: &Tokenizer) -> Vec<u32> {
 /// Continues `prompt` (token ids) and returns the new tokens.
 pub async fn generate(decoder: &Decoder, prompt: &[u32], sampling: &Sampling) -> Result<Vec<u32>> {
     if prompt.is_empty() {
-        return Err(Error::Config("the prompt is empty".into()));
+        return Err(Error::Input("the prompt is empty".into()));
     }
     if prompt.len() + sampling.max_new_tokens > decoder.max_len() {
-        return Err(Error::Config(format!(
+        return Err(Error::Input(format!(
             "prompt of {} tokens plus {} new ones exceeds the decoder's length {}",
             prompt.len(),
             sampling.max_new_tokens,

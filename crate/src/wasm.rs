@@ -84,9 +84,9 @@ fn js_err(e: Error) -> JsValue {
 
 fn from_js<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<T> {
     if value.is_undefined() || value.is_null() {
-        return serde_json::from_str("{}").map_err(|e| Error::Config(format!("{what}: {e}")));
+        return serde_json::from_str("{}").map_err(|e| Error::Input(format!("{what}: {e}")));
     }
-    serde_wasm_bindgen::from_value(value).map_err(|e| Error::Config(format!("{what}: {e}")))
+    serde_wasm_bindgen::from_value(value).map_err(|e| Error::Input(format!("{what}: {e}")))
 }
 
 #[derive(Deserialize)]
@@ -183,7 +183,7 @@ fn busy(state: &Rc<RefCell<State>>) -> Result<std::cell::RefMut<'_, State>> {
 
 /// `value` as a plain JavaScript object (maps as objects, 64-bit numbers as numbers).
 fn serialize<T: Serialize>(value: &T) -> Result<JsValue> {
-    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| Error::Config(e.to_string()))
+    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| Error::Internal(e.to_string()))
 }
 
 #[wasm_bindgen]
@@ -348,9 +348,13 @@ impl Engine {
             };
             let prepared = data::prepare((name, bytes), None, &base.tokenizer, Some(template), &options)?;
             if prepared.train.supervised_tokens() == 0 {
-                return Err(Error::Config(format!("{name}: no supervised tokens to train on")));
+                return Err(crate::data::DataError::NoUsableExamples {
+                    file: name.to_string(),
+                    reason: "no supervised tokens to train on".into(),
+                }
+                .into());
             }
-            let summary = serde_json::to_value(&prepared.summary).map_err(|e| Error::Config(e.to_string()))?;
+            let summary = serde_json::to_value(&prepared.summary).map_err(|e| Error::Internal(e.to_string()))?;
             st.run = None;
             st.data = Some((prepared, s, Fingerprint::of(name, bytes)));
             Ok(summary)
@@ -387,7 +391,8 @@ impl Engine {
     }
 
     /// The next optimizer update (and an evaluation when one is due): resolves to the step's
-    /// record `{step, loss, gradNorm, learningRate, tokens, batchTokens, epoch, eval}`.
+    /// record `{step, loss, gradNorm, learningRate, tokens, batchTokens, epoch, eval, done,
+    /// diverged, divergence (the message when diverged), checkpointDue, seconds, tokensPerSecond}`.
     pub fn step(&self) -> Promise {
         self.spawn(|state| async move {
             let mut st = busy(&state)?;
@@ -399,6 +404,8 @@ impl Engine {
                 "step": r.step, "loss": r.loss, "gradNorm": r.grad_norm, "learningRate": r.learning_rate,
                 "tokens": r.tokens, "batchTokens": done.batch_tokens, "epoch": done.epoch, "eval": done.eval,
                 "done": run.is_done(), "diverged": done.diverged(), "checkpointDue": done.checkpoint_due,
+                "seconds": done.seconds, "tokensPerSecond": done.tokens_per_second,
+                "divergence": if done.diverged() { Some(done.divergence()) } else { None },
             }))
         })
     }
@@ -427,7 +434,7 @@ impl Engine {
                 stop: stop_tokens(&base.tokenizer),
             };
             let out = generate(&decoder, &ids, &sampling).await?;
-            let text = base.tokenizer.decode(&out, true).map_err(|e| Error::Config(e.to_string()))?;
+            let text = base.tokenizer.decode(&out, true).map_err(|e| Error::Tokenizer(e.to_string()))?;
             serialize(&serde_json::json!({ "text": text, "tokens": out.len() }))
         })
     }
@@ -442,13 +449,13 @@ impl Engine {
             let gpu = st.gpu.clone();
             let (_, lora) = st.run()?;
             let config = serde_json::to_string_pretty(&peft::adapter_config_json(&lora.config, &name))
-                .map_err(|e| Error::Config(e.to_string()))?;
+                .map_err(|e| Error::Internal(e.to_string()))?;
             let bytes = lora.peft_safetensors(&gpu).await?;
             let out = js_sys::Object::new();
             let set = |k: &str, v: &JsValue| js_sys::Reflect::set(&out, &k.into(), v).map(|_| ());
-            set("adapter_config.json", &config.into()).map_err(|_| Error::Config("export".into()))?;
+            set("adapter_config.json", &config.into()).map_err(|_| Error::Internal("export".into()))?;
             set("adapter_model.safetensors", &Uint8Array::from(bytes.as_slice()).into())
-                .map_err(|_| Error::Config("export".into()))?;
+                .map_err(|_| Error::Internal("export".into()))?;
             Ok(out.into())
         })
     }
@@ -481,7 +488,7 @@ impl Engine {
             let out = js_sys::Object::new();
             for (i, file) in Checkpoint::FILES.iter().enumerate() {
                 js_sys::Reflect::set(&out, &(*file).into(), &Uint8Array::from(ckpt.file(i)).into())
-                    .map_err(|_| Error::Config("checkpoint".into()))?;
+                    .map_err(|_| Error::Internal("checkpoint".into()))?;
             }
             Ok(out.into())
         })

@@ -136,9 +136,13 @@ export interface StepEvent {
   done: boolean;
   /** Always false in a step event: a diverged update ends training with an error. */
   diverged: boolean;
+  /** The message of a diverged update; null in a step event. */
+  divergence: string | null;
   /** A checkpoint was written after this update. */
   checkpointDue: boolean;
+  /** Seconds since training started (or resumed). */
   seconds: number;
+  /** Tokens per second since then, padding included. */
   tokensPerSecond: number;
 }
 

@@ -30,6 +30,10 @@ export async function checkWebGPU() {
 }
 
 export class WebLoRA {
+  /** @type {import("./index.d.ts").GpuInfo | null} */
+  gpu = null;
+  /** @type {import("./index.d.ts").SettingSpec[]} */
+  settingsTable = [];
   #worker;
   #next = 1;
   #pending = new Map();

@@ -8,12 +8,19 @@ import { fetchText, openUrl, pump } from "./sources.js";
 
 const CHECKPOINT_DIR = "weblora-checkpoint";
 
+/** @type {Engine | null} */
 let engine = null;
+/** @type {Promise<unknown>} */
 let chain = Promise.resolve();
 let model = null; // { name, info }
 let dataName = null;
 const run = { active: false, paused: false, stopping: false, wake: null };
 
+/**
+ * @template T
+ * @param {() => T | Promise<T>} fn
+ * @returns {Promise<T>}
+ */
 function exclusive(fn) {
   const p = chain.then(fn);
   chain = p.catch(() => {});
@@ -148,14 +155,12 @@ async function train({ settings, resume, checkpointEvery }) {
       const ck = await readCheckpoint();
       if (ck && ck.meta.model === model.name && ck.meta.data === dataName) {
         const f = ck.files;
-        const files = Engine.checkpointFiles().map((n) => f[n]);
-        info = await exclusive(() => engine.restore(...files));
+        const [config, adapter, optimizer, state] = Engine.checkpointFiles().map((n) => f[n]);
+        info = await exclusive(() => engine.restore(config, adapter, optimizer, state));
         emit("status", { state: "resumed", step: info.step, totalSteps: info.totalSteps });
       }
     }
     emit("status", { state: "training", ...info });
-    const started = performance.now();
-    let tokens = 0;
     let last = { step: info.step, done: info.step >= info.totalSteps };
     while (!run.stopping && !last.done) {
       if (run.paused) {
@@ -165,17 +170,9 @@ async function train({ settings, resume, checkpointEvery }) {
         continue;
       }
       const rec = await exclusive(() => engine.step());
-      tokens += rec.batchTokens;
-      const seconds = (performance.now() - started) / 1000;
-      if (rec.diverged) {
-        const err = new Error(
-          `update ${rec.step} diverged (the loss or gradient is not finite); training stopped and the adapter keeps its values after update ${last.step} (try a lower learning rate)`,
-        );
-        err.kind = "run";
-        throw err;
-      }
+      if (rec.diverged) throw Object.assign(new Error(rec.divergence), { kind: "run" });
       last = rec;
-      emit("step", { ...rec, totalSteps: info.totalSteps, seconds, tokensPerSecond: tokens / seconds });
+      emit("step", { ...rec, totalSteps: info.totalSteps });
       if (rec.eval) emit("eval", { step: rec.step, loss: rec.eval[0], tokens: rec.eval[1] });
       if (rec.checkpointDue || rec.done) {
         const meta = { model: model.name, data: dataName, settings, step: rec.step, totalSteps: info.totalSteps };

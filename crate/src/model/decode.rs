@@ -26,7 +26,7 @@ impl Decoder {
     pub fn new(gpu: &Gpu, model: &Model, lora: Option<&Lora>, max_t: usize) -> Result<Decoder> {
         let cfg = &model.config;
         if max_t == 0 || max_t > cfg.max_position_embeddings {
-            return Err(Error::Config(format!(
+            return Err(Error::Input(format!(
                 "generation length {max_t} must be in 1..={}",
                 cfg.max_position_embeddings
             )));
@@ -95,10 +95,10 @@ impl Decoder {
     /// returns the logits (V) of the next token.
     pub async fn next_logits(&self, id: u32, pos: usize) -> Result<Vec<f32>> {
         if pos >= self.max_t {
-            return Err(Error::Config(format!("position {pos} is past the decoder's length {}", self.max_t)));
+            return Err(Error::Input(format!("position {pos} is past the decoder's length {}", self.max_t)));
         }
         if id as usize >= self.vocab {
-            return Err(Error::Config(format!("token id {id} is outside the vocabulary of {}", self.vocab)));
+            return Err(Error::Input(format!("token id {id} is outside the vocabulary of {}", self.vocab)));
         }
         self.id.write_u32(&self.gpu, &[id])?;
         self.pos.write_u32(&self.gpu, &[pos as u32])?;

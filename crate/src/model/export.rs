@@ -95,7 +95,7 @@ mod native {
             .map_err(|e| Error::Run(format!("{}: model.safetensors: {e}", dir.display())))?;
         write("model.safetensors", &bytes)?;
         if let Some((tok, template)) = tokenizer {
-            let json = tok.inner().to_string(true).map_err(|e| Error::Config(format!("tokenizer.json: {e}")))?;
+            let json = tok.inner().to_string(true).map_err(|e| Error::Tokenizer(format!("tokenizer.json: {e}")))?;
             write("tokenizer.json", json.as_bytes())?;
             let name = |id: Option<u32>| id.and_then(|i| tok.inner().id_to_token(i));
             let mut tc = serde_json::json!({

@@ -341,7 +341,7 @@ impl HfLoader {
 
     pub fn feed(&mut self, gpu: &Gpu, chunk: &[u8]) -> Result<()> {
         let Some(reader) = &mut self.reader else {
-            return Err(Error::Config("a safetensors chunk came before begin_file".into()));
+            return Err(Error::State("a safetensors chunk came before begin_file".into()));
         };
         let (weights, sink) = (&self.weights, &mut self.sink);
         reader.feed(chunk, |ev| on_safetensors_event(gpu, weights, sink, ev))
@@ -384,7 +384,7 @@ pub fn tokenizer_from_hf(
     config_json: Option<&str>,
     generation_json: Option<&str>,
 ) -> Result<(Tokenizer, Option<TemplateSource>)> {
-    let err = |e: crate::tokenizer::TokenizerError| Error::Config(e.to_string());
+    let err = |e: crate::tokenizer::TokenizerError| Error::Tokenizer(e.to_string());
     let mut tok = Tokenizer::from_json(file, json).map_err(err)?;
     let mut template = None;
     if let Some(text) = config_json {
@@ -417,7 +417,7 @@ pub fn tokenizer_from_hf(
 
 /// The tokenizer and (default) chat template of a GGUF file's metadata.
 pub fn tokenizer_from_gguf(header: &GgufHeader) -> Result<(Tokenizer, Option<TemplateSource>)> {
-    let tok = Tokenizer::from_gguf(header).map_err(|e| Error::Config(e.to_string()))?;
+    let tok = Tokenizer::from_gguf(header).map_err(|e| Error::Tokenizer(e.to_string()))?;
     Ok((tok, TemplateSource::from_gguf(header, None)?))
 }
 

@@ -46,7 +46,7 @@ impl Batch {
     /// A batch of `b` rows of `t` tokens; the lengths must match.
     pub fn new(b: usize, t: usize, ids: Vec<u32>, targets: Vec<i32>) -> Result<Batch> {
         if b * t == 0 || ids.len() != b * t || targets.len() != b * t {
-            return Err(Error::Config(format!(
+            return Err(Error::Input(format!(
                 "a batch of {b} × {t} needs {} ids and targets, got {} and {}",
                 b * t,
                 ids.len(),
@@ -109,10 +109,10 @@ impl Plan {
     pub fn new(gpu: &Gpu, model: &Model, lora: &Lora, b: usize, t: usize, opts: PlanOptions) -> Result<Plan> {
         let cfg = &model.config;
         if b == 0 || t == 0 {
-            return Err(Error::Config(format!("batch {b} × sequence {t} is empty")));
+            return Err(Error::Input(format!("batch {b} × sequence {t} is empty")));
         }
         if t > cfg.max_position_embeddings {
-            return Err(Error::Config(format!(
+            return Err(Error::Input(format!(
                 "sequence length {t} exceeds max_position_embeddings {}",
                 cfg.max_position_embeddings
             )));
@@ -251,7 +251,7 @@ impl Plan {
     pub fn set_batch(&self, batch: &Batch) -> Result<()> {
         let n = self.b * self.t;
         if batch.b != self.b || batch.t != self.t || batch.ids.len() != n || batch.targets.len() != n {
-            return Err(Error::Config(format!(
+            return Err(Error::Input(format!(
                 "batch of {} × {} ({} ids, {} targets), the plan takes {} × {}",
                 batch.b,
                 batch.t,
@@ -262,10 +262,10 @@ impl Plan {
             )));
         }
         if let Some(&bad) = batch.ids.iter().find(|&&i| i as usize >= self.vocab) {
-            return Err(Error::Config(format!("token id {bad} is outside the vocabulary of {}", self.vocab)));
+            return Err(Error::Input(format!("token id {bad} is outside the vocabulary of {}", self.vocab)));
         }
         if let Some(&bad) = batch.targets.iter().find(|&&i| i >= self.vocab as i32) {
-            return Err(Error::Config(format!("target id {bad} is outside the vocabulary of {}", self.vocab)));
+            return Err(Error::Input(format!("target id {bad} is outside the vocabulary of {}", self.vocab)));
         }
         self.ids.write_u32(&self.gpu, &batch.ids)?;
         self.targets.write_i32(&self.gpu, &batch.targets)

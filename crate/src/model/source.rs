@@ -74,9 +74,13 @@ impl ModelSource {
             (ModelSource::Folder(dir), Some(f)) => open_path(&dir.join(f), optional),
             (ModelSource::GgufUrl(u), None) => open_url(u, optional),
             (ModelSource::FolderUrl(base), Some(f)) => open_url(&format!("{base}{f}"), optional),
-            _ => {
-                Err(Error::Config(format!("{}: not a {}", self.name(), if file.is_some() { "folder" } else { "file" })))
-            }
+            _ => Err(Error::io(
+                self.name(),
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    if file.is_some() { "not a folder" } else { "not a file" },
+                ),
+            )),
         }
     }
 

@@ -64,6 +64,10 @@ pub struct RunStep {
     pub eval: Option<(f32, usize)>,
     /// A checkpoint is due after this update (every `checkpoint_every` updates).
     pub checkpoint_due: bool,
+    /// Seconds since this `Run` began its first update (a resumed run counts from its resume).
+    pub seconds: f64,
+    /// Tokens per second (padding included) over those seconds.
+    pub tokens_per_second: f64,
 }
 
 impl RunStep {
@@ -71,6 +75,38 @@ impl RunStep {
     /// left as it was after the update before.
     pub fn diverged(&self) -> bool {
         !self.record.is_finite()
+    }
+
+    /// What to tell the user when the update diverged, for every front end.
+    pub fn divergence(&self) -> String {
+        let r = &self.record;
+        format!(
+            "update {} diverged (loss {}, gradient norm {}): training stopped, and the adapter keeps its values \
+             after update {} (try a lower learning rate)",
+            r.step,
+            r.loss,
+            r.grad_norm,
+            r.step - 1
+        )
+    }
+}
+
+/// Seconds on a monotonic clock (the page's `performance.now()` in the browser).
+fn seconds_now() -> f64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        #[wasm_bindgen::prelude::wasm_bindgen]
+        extern "C" {
+            #[wasm_bindgen(js_namespace = performance)]
+            fn now() -> f64;
+        }
+        now() / 1000.0
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use std::sync::OnceLock;
+        static ORIGIN: OnceLock<std::time::Instant> = OnceLock::new();
+        ORIGIN.get_or_init(std::time::Instant::now).elapsed().as_secs_f64()
     }
 }
 
@@ -101,6 +137,9 @@ pub struct Run {
     epoch_plan: Option<(usize, Vec<Vec<usize>>)>,
     /// Index of the next batch in the endless sequence of batches, epoch after epoch.
     pub next_batch: usize,
+    /// When this `Run` began its first update, and the tokens of its updates since.
+    started: Option<f64>,
+    tokens_seen: usize,
 }
 
 impl Run {
@@ -155,6 +194,8 @@ impl Run {
             meta: None,
             epoch_plan: None,
             next_batch: 0,
+            started: None,
+            tokens_seen: 0,
         })
     }
 
@@ -231,6 +272,7 @@ impl Run {
         if self.is_done() {
             return Err(Error::Run(format!("the run is over: {} updates done", self.trainer.step)));
         }
+        let started = *self.started.get_or_insert_with(seconds_now);
         let accum = self.trainer.config.gradient_accumulation_steps;
         let epoch = self.next_batch / self.per_epoch + 1;
         let micro: Vec<Batch> = (0..accum).map(|k| self.batch_at(self.next_batch + k)).collect();
@@ -250,7 +292,10 @@ impl Run {
                 eval_perplexity: eval.map(|(l, _)| l.exp()),
             });
         }
-        Ok(RunStep { record, batch_tokens, epoch, eval, checkpoint_due })
+        self.tokens_seen += batch_tokens;
+        let seconds = seconds_now() - started;
+        let tokens_per_second = if seconds > 0.0 { self.tokens_seen as f64 / seconds } else { 0.0 };
+        Ok(RunStep { record, batch_tokens, epoch, eval, checkpoint_due, seconds, tokens_per_second })
     }
 
     /// Mean loss over the eval batches and its supervised tokens.

@@ -225,18 +225,18 @@ fn bench_load(gpu: &Gpu, path: &Path, only: Option<&str>) -> Result<()> {
             "projections MB",
             "increase − GPU"
         );
-        let exe = std::env::current_exe().map_err(|e| weblora::Error::Config(format!("bench --load: {e}")))?;
+        let exe = std::env::current_exe().map_err(|e| weblora::Error::io("the weblora executable", e))?;
         for mode in ["quantized", "f32"] {
             let out = std::process::Command::new(&exe)
                 .args(["bench", "--load"])
                 .arg(path)
                 .args(["--load-only", mode])
                 .output()
-                .map_err(|e| weblora::Error::Config(format!("bench --load: {e}")))?;
+                .map_err(|e| weblora::Error::io(&exe, e))?;
             let text = String::from_utf8_lossy(&out.stdout);
             let row = text.lines().last().unwrap_or_default();
             if !out.status.success() {
-                return Err(weblora::Error::Config(format!(
+                return Err(weblora::Error::Run(format!(
                     "bench --load {mode}: {}",
                     String::from_utf8_lossy(&out.stderr)
                 )));
@@ -304,10 +304,12 @@ fn bench_steps(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
     }
     let mut models = vec![("f32".to_string(), Model { config: config.clone(), weights: weights.clone() })];
     if let Some(name) = &args.quant {
-        let ty = QuantTensor::TYPES
-            .into_iter()
-            .find(|t| t.name().eq_ignore_ascii_case(name))
-            .ok_or_else(|| weblora::Error::Config(format!("--quant {name}: not one of {:?}", QuantTensor::TYPES)))?;
+        let ty = QuantTensor::TYPES.into_iter().find(|t| t.name().eq_ignore_ascii_case(name)).ok_or_else(|| {
+            weblora::Error::Setting {
+                name: "quant".into(),
+                detail: format!("{name} is not one of {:?}", QuantTensor::TYPES),
+            }
+        })?;
         let mut q = weights.clone();
         quantize_projections(gpu, &mut q, ty)?;
         models.push((ty.name().to_string(), Model { config: config.clone(), weights: q }));

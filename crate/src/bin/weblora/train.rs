@@ -227,9 +227,7 @@ fn train_loop(run: &mut Run, outputs: &Outputs, args: &TrainArgs) -> Result<std:
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_position(run.trainer.step as u64);
-    let started = Instant::now();
     let mut last_state_write = Instant::now();
-    let mut tokens_seen = 0usize;
     while !run.is_done() {
         if INTERRUPTED.load(Ordering::SeqCst) {
             bar.abandon();
@@ -240,17 +238,9 @@ fn train_loop(run: &mut Run, outputs: &Outputs, args: &TrainArgs) -> Result<std:
         if done.diverged() {
             bar.abandon();
             outputs.write_adapter(run)?;
-            return Err(Error::Run(format!(
-                "update {} diverged (loss {}, gradient norm {}); stopped, and wrote the adapter as it was after update {} to {}",
-                record.step,
-                record.loss,
-                record.grad_norm,
-                run.trainer.step,
-                outputs.out.display()
-            )));
+            return Err(Error::Run(format!("{}; it is written to {}", done.divergence(), outputs.out.display())));
         }
-        tokens_seen += done.batch_tokens;
-        let tps = tokens_seen as f64 / started.elapsed().as_secs_f64();
+        let tps = done.tokens_per_second;
         let msg = format!("loss {:.4} lr {:.2e} {tps:.0} tok/s", record.loss, record.learning_rate);
         if bar.is_hidden() {
             say!("update {}/{total}: {msg}", record.step);
