@@ -8,7 +8,7 @@ mod quant;
 mod readback;
 mod tensor;
 
-pub use device::{Gpu, GpuInfo};
+pub use device::{DeviceLimits, Gpu, GpuInfo};
 pub use kernels::Kernel;
 pub use program::{grid, Binding, Program};
 pub use quant::{repack, QuantTensor};
