@@ -6,6 +6,7 @@ mod kernels;
 mod program;
 mod quant;
 mod readback;
+mod split;
 mod tensor;
 
 pub use device::{DeviceLimits, Gpu, GpuInfo};
@@ -13,4 +14,5 @@ pub use kernels::Kernel;
 pub use program::{grid, Binding, Program};
 pub use quant::{repack, QuantTensor};
 pub use readback::Readback;
+pub use split::SplitTensor;
 pub use tensor::{DType, Tensor};
