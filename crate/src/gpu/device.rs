@@ -175,3 +175,17 @@ impl Gpu {
         self.queue.submit([encoder.finish()]);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::DeviceLimits;
+
+    #[test]
+    fn limits_are_adapter_or_webgpu_default_and_anything_else_names_the_variable() {
+        assert_eq!(DeviceLimits::parse("webgpu-default").unwrap(), DeviceLimits::WebgpuDefault);
+        assert_eq!(DeviceLimits::parse("adapter").unwrap(), DeviceLimits::Adapter);
+        let e = DeviceLimits::parse("webgpu").unwrap_err();
+        assert_eq!(e.kind(), "env");
+        assert!(e.to_string().starts_with("WEBLORA_LIMITS: \"webgpu\" is not one of"), "{e}");
+    }
+}
