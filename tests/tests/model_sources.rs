@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use weblora::model::load::{self, LoadOptions, ModelSource};
 use weblora::model::Model;
 use weblora_tests::fixture::fixture_dir;
-use weblora_tests::smollm2::gguf_path;
 use weblora_tests::gpu;
+use weblora_tests::smollm2::gguf_path;
 
 /// Serves files below `root` over HTTP/1.1 on 127.0.0.1, one request a connection, for as
 /// long as the test process lives. Returns the base URL.
