@@ -1,11 +1,16 @@
-// Softmax cross-entropy over the vocabulary for a chunk of rows, fused with its gradient:
-// the logits of the chunk are replaced in place by dlogits = (softmax − onehot) · inv_count,
-// so the model never holds logits for more than one chunk. Rows whose target is negative
-// (-100, as Hugging Face) are ignored: zero loss, zero gradient. One workgroup per row.
+// Softmax cross-entropy over the vocabulary for a chunk of rows, one block of the vocabulary
+// at a time, so that the model never holds logits for more than one chunk and no binding spans
+// the whole vocabulary. Forward folds each block into running per-row statistics with an online
+// log-sum-exp (max m, Σ exp(x − m), the target's logit) and writes the losses after the last
+// block; backward replaces each block of logits in place by dlogits = (softmax − onehot) ·
+// inv_count. Blocks are dispatched in vocabulary order starting at 0. Rows whose target is
+// negative (-100, as Hugging Face) are ignored: zero loss, zero gradient. One workgroup per row.
 
 struct Params {
-    rows: u32,   // rows in this chunk
-    V: u32,      // vocabulary
+    rows: u32,    // rows in this chunk
+    V: u32,       // vocabulary ids in this block
+    v0: u32,      // first vocabulary id of this block
+    vocab: u32,   // the whole vocabulary
 }
 
 struct Step {
@@ -19,10 +24,11 @@ struct Step {
 const WG: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> logits: array<f32>;   // (rows, V) in, dlogits out
+@group(0) @binding(1) var<storage, read_write> logits: array<f32>;   // (rows, V) in, dlogits out (backward)
 @group(0) @binding(2) var<storage, read_write> losses: array<f32>;   // (rows): −log softmax[target], 0 if ignored
 @group(0) @binding(3) var<storage, read> targets: array<i32>;        // (rows)
 @group(0) @binding(4) var<storage, read> step: Step;
+@group(0) @binding(5) var<storage, read_write> stats: array<f32>;    // (rows, 4): m, Σ exp(x − m), target logit, unused
 
 var<workgroup> partial: array<f32, WG>;
 
@@ -41,8 +47,12 @@ fn workgroup_reduce(lid: u32, value: f32, is_max: bool) -> f32 {
     return total;
 }
 
+fn is_ignored(label: i32) -> bool {
+    return label < 0 || u32(label) >= p.vocab;
+}
+
 @compute @workgroup_size(WG)
-fn cross_entropy_fused(
+fn cross_entropy_forward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
@@ -62,20 +72,48 @@ fn cross_entropy_fused(
         s += exp(logits[base + i] - m);
     }
     s = workgroup_reduce(lid, s, false);
-    let label = targets[row];
-    let ignored = label < 0 || u32(label) >= p.V;
     if (lid == 0u) {
-        var loss = 0.0;
-        if (!ignored) {
-            loss = log(s) + m - logits[base + u32(label)];
+        let label = targets[row];
+        // The running statistics of the blocks before this one (none for the first).
+        var run_m = -3.0e38;
+        var run_s = 0.0;
+        var target_logit = 0.0;
+        if (p.v0 > 0u) {
+            run_m = stats[row * 4u];
+            run_s = stats[row * 4u + 1u];
+            target_logit = stats[row * 4u + 2u];
         }
-        losses[row] = loss;
+        let new_m = max(run_m, m);
+        run_s = run_s * exp(run_m - new_m) + s * exp(m - new_m);
+        if (!is_ignored(label) && u32(label) >= p.v0 && u32(label) < p.v0 + p.V) {
+            target_logit = logits[base + u32(label) - p.v0];
+        }
+        stats[row * 4u] = new_m;
+        stats[row * 4u + 1u] = run_s;
+        stats[row * 4u + 2u] = target_logit;
+        if (p.v0 + p.V == p.vocab) {
+            losses[row] = select(log(run_s) + new_m - target_logit, 0.0, is_ignored(label));
+        }
     }
-    workgroupBarrier();
-    let scale = select(step.inv_count, 0.0, ignored);
-    let inv_s = 1.0 / s;
+}
+
+@compute @workgroup_size(WG)
+fn cross_entropy_backward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let row = wid.x + wid.y * nwg.x;
+    if (row >= p.rows) {
+        return;
+    }
+    let base = row * p.V;
+    let m = stats[row * 4u];
+    let inv_s = 1.0 / stats[row * 4u + 1u];
+    let label = targets[row];
+    let scale = select(step.inv_count, 0.0, is_ignored(label));
     for (var i = lid; i < p.V; i += WG) {
-        let onehot = select(0.0, 1.0, i32(i) == label);
+        let onehot = select(0.0, 1.0, i32(p.v0 + i) == label);
         logits[base + i] = (exp(logits[base + i] - m) * inv_s - onehot) * scale;
     }
 }

@@ -7,6 +7,9 @@ pub enum Error {
     NoGpu(String),
     #[error("GPU error: {0}")]
     Gpu(String),
+    /// An environment variable with a value the engine does not know.
+    #[error("{name}: {detail}")]
+    Env { name: &'static str, detail: String },
     #[error("{op}: {detail}")]
     Shape { op: &'static str, detail: String },
     #[error("model config: {0}")]
@@ -53,6 +56,7 @@ impl Error {
         match self {
             Error::NoGpu(_) => "no-gpu",
             Error::Gpu(_) => "gpu",
+            Error::Env { .. } => "env",
             Error::Shape { .. } => "shape",
             Error::Config(_) => "config",
             Error::Setting { .. } => "setting",

@@ -6,6 +6,7 @@
 #![allow(clippy::too_many_arguments)]
 
 pub mod cpu;
+pub mod cpu_model;
 pub mod fixture;
 pub mod model_file;
 pub mod smollm2;

@@ -40,7 +40,7 @@ pub fn random_model(gpu: &Gpu, config: ModelConfig, seed: u64) -> Model {
         } else {
             rng.vec(n, 0.3)
         };
-        t.f32().expect("allocated as f32").write_f32(gpu, &data).unwrap();
+        t.write_f32(gpu, &name, &data).unwrap();
     }
     Model { config, weights }
 }

@@ -79,7 +79,7 @@ fn check_model(name: &str, model: &Model, lora_cfg: LoraConfig, check_dx: bool) 
         // output projection.)
         let c = model.config.hidden_size;
         let tok = batch.ids[3];
-        let wte = read(&model.weights.embed_tokens);
+        let wte = pollster::block_on(model.weights.embed_tokens.read_f32(g)).unwrap();
         let shape = [model.config.vocab_size, c];
         for j in [0, c / 2, c - 1] {
             let mut loss = [0.0f64; 2];

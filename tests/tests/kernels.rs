@@ -1,7 +1,7 @@
 //! Every non-matmul kernel, forward and backward, against its CPU reference, over sizes that
 //! are not multiples of the workgroup size.
 
-use weblora::gpu::{DType, Program, Tensor};
+use weblora::gpu::{DType, Program, SplitTensor, Tensor};
 use weblora::ops::{self, AttentionShape, StepParams};
 use weblora_tests::{assert_close, cpu, gpu, read, Rng, F32};
 
@@ -43,20 +43,25 @@ fn rmsnorm_forward_and_backward() {
 }
 
 #[test]
-fn embedding_gathers_rows() {
+fn embedding_gathers_rows_across_vocabulary_parts() {
     let g = gpu();
-    let (v, c) = (11, 20);
-    let wte = Rng::new(3).vec(v * c, 1.0);
-    let ids: Vec<u32> = vec![0, 10, 3, 3, 7];
-    let tw = Tensor::from_f32(g, "wte", &[v, c], &wte).unwrap();
-    let tids = Tensor::zeros(g, "ids", &[ids.len()], DType::U32).unwrap();
-    tids.write_u32(g, &ids).unwrap();
-    let out = Tensor::zeros(g, "out", &[ids.len(), c], DType::F32).unwrap();
-    let mut prog = Program::new(g);
-    ops::embedding_forward(&mut prog, &out, &tids, &tw).unwrap();
-    g.submit(&prog, None);
-    let want: Vec<f32> = ids.iter().flat_map(|&i| wte[i as usize * c..(i as usize + 1) * c].to_vec()).collect();
-    assert_close("embedding", &read(&out), &want, F32);
+    // One part, then parts of 64 rows with a short last one (ids in each part and at the ends).
+    for &(v, c, part_rows) in &[(11, 20, 11), (150, 20, 64)] {
+        let wte = Rng::new(3).vec(v * c, 1.0);
+        let ids: Vec<u32> = vec![0, 10, 3, 3, 7, v as u32 - 1, (v as u32 - 1) / 2, 64.min(v as u32 - 1)];
+        let tw = SplitTensor::zeros_in_parts(g, "wte", v, c, part_rows).unwrap();
+        tw.write_f32(g, &wte).unwrap();
+        assert_eq!(tw.num_parts(), v.div_ceil(part_rows));
+        let tids = Tensor::zeros(g, "ids", &[ids.len()], DType::U32).unwrap();
+        tids.write_u32(g, &ids).unwrap();
+        let out = Tensor::zeros(g, "out", &[ids.len(), c], DType::F32).unwrap();
+        let mut prog = Program::new(g);
+        ops::embedding_forward(&mut prog, &out, &tids, &tw).unwrap();
+        g.submit(&prog, None);
+        let want: Vec<f32> = ids.iter().flat_map(|&i| wte[i as usize * c..(i as usize + 1) * c].to_vec()).collect();
+        assert_close("embedding", &read(&out), &want, F32);
+        assert_eq!(pollster::block_on(tw.read_f32(g)).unwrap(), wte, "split tensor read back");
+    }
 }
 
 #[test]
@@ -178,27 +183,49 @@ fn dropout_keeps_the_expected_fraction_with_one_mask() {
 }
 
 #[test]
-fn cross_entropy_loss_and_gradient() {
+fn cross_entropy_loss_and_gradient_over_vocabulary_blocks() {
     let g = gpu();
-    for &(rows, v) in &[(1, 5), (9, 96), (4, 1000), (3, 4099)] {
+    // (rows, V, block sizes): one block, then blocks of unequal sizes with the online log-sum-exp.
+    let cases: &[(usize, usize, &[usize])] =
+        &[(1, 5, &[5]), (9, 96, &[96]), (9, 96, &[40, 56]), (4, 1000, &[1, 998, 1]), (3, 4099, &[2048, 1024, 1027])];
+    for &(rows, v, sizes) in cases {
         let mut rng = Rng::new(rows as u64 * 7 + v as u64);
         let logits = rng.vec(rows * v, 5.0);
         let targets: Vec<i32> = (0..rows).map(|r| if r % 4 == 1 { -100 } else { rng.below(v as u32) as i32 }).collect();
         let count = targets.iter().filter(|&&t| t >= 0).count().max(1);
         let inv = 1.0 / count as f32;
-        let tl = Tensor::from_f32(g, "logits", &[rows, v], &logits).unwrap();
+        let mut blocks = Vec::new();
+        let mut v0 = 0;
+        for &vb in sizes {
+            let part: Vec<f32> = (0..rows).flat_map(|r| logits[r * v + v0..r * v + v0 + vb].to_vec()).collect();
+            blocks.push((v0, Tensor::from_f32(g, "logits", &[rows, vb], &part).unwrap()));
+            v0 += vb;
+        }
         let tt = Tensor::zeros(g, "targets", &[rows], DType::I32).unwrap();
         tt.write_i32(g, &targets).unwrap();
         let losses = Tensor::zeros(g, "losses", &[rows], DType::F32).unwrap();
+        let ce = Tensor::zeros(g, "ce stats", &[rows, ops::CE_STATS], DType::F32).unwrap();
         let stats = Tensor::zeros(g, "stats", &[ops::STATS_LEN], DType::F32).unwrap();
         let step = step_tensor(StepParams { inv_count: inv, ..Default::default() });
         let mut prog = Program::new(g);
-        ops::cross_entropy_fused(&mut prog, &tl, &losses, &tt, &step, rows, v).unwrap();
+        for (v0, tl) in &blocks {
+            ops::cross_entropy_forward(&mut prog, &ce, &losses, tl, &tt, rows, *v0, v).unwrap();
+        }
+        for (v0, tl) in &blocks {
+            ops::cross_entropy_backward(&mut prog, tl, &ce, &tt, &step, rows, *v0, v).unwrap();
+        }
         ops::loss_sum(&mut prog, &stats, &losses, &step).unwrap();
         g.submit(&prog, None);
         let (wl, wd) = cpu::cross_entropy(&logits, &targets, v, inv);
         assert_close("ce losses", &read(&losses), &wl, F32);
-        assert_close("ce dlogits", &read(&tl), &wd, F32);
+        let mut got = vec![0.0; rows * v];
+        for (v0, tl) in &blocks {
+            let vb = tl.shape()[1];
+            for (r, values) in read(tl).chunks(vb).enumerate() {
+                got[r * v + v0..][..vb].copy_from_slice(values);
+            }
+        }
+        assert_close("ce dlogits", &got, &wd, F32);
         let mean: f32 = wl.iter().sum::<f32>() * inv;
         assert_close("mean loss", &read(&stats)[..1], &[mean], F32);
     }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use weblora::model::load::{self, LoadOptions, ModelSource};
 use weblora::model::Model;
 use weblora_tests::fixture::fixture_dir;
+use weblora_tests::gpu;
 use weblora_tests::smollm2::gguf_path;
-use weblora_tests::{gpu, read};
 
 /// Serves files below `root` over HTTP/1.1 on 127.0.0.1, one request a connection, for as
 /// long as the test process lives. Returns the base URL.
@@ -50,7 +50,7 @@ fn all_f32(model: &Model) -> Vec<(String, Vec<f32>)> {
         .weights
         .named()
         .into_iter()
-        .filter_map(|(name, _)| Some((name.clone(), read(&model.weights.get_f32(&name).ok()?))))
+        .filter_map(|(name, w)| Some((name.clone(), pollster::block_on(w.read_f32(gpu(), &name)).ok()?)))
         .collect()
 }
 

@@ -1,4 +1,5 @@
-//! Acquiring the wgpu device, natively and in the browser, with the adapter's real limits.
+//! Acquiring the wgpu device, natively and in the browser, with the adapter's real limits or
+//! WebGPU's defaults.
 
 use std::sync::{Arc, Mutex};
 
@@ -17,6 +18,58 @@ pub struct GpuInfo {
     pub max_buffer: u64,
 }
 
+impl GpuInfo {
+    /// The most bytes one tensor (or one part of a split tensor) may take: within both the
+    /// storage binding and the buffer limit.
+    pub fn max_tensor_bytes(&self) -> u64 {
+        self.max_storage_binding.min(self.max_buffer)
+    }
+}
+
+/// Which limits the device is opened with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeviceLimits {
+    /// Every limit the adapter offers.
+    #[default]
+    Adapter,
+    /// Only WebGPU's defaults (128 MiB storage bindings, 256 MiB buffers, 16 KiB workgroup
+    /// storage, 256 invocations per workgroup): what many phones and integrated GPUs offer.
+    WebgpuDefault,
+}
+
+impl DeviceLimits {
+    /// The environment variable that chooses the limits natively.
+    pub const ENV: &'static str = "WEBLORA_LIMITS";
+
+    /// From a value of `WEBLORA_LIMITS`: `adapter` or `webgpu-default`.
+    pub fn parse(value: &str) -> Result<DeviceLimits> {
+        match value {
+            "adapter" => Ok(DeviceLimits::Adapter),
+            "webgpu-default" => Ok(DeviceLimits::WebgpuDefault),
+            other => Err(Error::Env {
+                name: Self::ENV,
+                detail: format!("{other:?} is not one of \"adapter\", \"webgpu-default\""),
+            }),
+        }
+    }
+
+    /// From `WEBLORA_LIMITS`; the adapter's limits when it is unset (and always in the browser).
+    pub fn from_env() -> Result<DeviceLimits> {
+        match std::env::var(Self::ENV) {
+            Ok(value) => Self::parse(&value),
+            Err(std::env::VarError::NotPresent) => Ok(DeviceLimits::Adapter),
+            Err(std::env::VarError::NotUnicode(v)) => Self::parse(&v.to_string_lossy()),
+        }
+    }
+
+    fn resolve(self, adapter: &wgpu::Adapter) -> wgpu::Limits {
+        match self {
+            DeviceLimits::Adapter => adapter.limits(),
+            DeviceLimits::WebgpuDefault => wgpu::Limits::default(),
+        }
+    }
+}
+
 /// The device, its queue and the pipelines built on it. Cheap to clone.
 #[derive(Clone)]
 pub struct Gpu {
@@ -30,10 +83,16 @@ pub struct Gpu {
 }
 
 impl Gpu {
-    /// Finds a GPU and opens it with every limit the adapter has, plus `shader-f16` and
-    /// `subgroups` where offered. Natively the backend may be chosen with `WGPU_BACKEND`
-    /// (vulkan, metal, dx12); by default the primary backends are tried, never GL.
+    /// Finds a GPU and opens it with the limits `WEBLORA_LIMITS` asks for (see
+    /// [`DeviceLimits::from_env`]).
     pub async fn new() -> Result<Gpu> {
+        Self::with_limits(DeviceLimits::from_env()?).await
+    }
+
+    /// Finds a GPU and opens it with `limits`, plus `shader-f16` and `subgroups` where offered.
+    /// Natively the backend may be chosen with `WGPU_BACKEND` (vulkan, metal, dx12); by default
+    /// the primary backends are tried, never GL.
+    pub async fn with_limits(limits: DeviceLimits) -> Result<Gpu> {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         if std::env::var_os("WGPU_BACKEND").is_none() {
             desc.backends =
@@ -51,7 +110,7 @@ impl Gpu {
             .map_err(|e| Error::NoGpu(e.to_string()))?;
         let offered = adapter.features();
         let features = offered & (wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP);
-        let limits = adapter.limits();
+        let limits = limits.resolve(&adapter);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("weblora"),
@@ -114,5 +173,19 @@ impl Gpu {
             rb.copy_from(&mut encoder, t);
         }
         self.queue.submit([encoder.finish()]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DeviceLimits;
+
+    #[test]
+    fn limits_are_adapter_or_webgpu_default_and_anything_else_names_the_variable() {
+        assert_eq!(DeviceLimits::parse("webgpu-default").unwrap(), DeviceLimits::WebgpuDefault);
+        assert_eq!(DeviceLimits::parse("adapter").unwrap(), DeviceLimits::Adapter);
+        let e = DeviceLimits::parse("webgpu").unwrap_err();
+        assert_eq!(e.kind(), "env");
+        assert!(e.to_string().starts_with("WEBLORA_LIMITS: \"webgpu\" is not one of"), "{e}");
     }
 }

@@ -69,7 +69,8 @@ pub enum Kernel {
     AddInplace,
     AddBias,
     Dropout,
-    CrossEntropyFused,
+    CrossEntropyForward,
+    CrossEntropyBackward,
     LossSum,
     GradSumsqPartial,
     GradNormFinalize,
@@ -91,7 +92,7 @@ impl Kernel {
             }
             SwigluForward | SwigluBackward => Shader::Swiglu,
             AddInplace | AddBias | Dropout => Shader::Elementwise,
-            CrossEntropyFused => Shader::CrossEntropy,
+            CrossEntropyForward | CrossEntropyBackward => Shader::CrossEntropy,
             LossSum | GradSumsqPartial | GradNormFinalize | Adamw => Shader::Optimizer,
         }
     }
@@ -129,7 +130,8 @@ impl Kernel {
             AddInplace => "add_inplace",
             AddBias => "add_bias",
             Dropout => "dropout",
-            CrossEntropyFused => "cross_entropy_fused",
+            CrossEntropyForward => "cross_entropy_forward",
+            CrossEntropyBackward => "cross_entropy_backward",
             LossSum => "loss_sum",
             GradSumsqPartial => "grad_sumsq_partial",
             GradNormFinalize => "grad_norm_finalize",

@@ -6,11 +6,13 @@ mod kernels;
 mod program;
 mod quant;
 mod readback;
+mod split;
 mod tensor;
 
-pub use device::{Gpu, GpuInfo};
+pub use device::{DeviceLimits, Gpu, GpuInfo};
 pub use kernels::Kernel;
 pub use program::{grid, Binding, Program};
 pub use quant::{repack, QuantTensor};
 pub use readback::Readback;
+pub use split::SplitTensor;
 pub use tensor::{DType, Tensor};

@@ -77,7 +77,11 @@ impl Decoder {
             std::mem::swap(&mut inp, &mut out);
         }
         ops::rmsnorm_forward(&mut program, &lnf, &rstdf, &inp, &w.norm, 1, c, cfg.rms_norm_eps)?;
-        ops::matmul_nt(&mut program, &logits, &lnf, w.output(), 1, v, c, 1.0, 0.0)?;
+        // The head part by part, each into its own range of the logits.
+        for (v0, part) in w.output().parts() {
+            let vp = part.shape()[0];
+            ops::matmul_nt(&mut program, &logits.view(v0, &[1, vp])?, &lnf, part, 1, vp, c, 1.0, 0.0)?;
+        }
         Ok(Decoder {
             gpu: gpu.clone(),
             max_t,

@@ -72,15 +72,8 @@ mod native {
         let mut config = hf_config_json(&model.config);
         let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
         for (name, w) in model.weights.named() {
-            let t = w.f32().ok_or_else(|| Error::Tensor {
-                name: name.clone(),
-                detail: format!(
-                    "kept as {} on the GPU; load the model dequantized to write f32 weights",
-                    w.ty().name()
-                ),
-            })?;
-            let data = t.read_f32(gpu).await?;
-            tensors.push((name, t.shape().to_vec(), bytemuck::cast_slice(&data).to_vec()));
+            let data = w.read_f32(gpu, &name).await?;
+            tensors.push((name, w.shape(), bytemuck::cast_slice(&data).to_vec()));
         }
         let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
             .iter()

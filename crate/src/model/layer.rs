@@ -187,6 +187,7 @@ impl Ctx<'_> {
         match &lin.weight {
             Weight::F32(w) => ops::matmul_nt(prog, y, x, w, n, o, i, 1.0, beta)?,
             Weight::Quant(w) => ops::matmul_nt_quant(prog, y, x, w, n, 1.0, beta)?,
+            Weight::Split(_) => return Err(split_projection("linear_forward")),
         }
         if let Some(bias) = &lin.bias {
             ops::add_bias(prog, y, bias)?;
@@ -217,6 +218,7 @@ impl Ctx<'_> {
         match &lin.weight {
             Weight::F32(w) => ops::matmul_nn(prog, dx, dy, w, n, i, o, 1.0, beta)?,
             Weight::Quant(w) => ops::matmul_nn_quant(prog, dx, dy, w, n, 1.0, beta)?,
+            Weight::Split(_) => return Err(split_projection("linear_backward")),
         }
         let Some((m, u)) = lora else { return Ok(()) };
         let (rp, scale) = (self.lora_cfg.r_padded(), self.lora_cfg.scaling());
@@ -235,6 +237,11 @@ impl Ctx<'_> {
             ops::add_inplace(prog, dx, &dxm)
         }
     }
+}
+
+/// Projections are never split yet: only the embedding and the head are (by vocabulary range).
+fn split_projection(op: &'static str) -> crate::error::Error {
+    crate::error::shape_err(op, "a projection split into parts is not supported")
 }
 
 fn adapted<'a>(lora: &'a [&'a LoraModule], acts: &'a LayerActs, t: Target) -> Option<(&'a LoraModule, &'a Tensor)> {

@@ -143,8 +143,10 @@ fn kept_type(opts: LoadOptions, name: &str, ty: GgmlType, shape: &[usize]) -> Op
 /// its file bytes plus 4 MB, however large it is.
 const DEQUANTIZE_CHUNK: usize = 1 << 20;
 
-/// Dequantizes `bytes` (GGML type `ty`) into the f32 tensor `t` a chunk at a time.
-fn write_dequantized(gpu: &Gpu, t: &crate::gpu::Tensor, name: &str, ty: GgmlType, bytes: &[u8]) -> Result<()> {
+/// Dequantizes `bytes` (GGML type `ty`) into the f32 or split weight `t` a chunk at a time: each
+/// chunk goes to the part(s) of a split weight that hold its rows, so no host copy of the
+/// whole tensor as f32 is ever made.
+fn write_dequantized(gpu: &Gpu, t: &Weight, name: &str, ty: GgmlType, bytes: &[u8]) -> Result<()> {
     let n = t.numel();
     let expected = ty.bytes_for(n as u64);
     if expected != Some(bytes.len() as u64) {
@@ -158,7 +160,7 @@ fn write_dequantized(gpu: &Gpu, t: &crate::gpu::Tensor, name: &str, ty: GgmlType
         let (b0, b1) = (ty.bytes_for(start as u64), ty.bytes_for((start + len) as u64));
         let (b0, b1) = (b0.unwrap_or(0) as usize, b1.unwrap_or(0) as usize);
         ggml::dequantize(name, ty, &bytes[b0..b1], &mut out[..len])?;
-        t.write_f32_at(gpu, start, &out[..len])?;
+        t.write_f32_at(gpu, name, start, &out[..len])?;
         gpu.flush_writes();
     }
     Ok(())
@@ -218,7 +220,7 @@ impl WeightSink {
                 gpu.flush_writes();
                 Ok(())
             }
-            Weight::F32(t) => write_dequantized(gpu, &t, name, ty, bytes),
+            Weight::F32(_) | Weight::Split(_) => write_dequantized(gpu, &target, name, ty, bytes),
         }
     }
 

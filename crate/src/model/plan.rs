@@ -4,9 +4,9 @@
 use super::layer::{layer_backward, layer_forward, Attend, Ctx, LayerActs, Scratch, Sizes};
 use super::Model;
 use crate::error::{Error, Result};
-use crate::gpu::{DType, Gpu, Program, Readback, Tensor};
+use crate::gpu::{DType, Gpu, Program, Readback, SplitTensor, Tensor};
 use crate::lora::{Lora, LoraModule};
-use crate::ops::{self, AdamwParams, AttentionShape, StepParams, PARTIALS, STATS_LEN};
+use crate::ops::{self, AdamwParams, AttentionShape, StepParams, CE_STATS, PARTIALS, STATS_LEN};
 
 /// Rows of logits held at once by the fused cross-entropy (a multiple of 64, so chunk views
 /// of (N, C) tensors stay 256-byte aligned).
@@ -88,13 +88,13 @@ pub struct Plan {
     pub b: usize,
     pub t: usize,
     vocab: usize,
-    ids: Tensor,        // (N) u32
-    targets: Tensor,    // (N) i32
-    step: Tensor,       // StepParams
-    stats: Tensor,      // (STATS_LEN)
-    lnf: Tensor,        // (N, C)
-    output: Tensor,     // (V, C) lm_head or the tied embedding
-    input_grad: Tensor, // (N, C): dL/d(embeddings) after backward
+    ids: Tensor,         // (N) u32
+    targets: Tensor,     // (N) i32
+    step: Tensor,        // StepParams
+    stats: Tensor,       // (STATS_LEN)
+    lnf: Tensor,         // (N, C)
+    output: SplitTensor, // (V, C) lm_head or the tied embedding
+    input_grad: Tensor,  // (N, C): dL/d(embeddings) after backward
     forward_train: Program,
     forward_eval: Program,
     backward: Program,
@@ -154,7 +154,13 @@ impl Plan {
         let dlnf = z("dlnf", &[n, c])?;
         let losses = z("losses", &[n])?;
         let chunk_rows = n.min(CE_CHUNK);
-        let logits = z("logits_chunk", &[chunk_rows, v])?;
+        // The head runs in vocabulary blocks, each inside one part of the output projection and
+        // small enough that a chunk of its logits fits one binding.
+        let max_block = (gpu.info.max_tensor_bytes() / (chunk_rows as u64 * 4)) as usize;
+        let head = model.weights.output().blocks(max_block)?;
+        let logits: Vec<Tensor> =
+            head.iter().map(|(_, wb)| z("logits_chunk", &[chunk_rows, wb.shape()[0]])).collect::<Result<_>>()?;
+        let ce_stats = z("ce_stats", &[chunk_rows, CE_STATS])?;
 
         let cx = Ctx {
             n,
@@ -181,22 +187,26 @@ impl Plan {
                 layer_forward(&mut p, cx, out_of(l), a, &w.layers[l], &layer_lora(l), &s, Attend::Full)?;
             }
             ops::rmsnorm_forward(&mut p, &lnf, &rstdf, &x_final, &w.norm, n, c, cfg.rms_norm_eps)?;
-            let wout = w.output();
             for start in (0..n).step_by(CE_CHUNK) {
                 let rows = (n - start).min(CE_CHUNK);
-                let chunk = logits.view(0, &[rows, v])?;
-                ops::matmul_nt(&mut p, &chunk, &lnf.view(start * c, &[rows, c])?, wout, rows, v, c, 1.0, 0.0)?;
-                ops::cross_entropy_fused(
-                    &mut p,
-                    &chunk,
-                    &losses.view(start, &[rows])?,
-                    &targets.view(start, &[rows])?,
-                    &step,
-                    rows,
-                    v,
-                )?;
+                let x = lnf.view(start * c, &[rows, c])?;
+                let (loss, target) = (losses.view(start, &[rows])?, targets.view(start, &[rows])?);
+                let stats = ce_stats.view(0, &[rows, CE_STATS])?;
+                let mut blocks = Vec::with_capacity(head.len());
+                for ((v0, wb), l) in head.iter().zip(&logits) {
+                    let vb = wb.shape()[0];
+                    let chunk = l.view(0, &[rows, vb])?;
+                    ops::matmul_nt(&mut p, &chunk, &x, wb, rows, vb, c, 1.0, 0.0)?;
+                    ops::cross_entropy_forward(&mut p, &stats, &loss, &chunk, &target, rows, *v0, v)?;
+                    blocks.push((*v0, wb, chunk));
+                }
                 if with_grad {
-                    ops::matmul_nn(&mut p, &dlnf.view(start * c, &[rows, c])?, &chunk, wout, rows, c, v, 1.0, 0.0)?;
+                    let dx = dlnf.view(start * c, &[rows, c])?;
+                    for (i, (v0, wb, chunk)) in blocks.iter().enumerate() {
+                        let (vb, beta) = (wb.shape()[0], if i == 0 { 0.0 } else { 1.0 });
+                        ops::cross_entropy_backward(&mut p, chunk, &stats, &target, &step, rows, *v0, v)?;
+                        ops::matmul_nn(&mut p, &dx, chunk, wb, rows, c, vb, 1.0, beta)?;
+                    }
                 }
             }
             ops::loss_sum(&mut p, &stats, &losses, &step)?;
@@ -223,7 +233,8 @@ impl Plan {
         zero_grads.clear(&lora.grads);
         zero_grads.clear(&stats);
 
-        let keep = vec![pos, partials, cos, sin, x_final, rstdf, dlnf, losses, logits];
+        let mut keep = vec![pos, partials, cos, sin, x_final, rstdf, dlnf, losses, ce_stats];
+        keep.extend(logits);
         Ok(Plan {
             gpu: gpu.clone(),
             b,
@@ -302,16 +313,25 @@ impl Plan {
     }
 
     /// All logits (B, T, V) of `batch`: a forward pass, then the output projection of every
-    /// position at once (for tests and short prompts; training never materialises these).
+    /// position, one vocabulary block at a time (for tests and short prompts; training never
+    /// materialises these).
     pub async fn logits(&self, batch: &Batch) -> Result<Vec<f32>> {
         self.eval_loss(batch).await?;
         let n = self.b * self.t;
         let c = self.lnf.shape()[1];
-        let out = Tensor::zeros(&self.gpu, "logits", &[n, self.vocab], DType::F32)?;
-        let mut p = Program::new(&self.gpu);
-        ops::matmul_nt(&mut p, &out, &self.lnf, &self.output, n, self.vocab, c, 1.0, 0.0)?;
-        self.gpu.submit(&p, None);
-        out.read_f32(&self.gpu).await
+        let max_rows = (self.gpu.info.max_tensor_bytes() / (n as u64 * 4)) as usize;
+        let mut out = vec![0f32; n * self.vocab];
+        for (v0, wb) in self.output.blocks(max_rows)? {
+            let vb = wb.shape()[0];
+            let block = Tensor::zeros(&self.gpu, "logits", &[n, vb], DType::F32)?;
+            let mut p = Program::new(&self.gpu);
+            ops::matmul_nt(&mut p, &block, &self.lnf, &wb, n, vb, c, 1.0, 0.0)?;
+            self.gpu.submit(&p, None);
+            for (row, values) in block.read_f32(&self.gpu).await?.chunks(vb).enumerate() {
+                out[row * self.vocab + v0..][..vb].copy_from_slice(values);
+            }
+        }
+        Ok(out)
     }
 
     /// Bytes of the activations and scratch buffers this plan allocated.

@@ -1,18 +1,21 @@
 //! The frozen base weights on the GPU, named as in Hugging Face checkpoints. Loaders allocate
 //! them from a config, then fill each tensor by name as its bytes arrive. The seven projections
 //! of each layer may stay in their GGML format ([`QuantTensor`]); embeddings, norms, biases and
-//! the output head are f32.
+//! the output head are f32. The embedding and the output head are split by vocabulary range
+//! into parts that fit the device's limits ([`SplitTensor`]); a tied head is the embedding.
 
 use super::ModelConfig;
 use crate::error::{Error, Result};
-use crate::gpu::{DType, Gpu, QuantTensor, Tensor};
+use crate::gpu::{DType, Gpu, QuantTensor, SplitTensor, Tensor};
 use crate::io::GgmlType;
 
-/// A frozen weight: f32, or a projection kept in its GGML format and dequantized in the
-/// matmul kernels. A clone is another handle to the same GPU buffer.
+/// A frozen weight: f32, f32 split by rows (the embedding and the head), or a projection kept
+/// in its GGML format and dequantized in the matmul kernels. A clone is another handle to the
+/// same GPU buffers.
 #[derive(Clone, Debug)]
 pub enum Weight {
     F32(Tensor),
+    Split(SplitTensor),
     Quant(QuantTensor),
 }
 
@@ -21,6 +24,7 @@ impl Weight {
     pub fn shape(&self) -> Vec<usize> {
         match self {
             Weight::F32(t) => t.shape().to_vec(),
+            Weight::Split(t) => t.shape().to_vec(),
             Weight::Quant(q) => vec![q.rows(), q.cols()],
         }
     }
@@ -32,16 +36,16 @@ impl Weight {
     /// F32, or the GGML type it is kept in.
     pub fn ty(&self) -> GgmlType {
         match self {
-            Weight::F32(_) => GgmlType::F32,
+            Weight::F32(_) | Weight::Split(_) => GgmlType::F32,
             Weight::Quant(q) => q.ty(),
         }
     }
 
-    /// The f32 tensor, or `None` for a quantized weight.
+    /// The f32 tensor, or `None` for a split or quantized weight.
     pub fn f32(&self) -> Option<&Tensor> {
         match self {
             Weight::F32(t) => Some(t),
-            Weight::Quant(_) => None,
+            Weight::Split(_) | Weight::Quant(_) => None,
         }
     }
 
@@ -49,7 +53,44 @@ impl Weight {
     pub fn gpu_bytes(&self) -> u64 {
         match self {
             Weight::F32(t) => t.byte_size(),
+            Weight::Split(t) => t.byte_size(),
             Weight::Quant(q) => q.gpu_bytes(),
+        }
+    }
+
+    fn quantized(&self, name: &str) -> Error {
+        let ty = self.ty().name();
+        Error::Tensor {
+            name: name.into(),
+            detail: format!("kept as {ty} on the GPU; load the model dequantized for f32 access"),
+        }
+    }
+
+    /// Writes f32 values into elements `start..start + data.len()` (row-major) of an f32 or
+    /// split weight called `name`.
+    pub fn write_f32_at(&self, gpu: &Gpu, name: &str, start: usize, data: &[f32]) -> Result<()> {
+        match self {
+            Weight::F32(t) => t.write_f32_at(gpu, start, data),
+            Weight::Split(t) => t.write_f32_at(gpu, start, data),
+            Weight::Quant(_) => Err(self.quantized(name)),
+        }
+    }
+
+    /// Writes every value of an f32 or split weight called `name`.
+    pub fn write_f32(&self, gpu: &Gpu, name: &str, data: &[f32]) -> Result<()> {
+        if data.len() != self.numel() {
+            let detail = format!("{} values for shape {:?}", data.len(), self.shape());
+            return Err(Error::Tensor { name: name.into(), detail });
+        }
+        self.write_f32_at(gpu, name, 0, data)
+    }
+
+    /// Reads an f32 or split weight called `name` back (for tests and export).
+    pub async fn read_f32(&self, gpu: &Gpu, name: &str) -> Result<Vec<f32>> {
+        match self {
+            Weight::F32(t) => t.read_f32(gpu).await,
+            Weight::Split(t) => t.read_f32(gpu).await,
+            Weight::Quant(_) => Err(self.quantized(name)),
         }
     }
 }
@@ -80,10 +121,10 @@ pub struct LayerWeights {
 /// The whole model's weights. Like [`Tensor`], a clone is another handle to the same GPU buffers.
 #[derive(Clone)]
 pub struct ModelWeights {
-    pub embed_tokens: Tensor, // (V, C)
+    pub embed_tokens: SplitTensor, // (V, C)
     pub layers: Vec<LayerWeights>,
-    pub norm: Tensor,            // (C)
-    pub lm_head: Option<Tensor>, // (V, C); None when tied to embed_tokens
+    pub norm: Tensor,                 // (C)
+    pub lm_head: Option<SplitTensor>, // (V, C); None when tied to embed_tokens
 }
 
 fn zeros(gpu: &Gpu, name: &str, shape: &[usize]) -> Result<Tensor> {
@@ -144,13 +185,13 @@ impl ModelWeights {
             });
         }
         Ok(ModelWeights {
-            embed_tokens: zeros(gpu, "model.embed_tokens.weight", &[config.vocab_size, c])?,
+            embed_tokens: SplitTensor::zeros(gpu, "model.embed_tokens.weight", config.vocab_size, c)?,
             layers,
             norm: zeros(gpu, "model.norm.weight", &[c])?,
             lm_head: if config.tie_word_embeddings {
                 None
             } else {
-                Some(zeros(gpu, "lm_head.weight", &[config.vocab_size, c])?)
+                Some(SplitTensor::zeros(gpu, "lm_head.weight", config.vocab_size, c)?)
             },
         })
     }
@@ -158,7 +199,7 @@ impl ModelWeights {
     /// Every weight with its Hugging Face name, in checkpoint order (handles to the buffers).
     pub fn named(&self) -> Vec<(String, Weight)> {
         let f32 = |t: &Tensor| Weight::F32(t.clone());
-        let mut out = vec![("model.embed_tokens.weight".to_string(), f32(&self.embed_tokens))];
+        let mut out = vec![("model.embed_tokens.weight".to_string(), Weight::Split(self.embed_tokens.clone()))];
         for (i, l) in self.layers.iter().enumerate() {
             let p = format!("model.layers.{i}");
             out.push((format!("{p}.input_layernorm.weight"), f32(&l.input_layernorm)));
@@ -181,7 +222,7 @@ impl ModelWeights {
         }
         out.push(("model.norm.weight".to_string(), f32(&self.norm)));
         if let Some(h) = &self.lm_head {
-            out.push(("lm_head.weight".to_string(), f32(h)));
+            out.push(("lm_head.weight".to_string(), Weight::Split(h.clone())));
         }
         out
     }
@@ -191,32 +232,33 @@ impl ModelWeights {
         self.named().into_iter().find(|(n, _)| n == name).map(|(_, t)| t)
     }
 
-    /// The f32 tensor called `name`; an error when there is none or it is quantized.
+    /// The f32 tensor called `name`; an error when there is none, or it is split or quantized.
     pub fn get_f32(&self, name: &str) -> Result<Tensor> {
         let err = |detail: &str| Error::Tensor { name: name.into(), detail: detail.into() };
         match self.get(name) {
             None => Err(err("the model has no such tensor")),
-            Some(Weight::Quant(q)) => {
-                Err(err(&format!("kept as {} on the GPU; load the model dequantized for f32 access", q.ty().name())))
-            }
+            Some(w @ Weight::Quant(_)) => Err(w.quantized(name)),
+            Some(Weight::Split(_)) => Err(err("split by rows into parts; read it as a Weight")),
             Some(Weight::F32(t)) => Ok(t),
         }
     }
 
-    /// Writes f32 values into the f32 tensor `name`, checking its shape.
+    /// Writes f32 values into the f32 or split weight `name`, checking its shape.
     pub fn write(&self, gpu: &Gpu, name: &str, shape: &[usize], data: &[f32]) -> Result<()> {
-        let t = self.get_f32(name)?;
-        if t.shape() != shape {
+        let w = self
+            .get(name)
+            .ok_or_else(|| Error::Tensor { name: name.into(), detail: "the model has no such tensor".into() })?;
+        if w.shape() != shape {
             return Err(Error::Tensor {
                 name: name.into(),
-                detail: format!("shape {shape:?}, the config says {:?}", t.shape()),
+                detail: format!("shape {shape:?}, the config says {:?}", w.shape()),
             });
         }
-        t.write_f32(gpu, data)
+        w.write_f32(gpu, name, data)
     }
 
     /// The output projection (V, C): lm_head, or the embedding when tied.
-    pub fn output(&self) -> &Tensor {
+    pub fn output(&self) -> &SplitTensor {
         self.lm_head.as_ref().unwrap_or(&self.embed_tokens)
     }
 

@@ -4,7 +4,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::optim::OptimParams;
 use super::{expect, u32_of};
-use crate::error::Result;
+use crate::error::{shape_err, Result};
 use crate::gpu::{grid, Kernel, Program, Tensor};
 
 #[repr(C)]
@@ -12,29 +12,76 @@ use crate::gpu::{grid, Kernel, Program, Tensor};
 struct CrossEntropyParams {
     rows: u32,
     v: u32,
+    v0: u32,
+    vocab: u32,
 }
 
-/// For a chunk of rows: losses (rows) = −log softmax(logits)[target], and logits (rows, V) are
-/// replaced by dlogits = (softmax − onehot) · step.inv_count. targets (rows) i32, < 0 ignored.
-pub fn cross_entropy_fused(
+/// Columns of running statistics per row that the cross-entropy keeps between vocabulary blocks.
+pub const CE_STATS: usize = 4;
+
+fn ce_params(op: &'static str, logits: &Tensor, rows: usize, v0: usize, vocab: usize) -> Result<CrossEntropyParams> {
+    let &[r, v] = logits.shape() else {
+        return Err(shape_err(op, format!("logits is {:?}, expected (rows, V)", logits.shape())));
+    };
+    if r != rows || v == 0 || v0 + v > vocab {
+        return Err(shape_err(op, format!("logits {:?} at vocabulary {v0} of {vocab}, {rows} rows", logits.shape())));
+    }
+    Ok(CrossEntropyParams {
+        rows: u32_of(op, rows)?,
+        v: u32_of(op, v)?,
+        v0: u32_of(op, v0)?,
+        vocab: u32_of(op, vocab)?,
+    })
+}
+
+/// Folds a block of logits (rows, Vb) — vocabulary ids v0..v0 + Vb of `vocab` — into the running
+/// statistics (rows, CE_STATS) with an online log-sum-exp; the block at v0 = 0 starts them, and
+/// the last block writes losses (rows) = −log softmax(logits)[target]. targets (rows) i32, < 0
+/// ignored. Blocks go in vocabulary order.
+pub fn cross_entropy_forward(
+    prog: &mut Program,
+    stats: &Tensor,
+    losses: &Tensor,
+    logits: &Tensor,
+    targets: &Tensor,
+    rows: usize,
+    v0: usize,
+    vocab: usize,
+) -> Result<()> {
+    let op = "cross_entropy_forward";
+    let params = ce_params(op, logits, rows, v0, vocab)?;
+    expect(op, "stats", stats, &[rows, CE_STATS])?;
+    expect(op, "losses", losses, &[rows])?;
+    expect(op, "targets", targets, &[rows])?;
+    prog.dispatch(
+        Kernel::CrossEntropyForward,
+        &params,
+        &[(1, logits), (2, losses), (3, targets), (5, stats)],
+        grid(params.rows),
+    )
+}
+
+/// Replaces a block of logits (rows, Vb) at vocabulary ids v0.. by dlogits = (softmax − onehot)
+/// · step.inv_count, from the statistics every block's forward left in stats (rows, CE_STATS).
+pub fn cross_entropy_backward(
     prog: &mut Program,
     logits: &Tensor,
-    losses: &Tensor,
+    stats: &Tensor,
     targets: &Tensor,
     step: &Tensor,
     rows: usize,
-    v: usize,
+    v0: usize,
+    vocab: usize,
 ) -> Result<()> {
-    let op = "cross_entropy_fused";
-    expect(op, "logits", logits, &[rows, v])?;
-    expect(op, "losses", losses, &[rows])?;
+    let op = "cross_entropy_backward";
+    let params = ce_params(op, logits, rows, v0, vocab)?;
+    expect(op, "stats", stats, &[rows, CE_STATS])?;
     expect(op, "targets", targets, &[rows])?;
-    let params = CrossEntropyParams { rows: u32_of(op, rows)?, v: u32_of(op, v)? };
     prog.dispatch(
-        Kernel::CrossEntropyFused,
+        Kernel::CrossEntropyBackward,
         &params,
-        &[(1, logits), (2, losses), (3, targets), (4, step)],
-        grid(u32_of(op, rows)?),
+        &[(1, logits), (3, targets), (4, step), (5, stats)],
+        grid(params.rows),
     )
 }
 

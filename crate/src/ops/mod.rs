@@ -15,7 +15,7 @@ pub use attention::{
     attention_backward, attention_decode, attention_forward, kv_append, rope_backward, rope_forward, AttentionShape,
 };
 pub use elementwise::{add_bias, add_inplace, dropout, swiglu_backward, swiglu_forward};
-pub use loss::{cross_entropy_fused, loss_sum};
+pub use loss::{cross_entropy_backward, cross_entropy_forward, loss_sum, CE_STATS};
 pub use matmul::{matmul_nn, matmul_nt, matmul_tn};
 pub use matmul_quant::{matmul_nn_quant, matmul_nt_quant};
 pub use norm::{embedding_forward, rmsnorm_backward, rmsnorm_forward};

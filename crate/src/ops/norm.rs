@@ -4,7 +4,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{expect, groups_for, u32_of};
 use crate::error::Result;
-use crate::gpu::{grid, Kernel, Program, Tensor};
+use crate::gpu::{grid, Kernel, Program, SplitTensor, Tensor};
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -66,16 +66,26 @@ struct EmbeddingParams {
     n: u32,
     c: u32,
     v: u32,
+    v0: u32,
+    vp: u32,
 }
 
-/// out (N, C) = wte[ids] with ids (N) u32 and wte (V, C).
-pub fn embedding_forward(prog: &mut Program, out: &Tensor, ids: &Tensor, wte: &Tensor) -> Result<()> {
+/// out (N, C) = wte[ids] with ids (N) u32 and wte (V, C), one dispatch per vocabulary part.
+pub fn embedding_forward(prog: &mut Program, out: &Tensor, ids: &Tensor, wte: &SplitTensor) -> Result<()> {
     let op = "embedding_forward";
-    let &[v, c] = wte.shape() else {
-        return Err(crate::error::shape_err(op, format!("wte is {:?}, expected (V, C)", wte.shape())));
-    };
+    let [v, c] = wte.shape();
     let n = ids.numel();
     expect(op, "out", out, &[n, c])?;
-    let params = EmbeddingParams { n: u32_of(op, n)?, c: u32_of(op, c)?, v: u32_of(op, v)? };
-    prog.dispatch(Kernel::EmbeddingForward, &params, &[(1, out), (2, ids), (3, wte)], grid(groups_for(n * c)))
+    for (v0, part) in wte.parts() {
+        let vp = part.shape()[0];
+        let params = EmbeddingParams {
+            n: u32_of(op, n)?,
+            c: u32_of(op, c)?,
+            v: u32_of(op, v)?,
+            v0: u32_of(op, v0)?,
+            vp: u32_of(op, vp)?,
+        };
+        prog.dispatch(Kernel::EmbeddingForward, &params, &[(1, out), (2, ids), (3, part)], grid(groups_for(n * c)))?;
+    }
+    Ok(())
 }

@@ -298,9 +298,9 @@ fn quantize_projections(gpu: &Gpu, weights: &mut ModelWeights, ty: GgmlType) -> 
 fn bench_steps(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
     let config = smollm2_config(args.layers)?;
     let weights = ModelWeights::allocate(gpu, &config)?;
-    for (n, (_, w)) in weights.named().into_iter().enumerate() {
+    for (n, (name, w)) in weights.named().into_iter().enumerate() {
         let values: Vec<f32> = (0..w.numel()).map(|i| (((i * 7 + n) % 13) as f32 - 6.0) * 0.01).collect();
-        w.f32().expect("allocated as f32").write_f32(gpu, &values)?;
+        w.write_f32(gpu, &name, &values)?;
     }
     let mut models = vec![("f32".to_string(), Model { config: config.clone(), weights: weights.clone() })];
     if let Some(name) = &args.quant {
