@@ -15,6 +15,9 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$root/target/xdg-runtime}"
 export MESA_SHADER_CACHE_DIR="${MESA_SHADER_CACHE_DIR:-$root/target/mesa-shader-cache}"
 mkdir -p "$XDG_RUNTIME_DIR" "$MESA_SHADER_CACHE_DIR"
+# Devices open with only WebGPU's default limits (128 MiB bindings, 256 MiB buffers): the floor
+# the engine is built for. The test binaries default to it; this covers the CLI's processes too.
+export WEBLORA_LIMITS="${WEBLORA_LIMITS:-webgpu-default}"
 chmod 700 "$XDG_RUNTIME_DIR"
 
 set -e

@@ -14,13 +14,18 @@ pub mod tiny;
 
 use std::sync::OnceLock;
 
-use weblora::gpu::{Gpu, Tensor};
+use weblora::gpu::{DeviceLimits, Gpu, Tensor};
 
-/// The test binary's GPU (lavapipe in CI), opened once.
+/// The test binary's GPU (lavapipe in CI), opened once, with only WebGPU's default limits (the
+/// floor the engine is built for) unless `WEBLORA_LIMITS` asks for others.
 pub fn gpu() -> &'static Gpu {
     static GPU: OnceLock<Gpu> = OnceLock::new();
     GPU.get_or_init(|| {
-        pollster::block_on(Gpu::new()).expect("a wgpu adapter (install mesa-vulkan-drivers for lavapipe)")
+        let limits = match std::env::var_os(DeviceLimits::ENV) {
+            Some(_) => DeviceLimits::from_env().expect("WEBLORA_LIMITS"),
+            None => DeviceLimits::WebgpuDefault,
+        };
+        pollster::block_on(Gpu::with_limits(limits)).expect("a wgpu adapter (install mesa-vulkan-drivers for lavapipe)")
     })
 }
 
