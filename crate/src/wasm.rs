@@ -526,6 +526,13 @@ impl Engine {
         serialize(&serde_json::json!({ "kind": kind, "url": m.url, "name": m.name })).map_err(js_err)
     }
 
+    /// Every training and data setting as a form shows it (`train::settings_table`): name,
+    /// group, help, default, kind, choices, range.
+    #[wasm_bindgen(js_name = settingsTable)]
+    pub fn settings_table() -> JsResult<JsValue> {
+        serialize(&crate::train::settings_table()).map_err(js_err)
+    }
+
     /// The names of a checkpoint's files, in the order [`Engine::restore`] takes them.
     #[wasm_bindgen(js_name = checkpointFiles)]
     pub fn checkpoint_files() -> Vec<String> {

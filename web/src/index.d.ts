@@ -19,6 +19,22 @@ export interface GpuInfo {
   maxBuffer: number;
 }
 
+/** One training or data setting as a form shows it; `WebLoRA.settingsTable` lists them all. */
+export interface SettingSpec {
+  /** The key in `TrainSettings` or `DataSettings`. */
+  name: string;
+  group: "train" | "data";
+  /** One line: the command line's help. */
+  help: string;
+  /** null: unset (no step limit; length grouping decided by shuffling). */
+  default: number | boolean | string | string[] | null;
+  kind: "integer" | "number" | "boolean" | "choice" | "list";
+  /** A choice's values; a list's items ("all-linear" stands for all of them). */
+  choices?: string[];
+  /** The accepted values: min to max (null: no bound), each end included unless open. */
+  range?: { min: number; max: number | null; minOpen: boolean; maxOpen: boolean };
+}
+
 export interface ModelInfo {
   name: string;
   architecture: string;
@@ -181,6 +197,8 @@ export class WebLoRA {
   /** Starts the worker and opens the GPU; rejects with a plain message when WebGPU is missing. */
   static create(options?: { workerUrl?: string | URL }): Promise<WebLoRA>;
   gpu: GpuInfo;
+  /** Every setting with its help, default and range, from the engine. */
+  settingsTable: SettingSpec[];
   on<K extends keyof Events>(type: K, listener: (data: Events[K]) => void): () => void;
   /** A `.gguf` URL, a Hugging Face repo id or `resolve/main/` URL, or local files. */
   loadModel(source: string | Blob | File[] | FileList, options?: { cache?: boolean }): Promise<ModelInfo>;

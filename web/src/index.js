@@ -39,7 +39,9 @@ export class WebLoRA {
   static async create(options = {}) {
     const client = new WebLoRA(options);
     try {
-      client.gpu = await client.#call("open", {});
+      const opened = await client.#call("open", {});
+      client.gpu = opened.gpu;
+      client.settingsTable = opened.settingsTable;
     } catch (e) {
       client.terminate();
       throw e;

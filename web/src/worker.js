@@ -208,7 +208,7 @@ const ops = {
   async open() {
     await init();
     engine = await Engine.open();
-    return engine.gpuInfo();
+    return { gpu: engine.gpuInfo(), settingsTable: Engine.settingsTable() };
   },
   async loadModel({ url, files, cache }) {
     if (run.active) throw new Error("stop training before loading another model");

@@ -3,6 +3,7 @@
 //! Which batches come when is the caller's business (the data module and the CLI).
 
 mod checkpoint;
+mod form;
 mod run;
 mod schedule;
 pub mod settings;
@@ -12,6 +13,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 pub use checkpoint::{parse_state, Checkpoint, CheckpointState, Fingerprint, RunMeta};
+pub use form::{settings_table, SettingSpec};
 pub use run::{LogEntry, Run, RunOptions, RunStep};
 pub use schedule::{lr_factor, Schedule};
 pub use settings::{DataSettings, TrainOn, TrainSettings};

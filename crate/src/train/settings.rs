@@ -80,7 +80,7 @@ pub struct TrainSettings {
     #[arg(long, default_value_t = TrainSettings::default().lr)]
     pub lr: f32,
     /// Learning-rate schedule after the warm-up: constant, linear or cosine.
-    #[arg(long, default_value_t = TrainSettings::default().schedule)]
+    #[arg(long, value_enum, default_value_t = TrainSettings::default().schedule)]
     pub schedule: Schedule,
     /// Warm-up updates (at most the run's updates).
     #[arg(long, default_value_t = TrainSettings::default().warmup)]
@@ -155,27 +155,77 @@ fn bad(name: &str, detail: String) -> Error {
     Error::Setting { name: name.to_string(), detail }
 }
 
-/// `value` must be finite and inside `range` (written out in the message).
-fn check_f64(name: &str, value: f64, ok: impl Fn(f64) -> bool, range: &str) -> Result<()> {
-    if value.is_finite() && ok(value) {
-        Ok(())
-    } else {
-        Err(bad(name, format!("{value} is outside {range}")))
+/// The values a numeric setting accepts: from `min` to `max` (none: no upper bound), each end
+/// included unless open.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Range {
+    pub min: f64,
+    pub max: Option<f64>,
+    pub min_open: bool,
+    pub max_open: bool,
+}
+
+impl Range {
+    const fn at_least(min: f64) -> Range {
+        Range { min, max: None, min_open: false, max_open: false }
+    }
+
+    fn contains(&self, v: f64) -> bool {
+        let above = if self.min_open { v > self.min } else { v >= self.min };
+        let below = match self.max {
+            None => true,
+            Some(max) if self.max_open => v < max,
+            Some(max) => v <= max,
+        };
+        v.is_finite() && above && below
     }
 }
 
-fn check_min(name: &str, value: usize, min: usize) -> Result<()> {
-    if value >= min {
-        Ok(())
-    } else {
-        Err(bad(name, format!("{value} is less than {min}")))
+impl std::fmt::Display for Range {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let open = if self.min_open { '(' } else { '[' };
+        match self.max {
+            None => write!(f, "{open}{}, ∞)", self.min),
+            Some(max) => write!(f, "{open}{}, {max}{}", self.min, if self.max_open { ')' } else { ']' }),
+        }
+    }
+}
+
+/// Every numeric setting's range, by snake_case name: what [`TrainSettings::validate`] and
+/// [`DataSettings::validate`] check and what a form offers.
+pub const RANGES: [(&str, Range); 12] = [
+    ("seq_len", Range::at_least(8.0)),
+    ("eval_split", Range { min: 0.0, max: Some(1.0), min_open: false, max_open: true }),
+    ("rank", Range::at_least(1.0)),
+    ("alpha", Range { min: 0.0, max: None, min_open: true, max_open: false }),
+    ("dropout", Range { min: 0.0, max: Some(1.0), min_open: false, max_open: true }),
+    ("lr", Range { min: 0.0, max: Some(1.0), min_open: true, max_open: false }),
+    ("epochs", Range::at_least(1.0)),
+    ("max_steps", Range::at_least(1.0)),
+    ("batch_size", Range::at_least(1.0)),
+    ("grad_accum", Range::at_least(1.0)),
+    ("max_grad_norm", Range::at_least(0.0)),
+    ("weight_decay", Range::at_least(0.0)),
+];
+
+/// The range of the setting `name`, if it has one.
+pub fn range(name: &str) -> Option<Range> {
+    RANGES.iter().find(|(n, _)| *n == name).map(|&(_, r)| r)
+}
+
+/// `value` must be finite and inside the setting's range (written out in the message).
+fn check(name: &str, value: f64) -> Result<()> {
+    match range(name) {
+        Some(r) if !r.contains(value) => Err(bad(name, format!("{value} is outside {r}"))),
+        _ => Ok(()),
     }
 }
 
 impl DataSettings {
     pub fn validate(&self) -> Result<()> {
-        check_min("seq_len", self.seq_len, 8)?;
-        check_f64("eval_split", self.eval_split, |v| (0.0..1.0).contains(&v), "[0, 1)")?;
+        check("seq_len", self.seq_len as f64)?;
+        check("eval_split", self.eval_split)?;
         self.record_format()?;
         Ok(())
     }
@@ -207,19 +257,19 @@ impl DataSettings {
 
 impl TrainSettings {
     pub fn validate(&self) -> Result<()> {
-        check_min("rank", self.rank, 1)?;
-        check_f64("alpha", self.alpha as f64, |v| v > 0.0, "(0, ∞)")?;
-        check_f64("dropout", self.dropout as f64, |v| (0.0..1.0).contains(&v), "[0, 1)")?;
+        check("rank", self.rank as f64)?;
+        check("alpha", self.alpha as f64)?;
+        check("dropout", self.dropout as f64)?;
         Target::parse_list(&self.targets).map_err(|e| bad("targets", e.to_string()))?;
-        check_f64("lr", self.lr as f64, |v| v > 0.0 && v <= 1.0, "(0, 1]")?;
-        check_min("epochs", self.epochs, 1)?;
+        check("lr", self.lr as f64)?;
+        check("epochs", self.epochs as f64)?;
         if let Some(n) = self.max_steps {
-            check_min("max_steps", n, 1)?;
+            check("max_steps", n as f64)?;
         }
-        check_min("batch_size", self.batch_size, 1)?;
-        check_min("grad_accum", self.grad_accum, 1)?;
-        check_f64("max_grad_norm", self.max_grad_norm as f64, |v| v >= 0.0, "[0, ∞)")?;
-        check_f64("weight_decay", self.weight_decay as f64, |v| v >= 0.0, "[0, ∞)")?;
+        check("batch_size", self.batch_size as f64)?;
+        check("grad_accum", self.grad_accum as f64)?;
+        check("max_grad_norm", self.max_grad_norm as f64)?;
+        check("weight_decay", self.weight_decay as f64)?;
         Ok(())
     }
 
@@ -446,7 +496,7 @@ mod tests {
             ("weight_decay", TrainSettings { weight_decay: f32::INFINITY, ..Default::default() }, "inf is outside"),
             ("alpha", TrainSettings { alpha: 0.0, ..Default::default() }, "--alpha: 0 is outside (0, ∞)"),
             ("alpha", TrainSettings { alpha: -16.0, ..Default::default() }, "-16 is outside"),
-            ("epochs", TrainSettings { epochs: 0, ..Default::default() }, "--epochs: 0 is less than 1"),
+            ("epochs", TrainSettings { epochs: 0, ..Default::default() }, "--epochs: 0 is outside [1, ∞)"),
             ("max_steps", TrainSettings { max_steps: Some(0), ..Default::default() }, "--max-steps: 0"),
             ("grad_accum", TrainSettings { grad_accum: 0, ..Default::default() }, "--grad-accum: 0"),
             ("max_grad_norm", TrainSettings { max_grad_norm: f32::NAN, ..Default::default() }, "--max-grad-norm: NaN"),
