@@ -1,32 +1,24 @@
 // The settings form, built from the library's table of settings (`client.settingsTable`): every
 // setting's name, group, help line, default, kind, choices and range come from the engine, as the
-// CLI's flags do. This module adds presentation only: where each setting goes on the page, and
-// an optional shorter label, input step or option wording. A setting the table below does not
-// place still appears, under Advanced, so the form never misses one.
+// CLI's flags do. This module adds presentation only: where each setting goes on the page, an
+// optional shorter label, hint, input step or option wording, and which settings the page sets
+// itself. A setting the table below does not place still appears, under Advanced, so the form
+// never misses one.
 
 import { el } from "/dom.js";
 
 /** @typedef {import("/web/src/index.js").TrainSettings} TrainSettings */
 /** @typedef {import("/web/src/index.js").DataSettings} DataSettings */
 
-/**
- * One setting as the library describes it (`client.settingsTable`).
- * @typedef {{
- *   name: string,
- *   group: "train" | "data",
- *   help: string,
- *   default: number | boolean | string | string[] | null,
- *   kind: "integer" | "number" | "boolean" | "choice" | "list",
- *   choices?: string[],
- *   range?: { min: number, max: number | null, minOpen: boolean, maxOpen: boolean },
- * }} SettingSpec
- */
+/** @typedef {import("/web/src/index.js").SettingSpec} SettingSpec */
 
 /**
  * Where a setting goes: `section` names a `[data-section]` container of index.html; `omit` (a
- * reason) keeps it out of the form because the page sets it itself.
+ * reason) keeps it out of the form because the page sets it itself; `data` reads a training
+ * setting into the data settings too.
  * @typedef {{
  *   section?: "data" | "data-advanced" | "adapter" | "training" | "advanced",
+ *   data?: boolean,
  *   label?: string,
  *   step?: string,
  *   placeholder?: string,
@@ -58,14 +50,15 @@ const PLACES = {
   batchSize: { section: "training", label: "Batch size" },
   gradAccum: { section: "training", label: "Gradient accumulation" },
   evalEvery: { section: "training", label: "Eval every" },
-  seed: { section: "training", label: "Seed" },
+  // The held-out split takes the run's seed, as with the command line's one --seed.
+  seed: { section: "training", label: "Seed", data: true },
   // Advanced
   warmup: { section: "advanced", label: "Warm-up steps" },
   weightDecay: { section: "advanced", label: "Weight decay" },
   maxGradNorm: { section: "advanced", label: "Max gradient norm" },
   rslora: { section: "advanced", label: "rsLoRA" },
   shuffle: { section: "advanced", label: "Shuffle" },
-  groupByLength: { section: "advanced", label: "Group by length" },
+  groupByLength: { section: "advanced", label: "Group by length", options: { "": "When shuffling", true: "Always", false: "Never" } },
   recompute: { section: "advanced", label: "Recompute activations" },
   checkpointEvery: { omit: "the page checkpoints its runs every few updates itself (see train.js)" },
 };
@@ -93,20 +86,14 @@ export function showNumber(v) {
   return String(v);
 }
 
-/** A boolean setting whose default is neither true nor false ("auto") is a three-way choice. */
-const threeWay = (/** @type {SettingSpec} */ s) => s.kind === "boolean" && typeof s.default !== "boolean";
+/** A choice between "true" and "false" (a boolean that may also be left unset) reads as a boolean. */
+const yesNo = (/** @type {SettingSpec} */ s) => s.kind === "choice" && !!s.choices?.length && s.choices.every((c) => c === "true" || c === "false");
 
 /**
  * The form's controls, by setting name, once built.
  * @type {Map<string, { spec: SettingSpec, groups: Set<"train" | "data">, place: Place, node: HTMLElement }>}
  */
 const controls = new Map();
-
-/** The settings the page shows, in the library's order, each name once (a name in both groups,
- * such as seed, is one input read into both). */
-export function shownSettings() {
-  return [...controls.values()].map((c) => c.spec);
-}
 
 /**
  * Builds every control of `table` into the page's sections; `onDataChange` runs when a data
@@ -120,14 +107,11 @@ export function buildForm(table, { onDataChange }) {
   for (const spec of table) {
     const place = PLACES[spec.name] ?? { section: spec.group === "data" ? "data-advanced" : "advanced" };
     if (place.omit) continue;
-    const known = controls.get(spec.name);
-    if (known) {
-      // One input for both groups; the training entry's help line is the wider one.
-      known.groups.add(spec.group);
-      if (spec.group === "train") known.spec = spec;
-      continue;
-    }
-    controls.set(spec.name, { spec, groups: new Set([spec.group]), place, node: null });
+    if (controls.has(spec.name)) throw new Error(`the engine's table lists ${spec.name} twice`);
+    /** @type {Set<"train" | "data">} */
+    const groups = new Set([spec.group]);
+    if (place.data) groups.add("data");
+    controls.set(spec.name, { spec, groups, place, node: null });
   }
   for (const c of controls.values()) c.node = control(c.spec, c.place);
   // Clear the sections, then fill them in the page table's order (the library's for the rest).
@@ -145,7 +129,7 @@ export function buildForm(table, { onDataChange }) {
     const part = parts.get(place.section ?? "advanced") ?? parts.get("advanced");
     if (!part) throw new Error(`the page has no section for the setting ${spec.name}`);
     if (spec.kind === "list") part.lists.push(node);
-    else if (spec.kind === "boolean" && !threeWay(spec)) part.checks.push(node);
+    else if (spec.kind === "boolean") part.checks.push(node);
     else part.fields.append(node);
     if (groups.has("data")) node.addEventListener("change", onDataChange);
   }
@@ -194,7 +178,7 @@ function control(spec, place) {
     box.append(el("legend", null, label), list, el("p", "hint", hint));
     return box;
   }
-  if (spec.kind === "boolean" && !threeWay(spec)) {
+  if (spec.kind === "boolean") {
     const tick = el("input");
     tick.type = "checkbox";
     tick.id = id;
@@ -207,10 +191,11 @@ function control(spec, place) {
   }
   /** @type {HTMLInputElement | HTMLSelectElement} */
   let input;
-  if (spec.kind === "choice" || threeWay(spec)) {
+  if (spec.kind === "choice") {
     input = el("select");
-    const choices = threeWay(spec) ? ["auto", "true", "false"] : [...(spec.choices ?? [])];
-    const words = threeWay(spec) ? { auto: "Auto", true: "On", false: "Off" } : (place.options ?? {});
+    const choices = [...(spec.choices ?? [])];
+    const words = place.options ?? {};
+    // An unset default is an option of its own: the library decides.
     if (spec.default == null && !choices.includes("auto")) choices.unshift("");
     for (const c of choices) {
       const option = el("option", null, words[c] ?? (c || "auto"));
@@ -277,7 +262,7 @@ function writeOne(spec, value) {
   } else if (node instanceof HTMLInputElement && node.type === "checkbox") {
     node.checked = value === true;
   } else if (node instanceof HTMLSelectElement) {
-    node.value = value == null ? (threeWay(spec) || spec.choices?.includes("auto") ? "auto" : "") : String(value);
+    node.value = value == null ? (spec.choices?.includes("auto") ? "auto" : "") : String(value);
   } else if (node instanceof HTMLInputElement) {
     node.value = typeof value === "number" ? showNumber(value) : value == null ? "" : String(value);
     node.removeAttribute("aria-invalid");
@@ -326,8 +311,8 @@ function readOne(spec, label) {
   }
   if (node instanceof HTMLInputElement && node.type === "checkbox") return node.checked;
   if (node instanceof HTMLSelectElement) {
-    if (threeWay(spec)) return node.value === "auto" ? undefined : node.value === "true";
-    return node.value === "" ? undefined : node.value;
+    if (node.value === "") return undefined;
+    return yesNo(spec) ? node.value === "true" : node.value;
   }
   if (!(node instanceof HTMLInputElement)) throw new Error(`the settings form cannot read ${spec.name}`);
   node.removeAttribute("aria-invalid");
