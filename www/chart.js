@@ -1,6 +1,10 @@
 // The live loss chart, drawn by hand on a canvas (the page's CSP allows no chart library).
 
-/** A round step (1, 2 or 5 × 10^k) that cuts `range` into about `count` parts. */
+/**
+ * A round step (1, 2 or 5 × 10^k) that cuts `range` into about `count` parts.
+ * @param {number} range
+ * @param {number} count
+ */
 function niceStep(range, count) {
   const raw = range / count;
   const mag = 10 ** Math.floor(Math.log10(raw));
@@ -12,6 +16,10 @@ function niceStep(range, count) {
  * Draws the training loss (`steps`, a line) and the eval loss (`evals`, points) against the
  * update number on `canvas`, with the x axis running to at least `totalSteps`. Colours come
  * from the canvas's CSS custom properties (--chart-train, --chart-eval, --chart-grid, ...).
+ * @param {HTMLCanvasElement} canvas
+ * @param {{ step: number, loss: number }[]} steps
+ * @param {{ step: number, loss: number }[]} evals
+ * @param {number} totalSteps
  */
 export function drawLossChart(canvas, steps, evals, totalSteps) {
   const dpr = window.devicePixelRatio || 1;
@@ -26,7 +34,7 @@ export function drawLossChart(canvas, steps, evals, totalSteps) {
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.clearRect(0, 0, w, h);
   const css = getComputedStyle(canvas);
-  const color = (name) => css.getPropertyValue(name).trim();
+  const color = (/** @type {string} */ name) => css.getPropertyValue(name).trim();
   const font = css.fontFamily;
   ctx.font = `12px ${font}`;
 
@@ -55,8 +63,8 @@ export function drawLossChart(canvas, steps, evals, totalSteps) {
   const x0 = Math.max(0, firstStep - 1);
   const lastKnown = Math.max(steps[steps.length - 1]?.step ?? 0, evals[evals.length - 1]?.step ?? 0);
   const x1 = Math.max(totalSteps, lastKnown, x0 + 1);
-  const X = (s) => pad.left + ((s - x0) / (x1 - x0)) * pw;
-  const Y = (v) => pad.top + (1 - (v - lo) / (hi - lo)) * ph;
+  const X = (/** @type {number} */ s) => pad.left + ((s - x0) / (x1 - x0)) * pw;
+  const Y = (/** @type {number} */ v) => pad.top + (1 - (v - lo) / (hi - lo)) * ph;
 
   // Grid and y ticks.
   ctx.lineWidth = 1;

@@ -1,6 +1,10 @@
 // Files in and out of the page: dropped files and folders, and downloads of Blobs.
 
-/** Downloads `blob` as a file `name`; returns its blob: URL (revoke it when done). */
+/**
+ * Downloads `blob` as a file `name`; returns its blob: URL (revoke it when done).
+ * @param {Blob} blob
+ * @param {string} name
+ */
 export function saveBlob(blob, name) {
   const url = URL.createObjectURL(blob);
   const a = document.createElement("a");
@@ -12,17 +16,25 @@ export function saveBlob(blob, name) {
   return url;
 }
 
-/** All files under dropped items, walking into folders. */
+/**
+ * All files under dropped items, walking into folders.
+ * @param {DataTransfer} dataTransfer
+ * @returns {Promise<File[]>}
+ */
 export async function droppedFiles(dataTransfer) {
   const entries = [...dataTransfer.items].map((item) => item.webkitGetAsEntry?.()).filter(Boolean);
   if (!entries.length) return [...dataTransfer.files];
+  /** @type {File[]} */
   const files = [];
+  /** @param {FileSystemEntry} entry */
   const walk = async (entry) => {
     if (entry.isFile) {
-      files.push(await new Promise((resolve, reject) => entry.file(resolve, reject)));
+      const fileEntry = /** @type {FileSystemFileEntry} */ (entry);
+      files.push(await new Promise((resolve, reject) => fileEntry.file(resolve, reject)));
     } else if (entry.isDirectory) {
-      const reader = entry.createReader();
+      const reader = /** @type {FileSystemDirectoryEntry} */ (entry).createReader();
       for (;;) {
+        /** @type {FileSystemEntry[]} */
         const batch = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
         if (!batch.length) break;
         for (const child of batch) await walk(child);
@@ -33,7 +45,12 @@ export async function droppedFiles(dataTransfer) {
   return files;
 }
 
-/** Makes `zone` accept dropped files (and folders): `onFiles(files)`, or `onError(err)`. */
+/**
+ * Makes `zone` accept dropped files (and folders): `onFiles(files)`, or `onError(err)`.
+ * @param {HTMLElement} zone
+ * @param {(files: File[]) => void} onFiles
+ * @param {(err: unknown) => void} onError
+ */
 export function dropZone(zone, onFiles, onError) {
   zone.addEventListener("dragover", (e) => {
     e.preventDefault();

@@ -1,7 +1,11 @@
-// Building the page's pieces: number formats, elements, model facts and the dataset summary.
+// Building the page's pieces: number formats, model facts and the dataset summary.
 
+import { el } from "/dom.js";
+
+/** @param {number} n */
 export const fmtInt = (n) => Math.round(n).toLocaleString("en-US");
 
+/** @param {number | null | undefined} n */
 export function fmtBytes(n) {
   if (n == null) return "?";
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
@@ -10,6 +14,7 @@ export function fmtBytes(n) {
   return `${n} B`;
 }
 
+/** @param {number} n */
 export function fmtCount(n) {
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)} B`;
   if (n >= 1e6) return `${(n / 1e6).toFixed(1)} M`;
@@ -17,6 +22,7 @@ export function fmtCount(n) {
   return String(n);
 }
 
+/** @param {number} seconds */
 export function fmtDuration(seconds) {
   if (!Number.isFinite(seconds)) return "–";
   const s = Math.max(0, Math.round(seconds));
@@ -26,14 +32,10 @@ export function fmtDuration(seconds) {
   return h ? `${h}:${String(m).padStart(2, "0")}:${sec}` : `${m}:${sec}`;
 }
 
-export function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text != null) node.textContent = text;
-  return node;
-}
-
-/** The facts of a loaded model (`ModelInfo`), as <div><dt><dd> elements. */
+/**
+ * The facts of a loaded model, as <div><dt><dd> elements.
+ * @param {import("/web/src/index.js").ModelInfo} info
+ */
 export function modelFacts(info) {
   const facts = [
     ["Name", info.name],
@@ -49,6 +51,11 @@ export function modelFacts(info) {
   return facts.map(([k, v]) => fact(k, v));
 }
 
+/**
+ * @param {string} term
+ * @param {string} value
+ * @param {string | null} [note]
+ */
 function fact(term, value, note) {
   const div = el("div");
   div.append(el("dt", null, term));
@@ -59,7 +66,9 @@ function fact(term, value, note) {
 }
 
 /** A dataset summary: its figures, skipped lines, warnings and the first example with its
- * trained-on tokens marked. */
+ * trained-on tokens marked.
+ * @param {import("/web/src/index.js").DataSummary} s
+ */
 export function summaryView(s) {
   const pct = s.tokens ? ` (${((100 * s.supervised_tokens) / s.tokens).toFixed(0)}%)` : "";
   const stats = el("dl", "facts");
@@ -71,6 +80,7 @@ export function summaryView(s) {
     fact("Skipped lines", fmtInt(s.skipped_lines)),
     fact("Format", s.format, s.chat_template ? `· chat template from ${s.chat_template}` : null),
   );
+  /** @type {HTMLElement[]} */
   const parts = [stats];
   if (s.skipped?.length) {
     const details = el("details", "skipped");

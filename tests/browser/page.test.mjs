@@ -1,8 +1,9 @@
-// The page end to end in headless Chromium: load the demo model, drop a JSONL dataset, train a
-// few steps with the loss on the chart, generate, download the PEFT adapter and check its files
-// here in Node; then the same run natively (`weblora train`, same settings, seed and data) must
-// give the same adapter keys and shapes and the same losses. Screenshots go to
-// target/screenshots/.
+// The page end to end in headless Chromium: its settings form is the engine's table of settings
+// (one control per setting, with the library's default and range); load the demo model, drop a
+// JSONL dataset, train a few steps with the loss on the chart, generate, download the PEFT adapter
+// and check its files here in Node; then the same run natively (`weblora train`, same settings,
+// seed and data) must give the same adapter keys and shapes and the same losses. Screenshots go
+// to target/screenshots/.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -17,6 +18,8 @@ const SETTINGS = { "max-steps": STEPS, "batch-size": 2, "seq-len": 64, lr: "0.00
  * software GPUs (SwiftShader, lavapipe) whose float functions may differ in the last bits.
  * Measured: 6.8e-8, 4.2e-7 and 4.6e-7 on the three steps, 1.4e-7 on the eval loss. */
 const LOSS_RTOL = 5e-6;
+/** Settings the page sets itself, so its form leaves them out. */
+const PAGE_SETS = ["checkpointEvery"];
 
 const shots = join(root, "target", "screenshots");
 const work = mkdtempSync(join(tmpdir(), "weblora-page-"));
@@ -55,7 +58,59 @@ test("page: load the demo model, drop data, train, generate, download; native gi
   const { page } = b;
   await page.goto(b.server.url);
   await page.waitForSelector("#load-model:not([disabled])");
+  await page.waitForFunction(() => window.weblora?.client != null, null, { timeout: 120_000 });
   await page.screenshot({ path: join(shots, "1-before.png"), fullPage: true });
+
+  // The settings form is the engine's table of settings: one control per setting the page shows,
+  // with the CLI flag's name as its id and the library's default and range.
+  const form = await page.evaluate(() => {
+    const table = window.weblora.client.settingsTable;
+    const controls = [...document.querySelectorAll("[data-setting]")].map((n) => {
+      const boxes = [...n.querySelectorAll('input[type="checkbox"]')];
+      return {
+        name: n.dataset.setting,
+        id: n.id,
+        sameId: document.querySelectorAll(`[id="${n.id}"]`).length,
+        tag: n.tagName,
+        type: n.type ?? null,
+        value: n.value ?? null,
+        checked: n.checked ?? null,
+        min: n.min ?? null,
+        max: n.max ?? null,
+        ticked: boxes.filter((t) => t.checked).map((t) => t.value),
+        boxes: boxes.map((t) => t.value),
+      };
+    });
+    return { table, controls };
+  });
+  const shown = form.table.filter((s) => !PAGE_SETS.includes(s.name));
+  const names = shown.map((s) => s.name);
+  assert.ok(names.length >= 20, `the engine's table lists the settings (${names.length})`);
+  assert.deepEqual(form.controls.map((c) => c.name).sort(), [...names].sort(), "one control per setting the page shows, and no other");
+  for (const spec of shown) {
+    const c = form.controls.find((c) => c.name === spec.name);
+    const what = `${spec.name}: ${JSON.stringify(c)}`;
+    assert.equal(c.id, spec.name.replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`), what);
+    assert.equal(c.sameId, 1, what);
+    if (spec.kind === "list") {
+      const items = spec.choices.filter((x) => x !== "all-linear");
+      assert.deepEqual(c.boxes, items, what);
+      assert.deepEqual(c.ticked, spec.default.includes("all-linear") ? items : spec.default, what);
+    } else if (spec.kind === "boolean" && typeof spec.default === "boolean") {
+      assert.equal(c.type, "checkbox", what);
+      assert.equal(c.checked, spec.default, what);
+    } else if (spec.kind === "boolean" || spec.kind === "choice") {
+      assert.equal(c.tag, "SELECT", what);
+      if (spec.default == null || spec.kind === "boolean") assert.ok(["", "auto"].includes(c.value), what);
+      else assert.equal(c.value, String(spec.default), what);
+    } else {
+      assert.equal(c.type, "number", what);
+      if (spec.default == null) assert.equal(c.value, "", what);
+      else assert.equal(Math.fround(Number(c.value)), Math.fround(spec.default), what);
+      assert.equal(c.min, spec.range ? String(spec.range.min) : "", what);
+      assert.equal(c.max, spec.range?.max != null ? String(spec.range.max) : "", what);
+    }
+  }
 
   await page.click("#load-model");
   await page.waitForFunction(() => document.querySelector("#model-status")?.textContent.includes("Loaded"), null, { timeout: 900_000 });
