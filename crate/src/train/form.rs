@@ -110,6 +110,9 @@ mod tests {
         assert_eq!((steps.kind, steps.default.is_null()), ("integer", true));
         assert_eq!(spec("schedule").choices, ["constant", "linear", "cosine"]);
         assert_eq!(spec("trainOn").choices, ["answers", "all"]);
+        let format = spec("format");
+        assert_eq!((format.kind, format.default.is_null(), format.choices.len()), ("choice", true, 6));
+        assert_eq!(spec("warmup").range.map(|r| r.to_string()).as_deref(), Some("[0, ∞)"));
         assert_eq!((spec("shuffle").kind, spec("shuffle").default.as_bool()), ("boolean", Some(true)));
         assert_eq!((spec("rslora").kind, spec("rslora").default.as_bool()), ("boolean", Some(false)));
         let targets = spec("targets");

@@ -33,8 +33,8 @@ pub struct DataSettings {
     /// Fraction of the examples held out for evaluation, in [0, 1).
     #[arg(long, default_value_t = DataSettings::default().eval_split)]
     pub eval_split: f64,
-    /// Force a record format: text, prompt-completion, alpaca, messages, sharegpt (or auto).
-    #[arg(long)]
+    /// The records' format; auto tells it from the first record.
+    #[arg(long, value_parser = ["auto", "text", "prompt-completion", "alpaca", "messages", "sharegpt"])]
     pub format: Option<String>,
     /// Leave out malformed records instead of stopping.
     #[arg(long)]
@@ -70,7 +70,8 @@ pub struct TrainSettings {
     /// Dropout on the LoRA input, in [0, 1).
     #[arg(long, default_value_t = TrainSettings::default().dropout)]
     pub dropout: f32,
-    /// Comma-separated: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj or all-linear.
+    /// Projections that get an adapter: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj,
+    /// down_proj, or all-linear for all of them (on the command line, comma-separated).
     #[arg(long, value_delimiter = ',', default_values_t = TrainSettings::default().targets)]
     pub targets: Vec<String>,
     /// Scale by alpha / √rank (rsLoRA).
@@ -112,11 +113,11 @@ pub struct TrainSettings {
     /// Seed of the adapter's initialisation, the data order, the held-out split and dropout.
     #[arg(long, default_value_t = TrainSettings::default().seed)]
     pub seed: u64,
-    /// Shuffle the examples every epoch; without it (--no-shuffle) they come in the file's order.
+    /// Shuffle the examples every epoch; off (--no-shuffle), they come in the file's order.
     #[arg(long = "no-shuffle", action = clap::ArgAction::SetFalse)]
     pub shuffle: bool,
-    /// Put examples of similar length in the same batch (less padding). On by default only when
-    /// shuffling; `--group-by-length false` turns it off.
+    /// Put examples of similar length in the same batch (less padding); unset, only when
+    /// shuffling.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub group_by_length: Option<bool>,
     /// Recompute activations in backward: less memory, slower.
@@ -194,7 +195,7 @@ impl std::fmt::Display for Range {
 
 /// Every numeric setting's range, by snake_case name: what [`TrainSettings::validate`] and
 /// [`DataSettings::validate`] check and what a form offers.
-pub const RANGES: [(&str, Range); 12] = [
+pub const RANGES: [(&str, Range); 16] = [
     ("seq_len", Range::at_least(8.0)),
     ("eval_split", Range { min: 0.0, max: Some(1.0), min_open: false, max_open: true }),
     ("rank", Range::at_least(1.0)),
@@ -207,6 +208,10 @@ pub const RANGES: [(&str, Range); 12] = [
     ("grad_accum", Range::at_least(1.0)),
     ("max_grad_norm", Range::at_least(0.0)),
     ("weight_decay", Range::at_least(0.0)),
+    ("warmup", Range::at_least(0.0)),
+    ("eval_every", Range::at_least(0.0)),
+    ("checkpoint_every", Range::at_least(0.0)),
+    ("seed", Range::at_least(0.0)),
 ];
 
 /// The range of the setting `name`, if it has one.
