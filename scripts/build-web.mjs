@@ -36,7 +36,7 @@ for (const tool of ["cargo", "wasm-bindgen"]) {
 run("bash", ["scripts/fetch_model.sh"]);
 const dev = process.env.WEBLORA_WASM_PROFILE === "dev";
 const target = "wasm32-unknown-unknown";
-run("cargo", ["build", "-p", "weblora", "--lib", "--target", target, ...(dev ? [] : ["--release"])]);
+run("cargo", ["rustc", "-p", "weblora", "--lib", "--crate-type", "cdylib", "--target", target, ...(dev ? [] : ["--release"])]);
 const targetDir = process.env.CARGO_TARGET_DIR || join(root, "target");
 const wasm = join(targetDir, target, dev ? "debug" : "release", "weblora.wasm");
 run("wasm-bindgen", [wasm, "--target", "web", "--out-dir", join(root, "web/pkg"), "--out-name", "weblora"]);
