@@ -3,6 +3,7 @@
 //
 //   matmul_nt_<type>: y (M, N)  = alpha · x (M, K) · W (N, K)ᵀ + beta · y    forward y = x·Wᵀ
 //   matmul_nn_<type>: dx (M, K) = alpha · dy (M, N) · W (N, K) + beta · dx   input grad dx = dy·W
+//   matvec_nt_<type>: as matmul_nt_<type> for M ≤ 4 (decoding)
 //
 // for <type> in f16, q8_0, q4_0, q4_1, q4_k, q6_k. M and N are arbitrary; K is a multiple of the
 // type's block size (32 for q8_0, q4_0, q4_1; 256 for q4_k, q6_k; 8 for f16). beta == 0 never
@@ -26,8 +27,10 @@
 //         x = (d·sc[i/16])·(q − 32)
 //
 // Each invocation computes a register tile without workgroup memory (barriers are costly on CPU
-// implementations of WebGPU): nt an 8×4 block of y, nn a 4×8 block of dx. Both walk W eight
-// values of a row at a time through `deq8`, which reads the block's scales for each eight.
+// implementations of WebGPU): nt an 8×4 block of y, nn a 4×8 block of dx. The mat-vec computes
+// one column of y for all M ≤ 4 rows, so decoding dequantizes each weight once and multiplies
+// it once. All walk W eight values of a row at a time through `deq8`, which reads the block's
+// scales for each eight.
 
 struct Params {
     M: u32,
@@ -267,8 +270,39 @@ fn nn_tile(ty: u32, gid: vec3<u32>) {
     }
 }
 
+// y rows 0..M-1 (M ≤ 4), column n.
+fn nt_vec(ty: u32, n: u32) {
+    if (n >= p.N) {
+        return;
+    }
+    if (p.M == 1u) {
+        var acc = vec4(0.0);
+        for (var ch = 0u; ch < p.K / 8u; ch++) {
+            let b = deq8(ty, n, ch);
+            acc += b.lo * x[2u * ch] + b.hi * x[2u * ch + 1u];
+        }
+        store(0u, n, p.N, acc.x + acc.y + acc.z + acc.w);
+        return;
+    }
+    // Rows past M are clamped by x8 for loading and dropped at the store.
+    var acc = vec4(0.0);
+    for (var ch = 0u; ch < p.K / 8u; ch++) {
+        let b = deq8(ty, n, ch);
+        acc += vec4(dot8(x8(0u, ch), b), dot8(x8(1u, ch), b), dot8(x8(2u, ch), b), dot8(x8(3u, ch), b));
+    }
+    for (var i = 0u; i < 4u; i++) {
+        store(i, n, p.N, acc[i]);
+    }
+}
+
+// The column of a mat-vec invocation: workgroups of 64 along x, continued along y past 65535.
+fn column(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * 64u;
+}
+
 // ---------------------------------------------------------------------------------------------
-// Entry points: one per (type, layout). nt: grid (N/4, M/8) invocations; nn: (K/8, M/4).
+// Entry points: one per (type, layout). nt: grid (N/4, M/8) invocations; nn: (K/8, M/4);
+// matvec: N.
 
 @compute @workgroup_size(8, 8)
 fn matmul_nt_f16(@builtin(global_invocation_id) gid: vec3<u32>) { nt_tile(F16, gid); }
@@ -276,11 +310,21 @@ fn matmul_nt_f16(@builtin(global_invocation_id) gid: vec3<u32>) { nt_tile(F16, g
 @compute @workgroup_size(8, 8)
 fn matmul_nn_f16(@builtin(global_invocation_id) gid: vec3<u32>) { nn_tile(F16, gid); }
 
+@compute @workgroup_size(64)
+fn matvec_nt_f16(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    nt_vec(F16, column(gid, nwg));
+}
+
 @compute @workgroup_size(8, 8)
 fn matmul_nt_q8_0(@builtin(global_invocation_id) gid: vec3<u32>) { nt_tile(Q8_0, gid); }
 
 @compute @workgroup_size(8, 8)
 fn matmul_nn_q8_0(@builtin(global_invocation_id) gid: vec3<u32>) { nn_tile(Q8_0, gid); }
+
+@compute @workgroup_size(64)
+fn matvec_nt_q8_0(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    nt_vec(Q8_0, column(gid, nwg));
+}
 
 @compute @workgroup_size(8, 8)
 fn matmul_nt_q4_0(@builtin(global_invocation_id) gid: vec3<u32>) { nt_tile(Q4_0, gid); }
@@ -288,11 +332,21 @@ fn matmul_nt_q4_0(@builtin(global_invocation_id) gid: vec3<u32>) { nt_tile(Q4_0,
 @compute @workgroup_size(8, 8)
 fn matmul_nn_q4_0(@builtin(global_invocation_id) gid: vec3<u32>) { nn_tile(Q4_0, gid); }
 
+@compute @workgroup_size(64)
+fn matvec_nt_q4_0(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    nt_vec(Q4_0, column(gid, nwg));
+}
+
 @compute @workgroup_size(8, 8)
 fn matmul_nt_q4_1(@builtin(global_invocation_id) gid: vec3<u32>) { nt_tile(Q4_1, gid); }
 
 @compute @workgroup_size(8, 8)
 fn matmul_nn_q4_1(@builtin(global_invocation_id) gid: vec3<u32>) { nn_tile(Q4_1, gid); }
+
+@compute @workgroup_size(64)
+fn matvec_nt_q4_1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    nt_vec(Q4_1, column(gid, nwg));
+}
 
 @compute @workgroup_size(8, 8)
 fn matmul_nt_q4_k(@builtin(global_invocation_id) gid: vec3<u32>) { nt_tile(Q4_K, gid); }
@@ -300,8 +354,18 @@ fn matmul_nt_q4_k(@builtin(global_invocation_id) gid: vec3<u32>) { nt_tile(Q4_K,
 @compute @workgroup_size(8, 8)
 fn matmul_nn_q4_k(@builtin(global_invocation_id) gid: vec3<u32>) { nn_tile(Q4_K, gid); }
 
+@compute @workgroup_size(64)
+fn matvec_nt_q4_k(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    nt_vec(Q4_K, column(gid, nwg));
+}
+
 @compute @workgroup_size(8, 8)
 fn matmul_nt_q6_k(@builtin(global_invocation_id) gid: vec3<u32>) { nt_tile(Q6_K, gid); }
 
 @compute @workgroup_size(8, 8)
 fn matmul_nn_q6_k(@builtin(global_invocation_id) gid: vec3<u32>) { nn_tile(Q6_K, gid); }
+
+@compute @workgroup_size(64)
+fn matvec_nt_q6_k(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    nt_vec(Q6_K, column(gid, nwg));
+}
