@@ -138,10 +138,10 @@ fn matmul_tn(@builtin(global_invocation_id) gid: vec3<u32>) {
 // has one; here M == 1 costs one product per weight. Grid: N invocations, 64 to a workgroup.
 @compute @workgroup_size(64)
 fn matvec_nt(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let n = gid.x + gid.y * nwg.x * 64u;
-    if (n >= p.N) {
-        return;
-    }
+    // Columns past N are clamped for loading and dropped at the store: no early return, so the
+    // loop runs in uniform control flow and A is read once for all invocations.
+    let col = gid.x + gid.y * nwg.x * 64u;
+    let n = min(col, p.N - 1u);
     let k4 = p.K / 4u;
     let rb = n * k4;
     if (p.M == 1u) {
@@ -149,7 +149,7 @@ fn matvec_nt(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         for (var k = 0u; k < k4; k++) {
             acc += a[k] * b[rb + k];
         }
-        store(0u, n, acc.x + acc.y + acc.z + acc.w);
+        store(0u, col, acc.x + acc.y + acc.z + acc.w);
         return;
     }
     // Rows past M are clamped for loading and dropped at the store.
@@ -161,8 +161,8 @@ fn matvec_nt(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         let bv = b[rb + k];
         acc += vec4(dot(a[k], bv), dot(a[ra1 + k], bv), dot(a[ra2 + k], bv), dot(a[ra3 + k], bv));
     }
-    store(0u, n, acc.x);
-    store(1u, n, acc.y);
-    store(2u, n, acc.z);
-    store(3u, n, acc.w);
+    store(0u, col, acc.x);
+    store(1u, col, acc.y);
+    store(2u, col, acc.z);
+    store(3u, col, acc.w);
 }

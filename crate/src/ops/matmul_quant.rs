@@ -117,5 +117,7 @@ pub fn matvec_nt_quant(
     let (n, k) = (w.rows(), w.cols());
     expect_numel(op, "y", y, m * n)?;
     expect_numel(op, "x", x, m * k)?;
-    prog.dispatch(kernels.matvec, &params, &[(1, y), (2, x), (3, w.data())], grid(groups_for(n)))
+    // Binding 5 is the same words again, read a vec4 at a time.
+    let bindings = [(1, y), (2, x), (3, w.data()), (5, w.data())];
+    prog.dispatch(kernels.matvec, &params, &bindings, grid(groups_for(n)))
 }
