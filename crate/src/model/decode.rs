@@ -77,7 +77,7 @@ impl Decoder {
             std::mem::swap(&mut inp, &mut out);
         }
         ops::rmsnorm_forward(&mut program, &lnf, &rstdf, &inp, &w.norm, 1, c, cfg.rms_norm_eps)?;
-        ops::matmul_nt(&mut program, &logits, &lnf, w.output(), 1, v, c, 1.0, 0.0)?;
+        ops::matvec_nt(&mut program, &logits, &lnf, w.output(), 1, v, c, 1.0, 0.0)?;
         Ok(Decoder {
             gpu: gpu.clone(),
             max_t,
