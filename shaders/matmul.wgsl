@@ -4,6 +4,7 @@
 //   matmul_nt: C (M, N) = alpha · A (M, K) · B (N, K)ᵀ + beta · C    forward y = x·Wᵀ; needs K % 4 == 0
 //   matmul_nn: C (M, N) = alpha · A (M, K) · B (K, N)  + beta · C    input grad dx = dy·W; needs K, N % 4 == 0
 //   matmul_tn: C (M, N) = alpha · A (K, M)ᵀ · B (K, N) + beta · C    weight grad dW = dyᵀ·x; needs M, N % 4 == 0
+//   matvec_nt: as matmul_nt for M ≤ 4 (decoding): one invocation per column of C     needs K % 4 == 0
 //
 // Every matrix is row-major and dense. beta == 0 never reads C, so C may hold garbage.
 
@@ -130,4 +131,38 @@ fn matmul_tn(@builtin(global_invocation_id) gid: vec3<u32>) {
         acc[3] += av.w * bv;
     }
     store_block(m0, n0, acc);
+}
+
+// Mat-vec for decoding (M ≤ 4): one invocation per column n of C walks K once, reading row n
+// of B once for every row of A. The 4×4 tiles above would compute four rows of A where decoding
+// has one; here M == 1 costs one product per weight. Grid: N invocations, 64 to a workgroup.
+@compute @workgroup_size(64)
+fn matvec_nt(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    // Columns past N are clamped for loading and dropped at the store: no early return, so the
+    // loop runs in uniform control flow and A is read once for all invocations.
+    let col = gid.x + gid.y * nwg.x * 64u;
+    let n = min(col, p.N - 1u);
+    let k4 = p.K / 4u;
+    let rb = n * k4;
+    if (p.M == 1u) {
+        var acc = vec4(0.0);
+        for (var k = 0u; k < k4; k++) {
+            acc += a[k] * b[rb + k];
+        }
+        store(0u, col, acc.x + acc.y + acc.z + acc.w);
+        return;
+    }
+    // Rows past M are clamped for loading and dropped at the store.
+    let ra1 = min(1u, p.M - 1u) * k4;
+    let ra2 = min(2u, p.M - 1u) * k4;
+    let ra3 = min(3u, p.M - 1u) * k4;
+    var acc = vec4(0.0);
+    for (var k = 0u; k < k4; k++) {
+        let bv = b[rb + k];
+        acc += vec4(dot(a[k], bv), dot(a[ra1 + k], bv), dot(a[ra2 + k], bv), dot(a[ra3 + k], bv));
+    }
+    store(0u, col, acc.x);
+    store(1u, col, acc.y);
+    store(2u, col, acc.z);
+    store(3u, col, acc.w);
 }

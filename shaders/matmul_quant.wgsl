@@ -3,6 +3,7 @@
 //
 //   matmul_nt_<type>: y (M, N)  = alpha · x (M, K) · W (N, K)ᵀ + beta · y    forward y = x·Wᵀ
 //   matmul_nn_<type>: dx (M, K) = alpha · dy (M, N) · W (N, K) + beta · dx   input grad dx = dy·W
+//   matvec_nt_<type>: as matmul_nt_<type> for M ≤ 4 (decoding)
 //
 // for <type> in f16, q8_0, q4_0, q4_1, q4_k, q6_k. M and N are arbitrary; K is a multiple of the
 // type's block size (32 for q8_0, q4_0, q4_1; 256 for q4_k, q6_k; 8 for f16). beta == 0 never
@@ -27,7 +28,10 @@
 //
 // Each invocation computes a register tile without workgroup memory (barriers are costly on CPU
 // implementations of WebGPU): nt an 8×4 block of y, nn a 4×8 block of dx. Both walk W eight
-// values of a row at a time through `deq8`, which reads the block's scales for each eight.
+// values of a row at a time through `deq8`, which reads the block's scales for each eight. The
+// mat-vec computes one column of y for all M ≤ 4 rows, so decoding dequantizes and multiplies
+// each weight once; at M = 1 it reads f16, q8_0, q4_0 and q4_1 quants as whole vec4s (binding 5,
+// the same words) and each block's scales once, since CPU implementations pay per load.
 
 struct Params {
     M: u32,
@@ -44,6 +48,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;    // nt: x (M, K)
 @group(0) @binding(3) var<storage, read> w: array<u32>;          // W (N, K), layout above
 @group(0) @binding(4) var<storage, read> dy: array<f32>;         // nn: dy (M, N)
+@group(0) @binding(5) var<storage, read> w4: array<vec4<u32>>;   // matvec: the same words as w, four at a time
 
 // Weight types; the entry points pass them as constants, so each pipeline keeps one branch.
 const F16: u32 = 0u;
@@ -267,8 +272,91 @@ fn nn_tile(ty: u32, gid: vec3<u32>) {
     }
 }
 
+// Row n of W times x over 32 values from 32·kb, for M = 1, reading the quants as whole vec4s
+// (q8_0, q4_0, q4_1): CPU implementations pay per load more than per byte. The block's scale
+// applies once: d·Σ q·x, then + m·Σ x (q4_1) or − 8d·Σ x (q4_0).
+fn dot32(ty: u32, n: u32, kb: u32) -> f32 {
+    let xi = 8u * kb;
+    var acc = vec4(0.0);
+    var xs = vec4(0.0);
+    let b = n * (p.K / 32u) + kb;
+    if (ty == Q8_0) {
+        let q0 = w4[2u * b];
+        let q1 = w4[2u * b + 1u];
+        acc = bytes_i8(q0.x) * x[xi] + bytes_i8(q0.y) * x[xi + 1u] + bytes_i8(q0.z) * x[xi + 2u]
+            + bytes_i8(q0.w) * x[xi + 3u] + bytes_i8(q1.x) * x[xi + 4u] + bytes_i8(q1.y) * x[xi + 5u]
+            + bytes_i8(q1.z) * x[xi + 6u] + bytes_i8(q1.w) * x[xi + 7u];
+        return half_scale(b) * (acc.x + acc.y + acc.z + acc.w);
+    }
+    let q = w4[b];
+    for (var j = 0u; j < 4u; j++) {
+        let lo = x[xi + 2u * j];
+        let hi = x[xi + 2u * j + 1u];
+        acc += vec4<f32>(nibbles_lo(q[j])) * lo + vec4<f32>(nibbles_hi(q[j])) * hi;
+        xs += lo + hi;
+    }
+    let sq = acc.x + acc.y + acc.z + acc.w;
+    let sx = xs.x + xs.y + xs.z + xs.w;
+    if (ty == Q4_0) {
+        let d = half_scale(b);
+        return d * sq - 8.0 * d * sx;
+    }
+    let dm = unpack2x16float(w[p.meta_off + b]);
+    return dm.x * sq + dm.y * sx;
+}
+
+// y rows 0..M-1 (M ≤ 4), column col.
+fn nt_vec(ty: u32, col: u32) {
+    // Columns past N are clamped for loading and dropped at the store: no early return, so the
+    // loop runs in uniform control flow and x is read once for all invocations.
+    let n = min(col, p.N - 1u);
+    if (p.M == 1u && ty == F16) {
+        // Eight halves, one vec4 of words, at a time.
+        var acc = vec4(0.0);
+        for (var ch = 0u; ch < p.K / 8u; ch++) {
+            let h = w4[n * (p.K / 8u) + ch];
+            acc += vec4(unpack2x16float(h.x), unpack2x16float(h.y)) * x[2u * ch]
+                + vec4(unpack2x16float(h.z), unpack2x16float(h.w)) * x[2u * ch + 1u];
+        }
+        store(0u, col, p.N, acc.x + acc.y + acc.z + acc.w);
+        return;
+    }
+    if (p.M == 1u && ty != Q4_K && ty != Q6_K) {
+        var sum = 0.0;
+        for (var kb = 0u; kb < p.K / 32u; kb++) {
+            sum += dot32(ty, n, kb);
+        }
+        store(0u, col, p.N, sum);
+        return;
+    }
+    if (p.M == 1u) {
+        var acc = vec4(0.0);
+        for (var ch = 0u; ch < p.K / 8u; ch++) {
+            let b = deq8(ty, n, ch);
+            acc += b.lo * x[2u * ch] + b.hi * x[2u * ch + 1u];
+        }
+        store(0u, col, p.N, acc.x + acc.y + acc.z + acc.w);
+        return;
+    }
+    // Rows past M are clamped by x8 for loading and dropped at the store.
+    var acc = vec4(0.0);
+    for (var ch = 0u; ch < p.K / 8u; ch++) {
+        let b = deq8(ty, n, ch);
+        acc += vec4(dot8(x8(0u, ch), b), dot8(x8(1u, ch), b), dot8(x8(2u, ch), b), dot8(x8(3u, ch), b));
+    }
+    for (var i = 0u; i < 4u; i++) {
+        store(i, col, p.N, acc[i]);
+    }
+}
+
+// The column of a mat-vec invocation: workgroups of 64 along x, continued along y past 65535.
+fn column(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * 64u;
+}
+
 // ---------------------------------------------------------------------------------------------
-// Entry points: one per (type, layout). nt: grid (N/4, M/8) invocations; nn: (K/8, M/4).
+// Entry points: one per (type, layout). nt: grid (N/4, M/8) invocations; nn: (K/8, M/4);
+// matvec: N.
 
 @compute @workgroup_size(8, 8)
 fn matmul_nt_f16(@builtin(global_invocation_id) gid: vec3<u32>) { nt_tile(F16, gid); }
@@ -276,11 +364,21 @@ fn matmul_nt_f16(@builtin(global_invocation_id) gid: vec3<u32>) { nt_tile(F16, g
 @compute @workgroup_size(8, 8)
 fn matmul_nn_f16(@builtin(global_invocation_id) gid: vec3<u32>) { nn_tile(F16, gid); }
 
+@compute @workgroup_size(64)
+fn matvec_nt_f16(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    nt_vec(F16, column(gid, nwg));
+}
+
 @compute @workgroup_size(8, 8)
 fn matmul_nt_q8_0(@builtin(global_invocation_id) gid: vec3<u32>) { nt_tile(Q8_0, gid); }
 
 @compute @workgroup_size(8, 8)
 fn matmul_nn_q8_0(@builtin(global_invocation_id) gid: vec3<u32>) { nn_tile(Q8_0, gid); }
+
+@compute @workgroup_size(64)
+fn matvec_nt_q8_0(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    nt_vec(Q8_0, column(gid, nwg));
+}
 
 @compute @workgroup_size(8, 8)
 fn matmul_nt_q4_0(@builtin(global_invocation_id) gid: vec3<u32>) { nt_tile(Q4_0, gid); }
@@ -288,11 +386,21 @@ fn matmul_nt_q4_0(@builtin(global_invocation_id) gid: vec3<u32>) { nt_tile(Q4_0,
 @compute @workgroup_size(8, 8)
 fn matmul_nn_q4_0(@builtin(global_invocation_id) gid: vec3<u32>) { nn_tile(Q4_0, gid); }
 
+@compute @workgroup_size(64)
+fn matvec_nt_q4_0(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    nt_vec(Q4_0, column(gid, nwg));
+}
+
 @compute @workgroup_size(8, 8)
 fn matmul_nt_q4_1(@builtin(global_invocation_id) gid: vec3<u32>) { nt_tile(Q4_1, gid); }
 
 @compute @workgroup_size(8, 8)
 fn matmul_nn_q4_1(@builtin(global_invocation_id) gid: vec3<u32>) { nn_tile(Q4_1, gid); }
+
+@compute @workgroup_size(64)
+fn matvec_nt_q4_1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    nt_vec(Q4_1, column(gid, nwg));
+}
 
 @compute @workgroup_size(8, 8)
 fn matmul_nt_q4_k(@builtin(global_invocation_id) gid: vec3<u32>) { nt_tile(Q4_K, gid); }
@@ -300,8 +408,18 @@ fn matmul_nt_q4_k(@builtin(global_invocation_id) gid: vec3<u32>) { nt_tile(Q4_K,
 @compute @workgroup_size(8, 8)
 fn matmul_nn_q4_k(@builtin(global_invocation_id) gid: vec3<u32>) { nn_tile(Q4_K, gid); }
 
+@compute @workgroup_size(64)
+fn matvec_nt_q4_k(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    nt_vec(Q4_K, column(gid, nwg));
+}
+
 @compute @workgroup_size(8, 8)
 fn matmul_nt_q6_k(@builtin(global_invocation_id) gid: vec3<u32>) { nt_tile(Q6_K, gid); }
 
 @compute @workgroup_size(8, 8)
 fn matmul_nn_q6_k(@builtin(global_invocation_id) gid: vec3<u32>) { nn_tile(Q6_K, gid); }
+
+@compute @workgroup_size(64)
+fn matvec_nt_q6_k(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    nt_vec(Q6_K, column(gid, nwg));
+}

@@ -1,5 +1,5 @@
 //! Matmuls with a frozen weight kept in its GGML format (f16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K),
-//! forward (x·Wᵀ) and input gradient (dy·W), against the CPU matmul over `io::ggml`'s
+//! forward (x·Wᵀ), its mat-vec for decoding (M ≤ 4) and input gradient (dy·W), against the CPU matmul over `io::ggml`'s
 //! dequantization of the same bytes; the dequantized values themselves, exactly; the memory the
 //! weights take on the GPU; and the errors of bad shapes.
 
@@ -15,6 +15,8 @@ enum Layout {
     Nt,
     /// dx (M, K) = alpha · dy (M, N) · W (N, K) + beta · dx
     Nn,
+    /// As Nt, M ≤ 4: the mat-vec kernels
+    Matvec,
 }
 
 /// Random GGML bytes of a (rows, cols) tensor: random quants, and scales drawn so that the
@@ -52,7 +54,7 @@ fn run(layout: Layout, ty: GgmlType, m: usize, n: usize, k: usize, alpha: f32, b
     let w = QuantTensor::from_ggml(g, "w", ty, n, k, &bytes).unwrap();
     let wf = dequantize_to_vec("w", ty, &bytes, n * k).unwrap();
     let (rows_in, cols_out) = match layout {
-        Layout::Nt => (k, n),
+        Layout::Nt | Layout::Matvec => (k, n),
         Layout::Nn => (n, k),
     };
     let a = rng.vec(m * rows_in, 1.0);
@@ -70,22 +72,31 @@ fn run(layout: Layout, ty: GgmlType, m: usize, n: usize, k: usize, alpha: f32, b
             ops::matmul_nn_quant(&mut prog, &tc, &ta, &w, m, alpha, beta).unwrap();
             cpu::matmul_nn(&mut want, &a, &wf, m, k, n, alpha, beta);
         }
+        Layout::Matvec => {
+            ops::matvec_nt_quant(&mut prog, &tc, &ta, &w, m, alpha, beta).unwrap();
+            cpu::matmul_nt(&mut want, &a, &wf, m, n, k, alpha, beta);
+        }
     }
     g.submit(&prog, None);
     (read(&tc), want)
 }
 
 /// (M, N, K) with M and N off the register tiles (8×4 forward, 4×8 backward) and across several
-/// workgroups; K one, two and three blocks, and SmolLM2's 576 (512 for the K-quants).
-fn shapes(ty: GgmlType) -> Vec<(usize, usize, usize)> {
+/// workgroups; K one, two and three blocks, and SmolLM2's 576 (512 for the K-quants). The
+/// mat-vec takes M = 1 (decoding) to 4, with N across its 64-column workgroups.
+fn shapes(layout: Layout, ty: GgmlType) -> Vec<(usize, usize, usize)> {
     let b = QuantTensor::col_multiple(ty).max(32);
     let long = if b == 256 { 512 } else { 576 };
-    vec![(1, 1, b), (5, 7, 2 * b), (33, 37, 3 * b), (3, 66, b), (70, 35, long)]
+    match layout {
+        // Measured worst |err| of the mat-vec: 1.1e-5 (Q6_K, K = 768), 4.8e-7 at K ≤ 64.
+        Layout::Matvec => vec![(1, 1, b), (1, 130, long), (2, 7, 2 * b), (3, 66, 3 * b), (4, 131, b)],
+        _ => vec![(1, 1, b), (5, 7, 2 * b), (33, 37, 3 * b), (3, 66, b), (70, 35, long)],
+    }
 }
 
 fn check_type(ty: GgmlType) {
-    for layout in [Layout::Nt, Layout::Nn] {
-        for (m, n, k) in shapes(ty) {
+    for layout in [Layout::Nt, Layout::Nn, Layout::Matvec] {
+        for (m, n, k) in shapes(layout, ty) {
             for (alpha, beta) in [(1.0, 0.0), (-0.5, 1.0)] {
                 let (got, want) = run(layout, ty, m, n, k, alpha, beta);
                 let tol = if k.max(n) > 64 { F32_LONG } else { F32 };
@@ -132,8 +143,8 @@ fn within_one_ulp(got: f32, want: f32) -> bool {
     got == want || (got.to_bits() as i64 - want.to_bits() as i64).abs() <= 1 && got.signum() == want.signum()
 }
 
-/// With an identity x (or dy) the products read W itself: Wᵀ from the forward, W from the input
-/// gradient. Each value must be the CPU dequantization's.
+/// With an identity x (or dy) the products read W itself: Wᵀ from the forward and the mat-vec,
+/// W from the input gradient. Each value must be the CPU dequantization's.
 #[test]
 fn dequantized_values_are_exact() {
     for ty in QuantTensor::TYPES {
@@ -144,22 +155,34 @@ fn dequantized_values_are_exact() {
         let wf = dequantize_to_vec("w", ty, &bytes, n * k).unwrap();
         let g = gpu();
         let w = QuantTensor::from_ggml(g, "w", ty, n, k, &bytes).unwrap();
-        for layout in [Layout::Nt, Layout::Nn] {
-            let m = if layout == Layout::Nt { k } else { n };
+        for layout in [Layout::Nt, Layout::Nn, Layout::Matvec] {
+            let m = if layout == Layout::Nn { n } else { k };
             let mut eye = vec![0.0; m * m];
             (0..m).for_each(|i| eye[i * m + i] = 1.0);
-            let a = Tensor::from_f32(g, "eye", &[m, m], &eye).unwrap();
-            let c = Tensor::zeros(g, "c", &[n * k], DType::F32).unwrap();
             let mut prog = Program::new(g);
-            match layout {
-                Layout::Nt => ops::matmul_nt_quant(&mut prog, &c, &a, &w, m, 1.0, 0.0).unwrap(),
-                Layout::Nn => ops::matmul_nn_quant(&mut prog, &c, &a, &w, m, 1.0, 0.0).unwrap(),
+            // The mat-vec takes the identity's rows in runs of 1 and 4 (its two paths).
+            let runs: Vec<(usize, usize)> = match layout {
+                Layout::Matvec => {
+                    (0..m).step_by(5).flat_map(|r| [(r, 1), (r + 1, 4.min(m - r - 1))]).filter(|r| r.1 > 0).collect()
+                }
+                _ => vec![(0, m)],
+            };
+            let mut outs = vec![];
+            for (r0, rows) in runs {
+                let a = Tensor::from_f32(g, "eye", &[rows, m], &eye[r0 * m..(r0 + rows) * m]).unwrap();
+                let c = Tensor::zeros(g, "c", &[rows * n * k / m], DType::F32).unwrap();
+                match layout {
+                    Layout::Nt => ops::matmul_nt_quant(&mut prog, &c, &a, &w, rows, 1.0, 0.0).unwrap(),
+                    Layout::Nn => ops::matmul_nn_quant(&mut prog, &c, &a, &w, rows, 1.0, 0.0).unwrap(),
+                    Layout::Matvec => ops::matvec_nt_quant(&mut prog, &c, &a, &w, rows, 1.0, 0.0).unwrap(),
+                }
+                outs.push(c);
             }
             g.submit(&prog, None);
-            let got = read(&c);
+            let got: Vec<f32> = outs.iter().flat_map(read).collect();
             for (i, &want) in wf.iter().enumerate() {
                 let (row, col) = (i / k, i % k);
-                let at = if layout == Layout::Nt { col * n + row } else { i };
+                let at = if layout == Layout::Nn { i } else { col * n + row };
                 assert!(
                     within_one_ulp(got[at], want),
                     "{} {layout:?}: W[{row}, {col}]: got {} expected {want}",
@@ -217,5 +240,9 @@ fn bad_shapes_are_errors() {
     assert_eq!(err.to_string(), "matmul_nn_quant: dy [10] has 10 elements, expected 15");
     let err = ops::matmul_nn_quant(&mut prog, &t(0), &t(0), &w, 0, 1.0, 0.0).unwrap_err();
     assert!(err.to_string().contains("M = 0"), "{err}");
+    let err = ops::matvec_nt_quant(&mut prog, &t(5 * 3), &t(5 * 64), &w, 5, 1.0, 0.0).unwrap_err();
+    assert_eq!(err.to_string(), "matvec_nt_quant: M = 5 rows: the mat-vec takes at most 4");
+    let err = ops::matvec_nt_quant(&mut prog, &t(3), &t(63), &w, 1, 1.0, 0.0).unwrap_err();
+    assert_eq!(err.to_string(), "matvec_nt_quant: x [63] has 63 elements, expected 64");
     assert!(prog.is_empty());
 }

@@ -77,10 +77,10 @@ impl Decoder {
             std::mem::swap(&mut inp, &mut out);
         }
         ops::rmsnorm_forward(&mut program, &lnf, &rstdf, &inp, &w.norm, 1, c, cfg.rms_norm_eps)?;
-        // The head part by part, each into its own range of the logits.
+        // The head part by part (a mat-vec: one row), each into its own range of the logits.
         for (v0, part) in w.output().parts() {
             let vp = part.shape()[0];
-            ops::matmul_nt(&mut program, &logits.view(v0, &[1, vp])?, &lnf, part, 1, vp, c, 1.0, 0.0)?;
+            ops::matvec_nt(&mut program, &logits.view(v0, &[1, vp])?, &lnf, part, 1, vp, c, 1.0, 0.0)?;
         }
         Ok(Decoder {
             gpu: gpu.clone(),

@@ -184,10 +184,14 @@ impl Ctx<'_> {
         s: &Scratch,
     ) -> Result<()> {
         let (n, i, o) = (self.n, lin.in_features, lin.out_features);
-        match &lin.weight {
-            Weight::F32(w) => ops::matmul_nt(prog, y, x, w, n, o, i, 1.0, beta)?,
-            Weight::Quant(w) => ops::matmul_nt_quant(prog, y, x, w, n, 1.0, beta)?,
-            Weight::Split(_) => return Err(split_projection("linear_forward")),
+        // A few rows (decoding) take the mat-vec kernels, which do not compute rows that are not there.
+        let matvec = n <= ops::MATVEC_ROWS;
+        let nt = if matvec { ops::matvec_nt } else { ops::matmul_nt };
+        match (&lin.weight, matvec) {
+            (Weight::F32(w), _) => nt(prog, y, x, w, n, o, i, 1.0, beta)?,
+            (Weight::Quant(w), false) => ops::matmul_nt_quant(prog, y, x, w, n, 1.0, beta)?,
+            (Weight::Quant(w), true) => ops::matvec_nt_quant(prog, y, x, w, n, 1.0, beta)?,
+            (Weight::Split(_), _) => return Err(split_projection("linear_forward")),
         }
         if let Some(bias) = &lin.bias {
             ops::add_bias(prog, y, bias)?;
@@ -195,8 +199,8 @@ impl Ctx<'_> {
         if let Some((m, u)) = lora {
             let rp = self.lora_cfg.r_padded();
             let xin = self.lora_input(prog, x, m, &s.drop_a)?;
-            ops::matmul_nt(prog, u, &xin, &m.a, n, rp, i, 1.0, 0.0)?;
-            ops::matmul_nt(prog, y, u, &m.b, n, o, rp, self.lora_cfg.scaling(), 1.0)?;
+            nt(prog, u, &xin, &m.a, n, rp, i, 1.0, 0.0)?;
+            nt(prog, y, u, &m.b, n, o, rp, self.lora_cfg.scaling(), 1.0)?;
         }
         Ok(())
     }

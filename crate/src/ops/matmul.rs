@@ -2,9 +2,12 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{expect_numel, u32_of};
+use super::{expect_numel, groups_for, u32_of};
 use crate::error::{shape_err, Result};
-use crate::gpu::{Kernel, Program, Tensor};
+use crate::gpu::{grid, Kernel, Program, Tensor};
+
+/// The most rows (M) the mat-vec kernels take: decoding has one.
+pub const MATVEC_ROWS: usize = 4;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -102,4 +105,30 @@ pub fn matmul_tn(
     expect_numel(op, "a", a, k * m)?;
     expect_numel(op, "b", b, k * n)?;
     record(prog, Kernel::MatmulTn, op, c, a, b, (m, n, k), alpha, beta)
+}
+
+/// c (M, N) = alpha · a (M, K) · b (N, K)ᵀ + beta · c for M ≤ [`MATVEC_ROWS`]: the forward of a
+/// linear layer when decoding, one invocation per column of c (`matmul_nt` computes four rows
+/// per invocation, three of them wasted at M = 1). K must be a multiple of 4.
+pub fn matvec_nt(
+    prog: &mut Program,
+    c: &Tensor,
+    a: &Tensor,
+    b: &Tensor,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    beta: f32,
+) -> Result<()> {
+    let op = "matvec_nt";
+    need_mult4(op, "K", k)?;
+    if m == 0 || m > MATVEC_ROWS || n == 0 {
+        return Err(shape_err(op, format!("output ({m}, {n}): need 1 ≤ M ≤ {MATVEC_ROWS} and N > 0")));
+    }
+    expect_numel(op, "c", c, m * n)?;
+    expect_numel(op, "a", a, m * k)?;
+    expect_numel(op, "b", b, n * k)?;
+    let params = Params { m: u32_of(op, m)?, n: u32_of(op, n)?, k: u32_of(op, k)?, alpha, beta };
+    prog.dispatch(Kernel::MatvecNt, &params, &[(1, c), (2, a), (3, b)], grid(groups_for(n)))
 }

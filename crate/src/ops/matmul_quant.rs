@@ -3,9 +3,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{expect_numel, u32_of};
+use super::{expect_numel, groups_for, u32_of, MATVEC_ROWS};
 use crate::error::{shape_err, Result};
-use crate::gpu::{Kernel, Program, QuantTensor, Tensor};
+use crate::gpu::{grid, Kernel, Program, QuantTensor, Tensor};
 use crate::io::ggml::GgmlType;
 
 #[repr(C)]
@@ -19,24 +19,31 @@ struct Params {
     meta: u32,
 }
 
-/// The (forward, input-gradient) kernels of a weight type.
-fn kernels(ty: GgmlType) -> Option<(Kernel, Kernel)> {
-    use Kernel::*;
-    Some(match ty {
-        GgmlType::F16 => (MatmulNtF16, MatmulNnF16),
-        GgmlType::Q8_0 => (MatmulNtQ8_0, MatmulNnQ8_0),
-        GgmlType::Q4_0 => (MatmulNtQ4_0, MatmulNnQ4_0),
-        GgmlType::Q4_1 => (MatmulNtQ4_1, MatmulNnQ4_1),
-        GgmlType::Q4_K => (MatmulNtQ4K, MatmulNnQ4K),
-        GgmlType::Q6_K => (MatmulNtQ6K, MatmulNnQ6K),
-        _ => return None,
-    })
+/// The kernels of a weight type, one per layout.
+struct Kernels {
+    nt: Kernel,
+    nn: Kernel,
+    matvec: Kernel,
 }
 
-/// Checks the weight and the sizes both layouts share; returns the kernels and `Params`.
-fn prepare(op: &'static str, w: &QuantTensor, m: usize, alpha: f32, beta: f32) -> Result<(Kernel, Kernel, Params)> {
+fn kernels(ty: GgmlType) -> Option<Kernels> {
+    use Kernel::*;
+    let (nt, nn, matvec) = match ty {
+        GgmlType::F16 => (MatmulNtF16, MatmulNnF16, MatvecNtF16),
+        GgmlType::Q8_0 => (MatmulNtQ8_0, MatmulNnQ8_0, MatvecNtQ8_0),
+        GgmlType::Q4_0 => (MatmulNtQ4_0, MatmulNnQ4_0, MatvecNtQ4_0),
+        GgmlType::Q4_1 => (MatmulNtQ4_1, MatmulNnQ4_1, MatvecNtQ4_1),
+        GgmlType::Q4_K => (MatmulNtQ4K, MatmulNnQ4K, MatvecNtQ4K),
+        GgmlType::Q6_K => (MatmulNtQ6K, MatmulNnQ6K, MatvecNtQ6K),
+        _ => return None,
+    };
+    Some(Kernels { nt, nn, matvec })
+}
+
+/// Checks the weight and the sizes every layout shares; returns the kernels and `Params`.
+fn prepare(op: &'static str, w: &QuantTensor, m: usize, alpha: f32, beta: f32) -> Result<(Kernels, Params)> {
     let (n, k) = (w.rows(), w.cols());
-    let (nt, nn) = kernels(w.ty()).ok_or_else(|| shape_err(op, format!("no kernel for {}", w.ty().name())))?;
+    let kernels = kernels(w.ty()).ok_or_else(|| shape_err(op, format!("no kernel for {}", w.ty().name())))?;
     let mult = QuantTensor::col_multiple(w.ty());
     if m == 0 || n == 0 || k == 0 || !k.is_multiple_of(mult) {
         return Err(shape_err(
@@ -45,7 +52,7 @@ fn prepare(op: &'static str, w: &QuantTensor, m: usize, alpha: f32, beta: f32) -
         ));
     }
     let params = Params { m: u32_of(op, m)?, n: u32_of(op, n)?, k: u32_of(op, k)?, alpha, beta, meta: w.meta_offset() };
-    Ok((nt, nn, params))
+    Ok((kernels, params))
 }
 
 /// y (M, N) = alpha · x (M, K) · W (N, K)ᵀ + beta · y, with W frozen in its GGML format: the
@@ -60,13 +67,13 @@ pub fn matmul_nt_quant(
     beta: f32,
 ) -> Result<()> {
     let op = "matmul_nt_quant";
-    let (kernel, _, params) = prepare(op, w, m, alpha, beta)?;
+    let (kernels, params) = prepare(op, w, m, alpha, beta)?;
     let (n, k) = (w.rows(), w.cols());
     expect_numel(op, "y", y, m * n)?;
     expect_numel(op, "x", x, m * k)?;
     // 8×8 invocations of 8 rows × 4 columns: 32 columns of N and 64 rows of M per workgroup.
     let groups = [u32_of(op, n.div_ceil(32))?, u32_of(op, m.div_ceil(64))?, 1];
-    prog.dispatch(kernel, &params, &[(1, y), (2, x), (3, w.data())], groups)
+    prog.dispatch(kernels.nt, &params, &[(1, y), (2, x), (3, w.data())], groups)
 }
 
 /// dx (M, K) = alpha · dy (M, N) · W (N, K) + beta · dx, with W frozen in its GGML format: the
@@ -81,11 +88,36 @@ pub fn matmul_nn_quant(
     beta: f32,
 ) -> Result<()> {
     let op = "matmul_nn_quant";
-    let (_, kernel, params) = prepare(op, w, m, alpha, beta)?;
+    let (kernels, params) = prepare(op, w, m, alpha, beta)?;
     let (n, k) = (w.rows(), w.cols());
     expect_numel(op, "dx", dx, m * k)?;
     expect_numel(op, "dy", dy, m * n)?;
     // 8×8 invocations of 4 rows × 8 columns: 64 columns of K and 32 rows of M per workgroup.
     let groups = [u32_of(op, k.div_ceil(64))?, u32_of(op, m.div_ceil(32))?, 1];
-    prog.dispatch(kernel, &params, &[(1, dx), (4, dy), (3, w.data())], groups)
+    prog.dispatch(kernels.nn, &params, &[(1, dx), (4, dy), (3, w.data())], groups)
+}
+
+/// y (M, N) = alpha · x (M, K) · W (N, K)ᵀ + beta · y for M ≤ [`MATVEC_ROWS`], with W frozen in
+/// its GGML format: the forward of a linear layer when decoding, one invocation per column of y,
+/// each weight dequantized and multiplied once per row of x.
+pub fn matvec_nt_quant(
+    prog: &mut Program,
+    y: &Tensor,
+    x: &Tensor,
+    w: &QuantTensor,
+    m: usize,
+    alpha: f32,
+    beta: f32,
+) -> Result<()> {
+    let op = "matvec_nt_quant";
+    let (kernels, params) = prepare(op, w, m, alpha, beta)?;
+    if m > MATVEC_ROWS {
+        return Err(shape_err(op, format!("M = {m} rows: the mat-vec takes at most {MATVEC_ROWS}")));
+    }
+    let (n, k) = (w.rows(), w.cols());
+    expect_numel(op, "y", y, m * n)?;
+    expect_numel(op, "x", x, m * k)?;
+    // Binding 5 is the same words again, read a vec4 at a time.
+    let bindings = [(1, y), (2, x), (3, w.data()), (5, w.data())];
+    prog.dispatch(kernels.matvec, &params, &bindings, grid(groups_for(n)))
 }
