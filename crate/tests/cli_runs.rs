@@ -179,9 +179,9 @@ fn bad_values_are_refused_before_anything_runs() {
         (&["--eval-split", "1.5"], "--eval-split: 1.5 is outside [0, 1)"),
         (&["--eval-split", "1.0"], "--eval-split: 1 is outside [0, 1)"),
         (&["--eval-split=-0.1"], "--eval-split: -0.1 is outside [0, 1)"),
-        (&["--epochs", "0"], "--epochs: 0 is less than 1"),
-        (&["--max-steps", "0"], "--max-steps: 0 is less than 1"),
-        (&["--grad-accum", "0"], "--grad-accum: 0 is less than 1"),
+        (&["--epochs", "0"], "--epochs: 0 is outside [1, ∞)"),
+        (&["--max-steps", "0"], "--max-steps: 0 is outside [1, ∞)"),
+        (&["--grad-accum", "0"], "--grad-accum: 0 is outside [1, ∞)"),
         (&["--max-grad-norm", "nan"], "--max-grad-norm: NaN is outside [0, ∞)"),
         (&["--alpha", "0"], "--alpha: 0 is outside (0, ∞)"),
         (&["--alpha=-16"], "--alpha: -16 is outside (0, ∞)"),
@@ -536,6 +536,6 @@ fn merge_writes_a_whole_folder_with_one_file_mode() {
 fn help_says_what_the_order_switches_do() {
     let o = weblora().args(["train", "--help"]).output().unwrap();
     let help = stdout(&o);
-    assert!(help.contains("without it (--no-shuffle) they come in the file's order"), "{help}");
-    assert!(help.contains("On by default only when shuffling"), "{help}");
+    assert!(help.contains("off (--no-shuffle), they come in the file's order"), "{help}");
+    assert!(help.contains("unset, only when shuffling"), "{help}");
 }
