@@ -4,10 +4,12 @@
 //   matmul_nt_<type>: y (M, N)  = alpha · x (M, K) · W (N, K)ᵀ + beta · y    forward y = x·Wᵀ
 //   matmul_nn_<type>: dx (M, K) = alpha · dy (M, N) · W (N, K) + beta · dx   input grad dx = dy·W
 //   matvec_nt_<type>: as matmul_nt_<type> for M ≤ 4 (decoding)
+//   gather_<type>:    out (M, K) = rows ids[m] − v0 of W, for the ids in [v0, v0 + N): the token
+//                     embedding lookup from one vocabulary part (rows of other ids are left alone)
 //
-// for <type> in f16, q8_0, q4_0, q4_1, q4_k, q6_k. M and N are arbitrary; K is a multiple of the
-// type's block size (32 for q8_0, q4_0, q4_1; 256 for q4_k, q6_k; 8 for f16). beta == 0 never
-// reads the output, so it may hold garbage.
+// for <type> in f16, bf16, q8_0, q4_0, q4_1, q4_k, q6_k. M and N are arbitrary; K is a multiple of
+// the type's block size (32 for q8_0, q4_0, q4_1; 256 for q4_k, q6_k; 8 for f16 and bf16).
+// beta == 0 never reads the output, so it may hold garbage.
 //
 // The weight `w` is one array of u32 words, repacked on upload (`gpu::QuantTensor`). Rows run
 // along N, blocks along K; block `b = row · (K / block size) + kb` of the whole tensor. Two
@@ -17,6 +19,7 @@
 //
 //   type  quants (words per block)                    metadata                        bytes/block (GGML)
 //   f16   K/2 words per row, value i in half i%2      none                            2 per value (2)
+//   bf16  as f16; a bf16 is the top half of its f32    none                            2 per value (2)
 //   q8_0  8: signed bytes, x = d·q                    d: f16, two blocks to a word    34 (34)
 //   q4_0  4: nibbles, x = d·(q − 8)                   d: f16, two blocks to a word    18 (18)
 //   q4_1  4: nibbles, x = d·q + m                     1 word: (d, m) f16 pair         20 (20)
@@ -41,6 +44,8 @@ struct Params {
     beta: f32,
     // First word of the metadata region of `w`.
     meta_off: u32,
+    // gather: the id of row 0 of W.
+    v0: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -49,6 +54,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> w: array<u32>;          // W (N, K), layout above
 @group(0) @binding(4) var<storage, read> dy: array<f32>;         // nn: dy (M, N)
 @group(0) @binding(5) var<storage, read> w4: array<vec4<u32>>;   // matvec: the same words as w, four at a time
+@group(0) @binding(6) var<storage, read> ids: array<u32>;        // gather: (M) token ids
 
 // Weight types; the entry points pass them as constants, so each pipeline keeps one branch.
 const F16: u32 = 0u;
@@ -57,6 +63,7 @@ const Q4_0: u32 = 2u;
 const Q4_1: u32 = 3u;
 const Q4_K: u32 = 4u;
 const Q6_K: u32 = 5u;
+const BF16: u32 = 6u;
 
 // Eight consecutive values of one row of W.
 struct W8 {
@@ -98,12 +105,22 @@ fn half_scale(b: u32) -> f32 {
 // ---------------------------------------------------------------------------------------------
 // Values 8·ch .. 8·ch + 7 of row `row` of W, one function per type.
 
-fn deq8_f16(row: u32, ch: u32) -> W8 {
+// The two bf16 values of a word, as f32: each is the top half of its f32.
+fn unpack2xbf16(v: u32) -> vec2<f32> {
+    return vec2(bitcast<f32>(v << 16u), bitcast<f32>(v & 0xFFFF0000u));
+}
+
+// The eight 16-bit values of four words, as f32.
+fn halves8(ty: u32, h: vec4<u32>) -> W8 {
+    if (ty == BF16) {
+        return W8(vec4(unpack2xbf16(h.x), unpack2xbf16(h.y)), vec4(unpack2xbf16(h.z), unpack2xbf16(h.w)));
+    }
+    return W8(vec4(unpack2x16float(h.x), unpack2x16float(h.y)), vec4(unpack2x16float(h.z), unpack2x16float(h.w)));
+}
+
+fn deq8_16bit(ty: u32, row: u32, ch: u32) -> W8 {
     let i = row * (p.K / 2u) + 4u * ch;
-    return W8(
-        vec4(unpack2x16float(w[i]), unpack2x16float(w[i + 1u])),
-        vec4(unpack2x16float(w[i + 2u]), unpack2x16float(w[i + 3u])),
-    );
+    return halves8(ty, vec4(w[i], w[i + 1u], w[i + 2u], w[i + 3u]));
 }
 
 fn deq8_q8_0(row: u32, ch: u32) -> W8 {
@@ -156,7 +173,7 @@ fn deq8_q6_k(row: u32, ch: u32) -> W8 {
 
 fn deq8(ty: u32, row: u32, ch: u32) -> W8 {
     switch ty {
-        case F16: { return deq8_f16(row, ch); }
+        case F16, BF16: { return deq8_16bit(ty, row, ch); }
         case Q8_0: { return deq8_q8_0(row, ch); }
         case Q4_0: { return deq8_q4_0(row, ch); }
         case Q4_1: { return deq8_q4_1(row, ch); }
@@ -310,13 +327,12 @@ fn nt_vec(ty: u32, col: u32) {
     // Columns past N are clamped for loading and dropped at the store: no early return, so the
     // loop runs in uniform control flow and x is read once for all invocations.
     let n = min(col, p.N - 1u);
-    if (p.M == 1u && ty == F16) {
-        // Eight halves, one vec4 of words, at a time.
+    if (p.M == 1u && (ty == F16 || ty == BF16)) {
+        // Eight 16-bit values, one vec4 of words, at a time.
         var acc = vec4(0.0);
         for (var ch = 0u; ch < p.K / 8u; ch++) {
-            let h = w4[n * (p.K / 8u) + ch];
-            acc += vec4(unpack2x16float(h.x), unpack2x16float(h.y)) * x[2u * ch]
-                + vec4(unpack2x16float(h.z), unpack2x16float(h.w)) * x[2u * ch + 1u];
+            let h = halves8(ty, w4[n * (p.K / 8u) + ch]);
+            acc += h.lo * x[2u * ch] + h.hi * x[2u * ch + 1u];
         }
         store(0u, col, p.N, acc.x + acc.y + acc.z + acc.w);
         return;
@@ -349,6 +365,26 @@ fn nt_vec(ty: u32, col: u32) {
     }
 }
 
+// Embedding rows: invocation i copies values 8·ch .. 8·ch + 7 of token m's row, i = m · K/8 + ch.
+fn gather(ty: u32, i: u32) {
+    let chunks = p.K / 8u;
+    if (i >= p.M * chunks) {
+        return;
+    }
+    let m = i / chunks;
+    let ch = i % chunks;
+    let id = ids[m];
+    if (id < p.v0 || id - p.v0 >= p.N) {
+        return;
+    }
+    let v = deq8(ty, id - p.v0, ch);
+    let o = m * p.K + 8u * ch;
+    for (var j = 0u; j < 4u; j++) {
+        out[o + j] = v.lo[j];
+        out[o + 4u + j] = v.hi[j];
+    }
+}
+
 // The column of a mat-vec invocation: workgroups of 64 along x, continued along y past 65535.
 fn column(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 64u;
@@ -356,7 +392,7 @@ fn column(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 
 // ---------------------------------------------------------------------------------------------
 // Entry points: one per (type, layout). nt: grid (N/4, M/8) invocations; nn: (K/8, M/4);
-// matvec: N.
+// matvec: N; gather: M·K/8.
 
 @compute @workgroup_size(8, 8)
 fn matmul_nt_f16(@builtin(global_invocation_id) gid: vec3<u32>) { nt_tile(F16, gid); }
@@ -367,6 +403,27 @@ fn matmul_nn_f16(@builtin(global_invocation_id) gid: vec3<u32>) { nn_tile(F16, g
 @compute @workgroup_size(64)
 fn matvec_nt_f16(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     nt_vec(F16, column(gid, nwg));
+}
+
+@compute @workgroup_size(64)
+fn gather_f16(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    gather(F16, column(gid, nwg));
+}
+
+@compute @workgroup_size(8, 8)
+fn matmul_nt_bf16(@builtin(global_invocation_id) gid: vec3<u32>) { nt_tile(BF16, gid); }
+
+@compute @workgroup_size(8, 8)
+fn matmul_nn_bf16(@builtin(global_invocation_id) gid: vec3<u32>) { nn_tile(BF16, gid); }
+
+@compute @workgroup_size(64)
+fn matvec_nt_bf16(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    nt_vec(BF16, column(gid, nwg));
+}
+
+@compute @workgroup_size(64)
+fn gather_bf16(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    gather(BF16, column(gid, nwg));
 }
 
 @compute @workgroup_size(8, 8)
@@ -380,6 +437,11 @@ fn matvec_nt_q8_0(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     nt_vec(Q8_0, column(gid, nwg));
 }
 
+@compute @workgroup_size(64)
+fn gather_q8_0(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    gather(Q8_0, column(gid, nwg));
+}
+
 @compute @workgroup_size(8, 8)
 fn matmul_nt_q4_0(@builtin(global_invocation_id) gid: vec3<u32>) { nt_tile(Q4_0, gid); }
 
@@ -389,6 +451,11 @@ fn matmul_nn_q4_0(@builtin(global_invocation_id) gid: vec3<u32>) { nn_tile(Q4_0,
 @compute @workgroup_size(64)
 fn matvec_nt_q4_0(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     nt_vec(Q4_0, column(gid, nwg));
+}
+
+@compute @workgroup_size(64)
+fn gather_q4_0(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    gather(Q4_0, column(gid, nwg));
 }
 
 @compute @workgroup_size(8, 8)
@@ -402,6 +469,11 @@ fn matvec_nt_q4_1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     nt_vec(Q4_1, column(gid, nwg));
 }
 
+@compute @workgroup_size(64)
+fn gather_q4_1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    gather(Q4_1, column(gid, nwg));
+}
+
 @compute @workgroup_size(8, 8)
 fn matmul_nt_q4_k(@builtin(global_invocation_id) gid: vec3<u32>) { nt_tile(Q4_K, gid); }
 
@@ -413,6 +485,11 @@ fn matvec_nt_q4_k(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     nt_vec(Q4_K, column(gid, nwg));
 }
 
+@compute @workgroup_size(64)
+fn gather_q4_k(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    gather(Q4_K, column(gid, nwg));
+}
+
 @compute @workgroup_size(8, 8)
 fn matmul_nt_q6_k(@builtin(global_invocation_id) gid: vec3<u32>) { nt_tile(Q6_K, gid); }
 
@@ -422,4 +499,9 @@ fn matmul_nn_q6_k(@builtin(global_invocation_id) gid: vec3<u32>) { nn_tile(Q6_K,
 @compute @workgroup_size(64)
 fn matvec_nt_q6_k(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     nt_vec(Q6_K, column(gid, nwg));
+}
+
+@compute @workgroup_size(64)
+fn gather_q6_k(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    gather(Q6_K, column(gid, nwg));
 }

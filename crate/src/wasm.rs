@@ -23,7 +23,7 @@ use crate::generate::{chat_prompt, generate, stop_tokens, Sampling};
 use crate::gpu::Gpu;
 use crate::lora::{gguf::gguf_lora_bytes, peft, Lora};
 use crate::model::decode::Decoder;
-use crate::model::load::{tokenizer_from_gguf, tokenizer_from_hf, GgufLoader, HfLoader};
+use crate::model::load::{tokenizer_from_gguf, tokenizer_from_hf, GgufLoader, HfLoader, LoadOptions};
 use crate::model::{parse_model_url, Model, RemoteKind};
 use crate::tokenizer::Tokenizer;
 use crate::train::settings::camel;
@@ -256,7 +256,7 @@ impl Engine {
                 let jinja = chat_template_jinja.as_deref();
                 template = TemplateSource::from_hf(jinja, None, tokenizer_config_json.as_deref(), None)?;
             }
-            let loader = HfLoader::new(&st.gpu, name, config_json)?;
+            let loader = HfLoader::new(&st.gpu, name, config_json, LoadOptions::default())?;
             st.loading = Some(Loading::Hf { loader, tokenizer, template });
             Ok(())
         })

@@ -1,10 +1,11 @@
-//! Matmuls with a frozen weight kept in its GGML format (f16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K),
-//! forward (x·Wᵀ), its mat-vec for decoding (M ≤ 4) and input gradient (dy·W), against the CPU matmul over `io::ggml`'s
-//! dequantization of the same bytes; the dequantized values themselves, exactly; the memory the
+//! Matmuls with a frozen weight kept in its GGML format (f16, bf16, Q8_0, Q4_0, Q4_1, Q4_K,
+//! Q6_K), forward (x·Wᵀ), its mat-vec for decoding (M ≤ 4) and input gradient (dy·W), against the
+//! CPU matmul over `io::ggml`'s dequantization of the same bytes; the embedding gather from
+//! vocabulary parts of each type; the dequantized values themselves, exactly; the memory the
 //! weights take on the GPU; and the errors of bad shapes.
 
-use half::f16;
-use weblora::gpu::{DType, Program, QuantTensor, Tensor};
+use half::{bf16, f16};
+use weblora::gpu::{DType, Program, QuantTensor, SplitTensor, Tensor};
 use weblora::io::ggml::{dequantize_to_vec, GgmlType};
 use weblora::ops;
 use weblora_tests::{assert_close, cpu, gpu, read, Rng, F32, F32_LONG};
@@ -25,6 +26,9 @@ fn random_ggml(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8>
     let n = rows * cols;
     if ty == GgmlType::F16 {
         return (0..n).flat_map(|_| f16::from_f32(rng.uniform()).to_le_bytes()).collect();
+    }
+    if ty == GgmlType::BF16 {
+        return (0..n).flat_map(|_| bf16::from_f32(rng.uniform()).to_le_bytes()).collect();
     }
     let bb = ty.block_bytes() as usize;
     let mut bytes: Vec<u8> = (0..ty.bytes_for(n as u64).unwrap()).map(|_| rng.below(256) as u8).collect();
@@ -135,6 +139,44 @@ fn matmul_q6_k_matches_cpu() {
 #[test]
 fn matmul_f16_matches_cpu() {
     check_type(GgmlType::F16);
+}
+
+#[test]
+fn matmul_bf16_matches_cpu() {
+    check_type(GgmlType::BF16);
+}
+
+/// The embedding gather from a table kept in each type, in parts of 64 rows with a short last
+/// one: every row equals its dequantized values exactly (a copy, no arithmetic but the scale's).
+#[test]
+fn embedding_gathers_dequantized_rows_across_parts() {
+    let g = gpu();
+    let v = 150;
+    let ids: Vec<u32> = vec![0, 149, 63, 64, 127, 128, 5, 5, 100];
+    let tids = Tensor::zeros(g, "ids", &[ids.len()], DType::U32).unwrap();
+    tids.write_u32(g, &ids).unwrap();
+    for ty in QuantTensor::TYPES {
+        let c = QuantTensor::col_multiple(ty).max(32) * 2;
+        let bytes = random_ggml(&mut Rng::new(ty.id() as u64), ty, v, c);
+        let table = dequantize_to_vec("wte", ty, &bytes, v * c).unwrap();
+        let wte = SplitTensor::zeros_in_parts_as(g, "wte", ty, v, c, 64).unwrap();
+        wte.write_ggml(g, "wte", ty, &bytes).unwrap();
+        assert_eq!(wte.num_parts(), 3);
+        let out = Tensor::zeros(g, "out", &[ids.len(), c], DType::F32).unwrap();
+        let mut prog = Program::new(g);
+        ops::embedding_forward(&mut prog, &out, &tids, &wte).unwrap();
+        g.submit(&prog, None);
+        let want: Vec<f32> = ids.iter().flat_map(|&i| table[i as usize * c..][..c].to_vec()).collect();
+        let got = read(&out);
+        let bad = got.iter().zip(&want).position(|(a, b)| !within_one_ulp(*a, *b));
+        assert!(
+            bad.is_none(),
+            "{} gather: element {bad:?}: {:?} vs {:?}",
+            ty.name(),
+            bad.map(|i| got[i]),
+            bad.map(|i| want[i])
+        );
+    }
 }
 
 /// Whether two floats are at most one unit in the last place apart (the kernels may fuse

@@ -1,5 +1,6 @@
-//! A tiny llama GGUF whose projections are Q4_1, Q4_0, Q8_0 and F16, loaded twice: with the
-//! projections kept in their GGML format on the GPU, and dequantized to f32. Both hold the same
+//! A tiny llama GGUF whose projections are Q4_1, Q4_0, Q8_0 and F16 and whose (tied) embedding
+//! is Q8_0, loaded twice: with those weights kept in their GGML format on the GPU (the embedding
+//! gathered and the head multiplied from the Q8_0 words), and dequantized to f32. Both hold the same
 //! values (q/k rows un-permuted on the file's blocks in one case, on f32 rows in the other), so
 //! the logits and the LoRA gradients agree to f32 rounding, and the kept model is smaller.
 
@@ -72,7 +73,9 @@ fn write_tiny_gguf() -> std::path::PathBuf {
         let data: Vec<f32> = rng.vec(C, 0.1).iter().map(|v| v + 1.0).collect();
         GgufWriteTensor::f32(name, vec![C], &data)
     };
-    let mut tensors = vec![GgufWriteTensor::f32("token_embd.weight".into(), vec![V, C], &rng.vec(V * C, 0.5))];
+    let embd = random_ggml(&mut rng, GgmlType::Q8_0, V, C);
+    let mut tensors =
+        vec![GgufWriteTensor { name: "token_embd.weight".into(), shape: vec![V, C], ty: GgmlType::Q8_0, bytes: embd }];
     for l in 0..2 {
         tensors.push(norm(format!("blk.{l}.attn_norm.weight"), &mut rng));
         tensors.push(norm(format!("blk.{l}.ffn_norm.weight"), &mut rng));
@@ -127,8 +130,8 @@ fn quantized_projections_give_the_gradients_of_their_f32_values() {
         .map(|lin| lin.weight.ty());
     use GgmlType::{Q4_0, Q4_1, Q8_0};
     assert_eq!(types, [Q4_1, Q4_0, Q8_0, GgmlType::F16, Q4_1, Q8_0, Q4_0]);
-    assert_eq!(kept.weights.get("model.embed_tokens.weight").map(|w| w.ty()), Some(GgmlType::F32));
-    assert!(f32s.weights.named().iter().all(|(_, w)| !matches!(w, Weight::Quant(_))));
+    assert_eq!(kept.weights.get("model.embed_tokens.weight").map(|w| w.ty()), Some(Q8_0));
+    assert!(f32s.weights.named().iter().all(|(_, w)| w.ty() == GgmlType::F32 && !matches!(w, Weight::Quant(_))));
     let (q, f) = (kept.weights.projection_gpu_bytes(), f32s.weights.projection_gpu_bytes());
     println!("tiny projections: f32 {f} B, kept {q} B (×{:.2})", f as f64 / q as f64);
     assert!(f as f64 / q as f64 > 3.0, "{f} vs {q}");
@@ -163,7 +166,7 @@ fn merge_and_export_refuse_quantized_weights() {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("tiny-quant-hf");
     let err =
         pollster::block_on(weblora::model::export::write_hf_folder(g, &kept, None, &dir)).unwrap_err().to_string();
-    assert!(err.contains("q_proj") && err.contains("dequantized"), "{err}");
+    assert!(err.contains("embed_tokens") && err.contains("dequantized"), "{err}");
     let err = kept.weights.write(g, "model.layers.0.self_attn.q_proj.weight", &[64, C], &[0.0; 64 * C]).unwrap_err();
     assert!(err.to_string().contains("Q4_1"), "{err}");
 }

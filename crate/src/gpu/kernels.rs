@@ -1,7 +1,10 @@
 //! The kernel registry: a closed set of WGSL entry points, each compiled once per device.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+use crate::io::GgmlType;
 
 /// One WGSL source file of `shaders/`.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -46,24 +49,8 @@ pub enum Kernel {
     MatmulNn,
     MatmulTn,
     MatvecNt,
-    MatmulNtF16,
-    MatmulNnF16,
-    MatmulNtQ8_0,
-    MatmulNnQ8_0,
-    MatmulNtQ4_0,
-    MatmulNnQ4_0,
-    MatmulNtQ4_1,
-    MatmulNnQ4_1,
-    MatmulNtQ4K,
-    MatmulNnQ4K,
-    MatmulNtQ6K,
-    MatmulNnQ6K,
-    MatvecNtF16,
-    MatvecNtQ8_0,
-    MatvecNtQ4_0,
-    MatvecNtQ4_1,
-    MatvecNtQ4K,
-    MatvecNtQ6K,
+    /// A kernel of `shaders/matmul_quant.wgsl` for a weight kept in GGML type `.1`.
+    Quant(QuantOp, GgmlType),
     RopeForward,
     RopeBackward,
     AttentionForward,
@@ -91,9 +78,7 @@ impl Kernel {
             EmbeddingForward => Shader::Embedding,
             RmsnormForward | RmsnormBackward => Shader::Rmsnorm,
             MatmulNt | MatmulNn | MatmulTn | MatvecNt => Shader::Matmul,
-            MatmulNtF16 | MatmulNnF16 | MatmulNtQ8_0 | MatmulNnQ8_0 | MatmulNtQ4_0 | MatmulNnQ4_0 | MatmulNtQ4_1
-            | MatmulNnQ4_1 | MatmulNtQ4K | MatmulNnQ4K | MatmulNtQ6K | MatmulNnQ6K | MatvecNtF16 | MatvecNtQ8_0
-            | MatvecNtQ4_0 | MatvecNtQ4_1 | MatvecNtQ4K | MatvecNtQ6K => Shader::MatmulQuant,
+            Quant(..) => Shader::MatmulQuant,
             RopeForward | RopeBackward => Shader::Rope,
             AttentionForward | AttentionBackwardDq | AttentionBackwardDkv | AttentionDecode | KvAppend => {
                 Shader::Attention
@@ -105,9 +90,9 @@ impl Kernel {
         }
     }
 
-    fn entry_point(self) -> &'static str {
+    fn entry_point(self) -> Cow<'static, str> {
         use Kernel::*;
-        match self {
+        Cow::Borrowed(match self {
             EmbeddingForward => "embedding_forward",
             RmsnormForward => "rmsnorm_forward",
             RmsnormBackward => "rmsnorm_backward",
@@ -115,24 +100,7 @@ impl Kernel {
             MatmulNn => "matmul_nn",
             MatmulTn => "matmul_tn",
             MatvecNt => "matvec_nt",
-            MatmulNtF16 => "matmul_nt_f16",
-            MatmulNnF16 => "matmul_nn_f16",
-            MatmulNtQ8_0 => "matmul_nt_q8_0",
-            MatmulNnQ8_0 => "matmul_nn_q8_0",
-            MatmulNtQ4_0 => "matmul_nt_q4_0",
-            MatmulNnQ4_0 => "matmul_nn_q4_0",
-            MatmulNtQ4_1 => "matmul_nt_q4_1",
-            MatmulNnQ4_1 => "matmul_nn_q4_1",
-            MatmulNtQ4K => "matmul_nt_q4_k",
-            MatmulNnQ4K => "matmul_nn_q4_k",
-            MatmulNtQ6K => "matmul_nt_q6_k",
-            MatmulNnQ6K => "matmul_nn_q6_k",
-            MatvecNtF16 => "matvec_nt_f16",
-            MatvecNtQ8_0 => "matvec_nt_q8_0",
-            MatvecNtQ4_0 => "matvec_nt_q4_0",
-            MatvecNtQ4_1 => "matvec_nt_q4_1",
-            MatvecNtQ4K => "matvec_nt_q4_k",
-            MatvecNtQ6K => "matvec_nt_q6_k",
+            Quant(op, ty) => return Cow::Owned(format!("{}_{}", op.name(), ty.name().to_lowercase())),
             RopeForward => "rope_forward",
             RopeBackward => "rope_backward",
             AttentionForward => "attention_forward",
@@ -151,6 +119,30 @@ impl Kernel {
             GradSumsqPartial => "grad_sumsq_partial",
             GradNormFinalize => "grad_norm_finalize",
             Adamw => "adamw",
+        })
+    }
+}
+
+/// What a kernel of `shaders/matmul_quant.wgsl` does with its frozen weight W (N, K).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum QuantOp {
+    /// y = x·Wᵀ, a linear layer's forward.
+    MatmulNt,
+    /// dx = dy·W, a linear layer's input gradient.
+    MatmulNn,
+    /// y = x·Wᵀ for at most four rows of x (decoding).
+    MatvecNt,
+    /// Rows of W by token id: the embedding lookup.
+    Gather,
+}
+
+impl QuantOp {
+    fn name(self) -> &'static str {
+        match self {
+            QuantOp::MatmulNt => "matmul_nt",
+            QuantOp::MatmulNn => "matmul_nn",
+            QuantOp::MatvecNt => "matvec_nt",
+            QuantOp::Gather => "gather",
         }
     }
 }
@@ -170,17 +162,18 @@ impl KernelCache {
         }
         let shader = kernel.shader();
         let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = kernel.entry_point();
         let module = modules.entry(shader).or_insert_with(|| {
             device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(kernel.entry_point()),
+                label: Some(&entry),
                 source: wgpu::ShaderSource::Wgsl(shader.source().into()),
             })
         });
         let pipeline = Arc::new(device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(kernel.entry_point()),
+            label: Some(&entry),
             layout: None,
             module,
-            entry_point: Some(kernel.entry_point()),
+            entry_point: Some(&entry),
             compilation_options: Default::default(),
             cache: None,
         }));

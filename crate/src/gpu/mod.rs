@@ -8,11 +8,13 @@ mod quant;
 mod readback;
 mod split;
 mod tensor;
+mod weight;
 
 pub use device::{DeviceLimits, Gpu, GpuInfo};
-pub use kernels::Kernel;
+pub use kernels::{Kernel, QuantOp};
 pub use program::{grid, Binding, Program};
 pub use quant::{repack, QuantTensor};
 pub use readback::Readback;
 pub use split::SplitTensor;
 pub use tensor::{DType, Tensor};
+pub use weight::Weight;

@@ -1,4 +1,4 @@
-//! Frozen weights that stay in their GGML format on the GPU (f16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K)
+//! Frozen weights that stay in their GGML format on the GPU (f16, bf16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K)
 //! and are dequantized inside the matmul kernels of `shaders/matmul_quant.wgsl`.
 //!
 //! A weight W (N, K) — N rows, K columns, GGML blocks along K as in GGUF — is repacked on upload
@@ -12,7 +12,7 @@
 //!
 //! | type | quant words per block | metadata | GPU bytes / GGML bytes per block |
 //! |---|---|---|---|
-//! | F16 | none: the row-major halves, two to a word | none | 2 / 2 per value |
+//! | F16, BF16 | none: the row-major halves, two to a word | none | 2 / 2 per value |
 //! | Q8_0 | 8, signed bytes | `d` f16, two blocks to a word | 34 / 34 |
 //! | Q4_0 | 4, nibbles | `d` f16, two blocks to a word | 18 / 18 |
 //! | Q4_1 | 4, nibbles | one word: `(d, m)` f16 pair | 20 / 20 |
@@ -43,8 +43,8 @@ pub struct QuantTensor {
 
 impl QuantTensor {
     /// The GGML types the kernels dequantize.
-    pub const TYPES: [GgmlType; 6] =
-        [GgmlType::F16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q4_K, GgmlType::Q6_K];
+    pub const TYPES: [GgmlType; 7] =
+        [GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q4_K, GgmlType::Q6_K];
 
     /// Whether `ty` can stay in its format on the GPU.
     pub fn supports(ty: GgmlType) -> bool {
@@ -52,9 +52,9 @@ impl QuantTensor {
     }
 
     /// The K a weight of type `ty` must be a multiple of: the block size (32 or 256), or 8 for
-    /// F16 (the kernels read eight values of a row at a time).
+    /// F16 and BF16 (the kernels read eight values of a row at a time).
     pub fn col_multiple(ty: GgmlType) -> usize {
-        if ty == GgmlType::F16 {
+        if is_16bit(ty) {
             8
         } else {
             ty.block_size() as usize
@@ -118,6 +118,12 @@ impl QuantTensor {
     pub fn gpu_bytes(&self) -> u64 {
         self.data.buffer().size()
     }
+
+    /// Bytes a (`rows`, `cols`) weight of type `ty` would take on the GPU (an error names
+    /// tensor `name` when it cannot stay in that type).
+    pub fn gpu_bytes_for(name: &str, ty: GgmlType, rows: usize, cols: usize) -> Result<u64> {
+        Ok(layout(name, ty, rows, cols)?.0 as u64 * 4)
+    }
 }
 
 fn tensor_err(name: &str, detail: impl Into<String>) -> Error {
@@ -149,7 +155,7 @@ fn layout(name: &str, ty: GgmlType, rows: usize, cols: usize) -> Result<(usize, 
         ));
     }
     let n = rows.checked_mul(cols).ok_or_else(|| tensor_err(name, "element count overflows"))?;
-    if ty == GgmlType::F16 {
+    if is_16bit(ty) {
         return Ok((n / 2, n / 2));
     }
     let blocks = n / ty.block_size() as usize;
@@ -172,7 +178,7 @@ pub fn repack(name: &str, ty: GgmlType, rows: usize, cols: usize, bytes: &[u8]) 
         let expected = expected.unwrap_or(u64::MAX);
         return Err(LoadError::ByteCount { tensor: name.to_string(), got: bytes.len() as u64, expected }.into());
     }
-    if ty == GgmlType::F16 {
+    if is_16bit(ty) {
         let words = bytes.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         return Ok((words, meta));
     }
@@ -229,6 +235,11 @@ pub fn repack(name: &str, ty: GgmlType, rows: usize, cols: usize, bytes: &[u8]) 
         }
     }
     Ok((words, meta))
+}
+
+/// F16 and BF16: two values to a word, no blocks.
+fn is_16bit(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::F16 | GgmlType::BF16)
 }
 
 fn u16_at(b: &[u8], at: usize) -> u16 {

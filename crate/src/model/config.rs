@@ -46,6 +46,12 @@ pub struct ModelConfig {
     pub vocab_size: usize,
     #[serde(default)]
     pub tie_word_embeddings: bool,
+    /// The weights' type: "float32", "float16" or "bfloat16" (transformers 5 says `dtype`,
+    /// earlier versions `torch_dtype`).
+    #[serde(default)]
+    pub dtype: Option<String>,
+    #[serde(default)]
+    pub torch_dtype: Option<String>,
     /// Llama: biases on q, k, v and o. Qwen2 always has q/k/v biases (and never o).
     #[serde(default)]
     pub attention_bias: bool,
@@ -143,6 +149,16 @@ impl ModelConfig {
 
     pub fn kv_dim(&self) -> usize {
         self.n_kv_heads() * self.head_dim()
+    }
+
+    /// The 16-bit type `dtype` (or `torch_dtype`) names: F16 or BF16; `None` for float32 or
+    /// when absent.
+    pub fn stored_type(&self) -> Option<crate::io::GgmlType> {
+        match self.dtype.as_deref().or(self.torch_dtype.as_deref()) {
+            Some("float16") => Some(crate::io::GgmlType::F16),
+            Some("bfloat16") => Some(crate::io::GgmlType::BF16),
+            _ => None,
+        }
     }
 
     pub fn qkv_bias(&self) -> bool {

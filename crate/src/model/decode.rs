@@ -80,7 +80,7 @@ impl Decoder {
         // The head part by part (a mat-vec: one row), each into its own range of the logits.
         for (v0, part) in w.output().parts() {
             let vp = part.shape()[0];
-            ops::matvec_nt(&mut program, &logits.view(v0, &[1, vp])?, &lnf, part, 1, vp, c, 1.0, 0.0)?;
+            ops::frozen_nt(&mut program, &logits.view(v0, &[1, vp])?, &lnf, part, 1, 1.0, 0.0)?;
         }
         Ok(Decoder {
             gpu: gpu.clone(),

@@ -1,7 +1,7 @@
 //! One decoder layer, forward and backward, as flat ordered lists of kernel calls. Backward is
 //! forward walked in reverse. Residual gradients accumulate in one (N, C) buffer, `dres`.
 
-use super::weights::{LayerWeights, Linear, Weight};
+use super::weights::{LayerWeights, Linear};
 use super::ModelConfig;
 use crate::error::Result;
 use crate::gpu::{Program, Tensor};
@@ -187,12 +187,7 @@ impl Ctx<'_> {
         // A few rows (decoding) take the mat-vec kernels, which do not compute rows that are not there.
         let matvec = n <= ops::MATVEC_ROWS;
         let nt = if matvec { ops::matvec_nt } else { ops::matmul_nt };
-        match (&lin.weight, matvec) {
-            (Weight::F32(w), _) => nt(prog, y, x, w, n, o, i, 1.0, beta)?,
-            (Weight::Quant(w), false) => ops::matmul_nt_quant(prog, y, x, w, n, 1.0, beta)?,
-            (Weight::Quant(w), true) => ops::matvec_nt_quant(prog, y, x, w, n, 1.0, beta)?,
-            (Weight::Split(_), _) => return Err(split_projection("linear_forward")),
-        }
+        ops::frozen_nt(prog, y, x, &lin.weight, n, 1.0, beta)?;
         if let Some(bias) = &lin.bias {
             ops::add_bias(prog, y, bias)?;
         }
@@ -219,11 +214,7 @@ impl Ctx<'_> {
         s: &Scratch,
     ) -> Result<()> {
         let (n, i, o) = (self.n, lin.in_features, lin.out_features);
-        match &lin.weight {
-            Weight::F32(w) => ops::matmul_nn(prog, dx, dy, w, n, i, o, 1.0, beta)?,
-            Weight::Quant(w) => ops::matmul_nn_quant(prog, dx, dy, w, n, 1.0, beta)?,
-            Weight::Split(_) => return Err(split_projection("linear_backward")),
-        }
+        ops::frozen_nn(prog, dx, dy, &lin.weight, n, 1.0, beta)?;
         let Some((m, u)) = lora else { return Ok(()) };
         let (rp, scale) = (self.lora_cfg.r_padded(), self.lora_cfg.scaling());
         let du = &s.dlora_u;
@@ -241,11 +232,6 @@ impl Ctx<'_> {
             ops::add_inplace(prog, dx, &dxm)
         }
     }
-}
-
-/// Projections are never split yet: only the embedding and the head are (by vocabulary range).
-fn split_projection(op: &'static str) -> crate::error::Error {
-    crate::error::shape_err(op, "a projection split into parts is not supported")
 }
 
 fn adapted<'a>(lora: &'a [&'a LoraModule], acts: &'a LayerActs, t: Target) -> Option<(&'a LoraModule, &'a Tensor)> {

@@ -7,13 +7,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{Model, ModelConfig, ModelWeights, Weight};
+use super::{Model, ModelConfig, ModelWeights};
 use crate::data::TemplateSource;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, QuantTensor};
-use crate::io::{
-    ggml, gguf_to_hf_qk_rows, GgmlType, GgufEvent, GgufHeader, GgufReader, SafetensorsEvent, SafetensorsReader,
-};
+use crate::io::{gguf_to_hf_qk_rows, GgmlType, GgufEvent, GgufHeader, GgufReader, SafetensorsEvent, SafetensorsReader};
 use crate::tokenizer::Tokenizer;
 
 /// The Hugging Face config of a GGUF model, from its metadata (llama and qwen2 architectures).
@@ -102,10 +100,13 @@ pub fn hf_name(gguf: &str) -> Option<String> {
 /// How a loader keeps the weights on the GPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LoadOptions {
-    /// Keep each projection (q, k, v, o, gate, up, down) of a GGUF file in its GGML format when
-    /// the matmul kernels support it (f16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K, with K a multiple of
-    /// the block size): a Q4 weight takes about a quarter of its f16 size. Otherwise, and for
-    /// Hugging Face folders, every weight is f32.
+    /// Keep each projection (q, k, v, o, gate, up, down), the embedding and the output head in
+    /// the file's type when the kernels support it (f16, bf16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K,
+    /// with the row length a multiple of the block size): a GGUF file's types as they are, a
+    /// Hugging Face folder's as its config's `dtype` says (float16 or bfloat16; a tensor of
+    /// another type is rounded to it, as transformers does). A Q4 weight takes about a quarter
+    /// of its f16 size, an f16 one half its f32 size. Otherwise, and for norms and biases,
+    /// weights are f32.
     pub keep_quantized: bool,
 }
 
@@ -132,38 +133,14 @@ const PROJECTIONS: [&str; 7] = [
     "mlp.down_proj.weight",
 ];
 
-/// The GGML type weight `name` (Hugging Face) of `shape` stays in on the GPU, or `None` for f32.
+/// The GGML type weight `name` (Hugging Face) of `shape`, `ty` in the file, is kept in on the
+/// GPU, or `None` for f32.
 fn kept_type(opts: LoadOptions, name: &str, ty: GgmlType, shape: &[usize]) -> Option<GgmlType> {
-    let projection = PROJECTIONS.iter().any(|p| name.ends_with(p));
+    let large = PROJECTIONS.iter().any(|p| name.ends_with(p))
+        || name == "model.embed_tokens.weight"
+        || name == "lm_head.weight";
     let fits = matches!(shape, [rows, cols] if *rows > 0 && cols.is_multiple_of(QuantTensor::col_multiple(ty)));
-    (opts.keep_quantized && projection && QuantTensor::supports(ty) && fits).then_some(ty)
-}
-
-/// Elements dequantized per upload of an f32 tensor: bounds the host memory a tensor takes to
-/// its file bytes plus 4 MB, however large it is.
-const DEQUANTIZE_CHUNK: usize = 1 << 20;
-
-/// Dequantizes `bytes` (GGML type `ty`) into the f32 or split weight `t` a chunk at a time: each
-/// chunk goes to the part(s) of a split weight that hold its rows, so no host copy of the
-/// whole tensor as f32 is ever made.
-fn write_dequantized(gpu: &Gpu, t: &Weight, name: &str, ty: GgmlType, bytes: &[u8]) -> Result<()> {
-    let n = t.numel();
-    let expected = ty.bytes_for(n as u64);
-    if expected != Some(bytes.len() as u64) {
-        let expected = expected.unwrap_or(u64::MAX);
-        return Err(crate::io::LoadError::ByteCount { tensor: name.into(), got: bytes.len() as u64, expected }.into());
-    }
-    let chunk = DEQUANTIZE_CHUNK.next_multiple_of(ty.block_size() as usize);
-    let mut out = vec![0f32; chunk.min(n)];
-    for start in (0..n).step_by(chunk) {
-        let len = chunk.min(n - start);
-        let (b0, b1) = (ty.bytes_for(start as u64), ty.bytes_for((start + len) as u64));
-        let (b0, b1) = (b0.unwrap_or(0) as usize, b1.unwrap_or(0) as usize);
-        ggml::dequantize(name, ty, &bytes[b0..b1], &mut out[..len])?;
-        t.write_f32_at(gpu, name, start, &out[..len])?;
-        gpu.flush_writes();
-    }
-    Ok(())
+    (opts.keep_quantized && large && QuantTensor::supports(ty) && fits).then_some(ty)
 }
 
 /// Checks, converts and uploads tensors as they arrive in file order, and remembers which came.
@@ -211,17 +188,7 @@ impl WeightSink {
             }
             _ => bytes,
         };
-        match target {
-            Weight::Quant(q) if q.ty() != ty => {
-                Err(err(format!("type {}, but the header said {}", ty.name(), q.ty().name())))
-            }
-            Weight::Quant(q) => {
-                q.write_ggml(gpu, name, bytes)?;
-                gpu.flush_writes();
-                Ok(())
-            }
-            Weight::F32(_) | Weight::Split(_) => write_dequantized(gpu, &target, name, ty, bytes),
-        }
+        target.write_ggml(gpu, name, ty, bytes)
     }
 
     /// Checks that every tensor of the model arrived.
@@ -328,10 +295,20 @@ pub struct HfLoader {
 }
 
 impl HfLoader {
-    /// Allocates the weights that `config_json` (read from `folder`, used in messages) describes.
-    pub fn new(gpu: &Gpu, folder: &str, config_json: &str) -> Result<HfLoader> {
+    /// Allocates the weights that `config_json` (read from `folder`, used in messages) describes,
+    /// kept as `options` says.
+    pub fn new(gpu: &Gpu, folder: &str, config_json: &str, options: LoadOptions) -> Result<HfLoader> {
         let config = ModelConfig::from_json(config_json, &format!("{folder}/config.json"))?;
-        let weights = ModelWeights::allocate(gpu, &config)?;
+        let kept = |name: &str| {
+            // Rows run along the layer's input: the FFN width for down, the query width for o.
+            let cols = match name {
+                n if n.ends_with("mlp.down_proj.weight") => config.intermediate_size,
+                n if n.ends_with("self_attn.o_proj.weight") => config.q_dim(),
+                _ => config.hidden_size,
+            };
+            kept_type(options, name, config.stored_type()?, &[1, cols])
+        };
+        let weights = ModelWeights::allocate_with(gpu, &config, &kept)?;
         let sink = WeightSink::new(&config, folder, false);
         Ok(HfLoader { config, weights, sink, reader: None })
     }

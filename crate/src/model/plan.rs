@@ -196,16 +196,16 @@ impl Plan {
                 for ((v0, wb), l) in head.iter().zip(&logits) {
                     let vb = wb.shape()[0];
                     let chunk = l.view(0, &[rows, vb])?;
-                    ops::matmul_nt(&mut p, &chunk, &x, wb, rows, vb, c, 1.0, 0.0)?;
+                    ops::frozen_nt(&mut p, &chunk, &x, wb, rows, 1.0, 0.0)?;
                     ops::cross_entropy_forward(&mut p, &stats, &loss, &chunk, &target, rows, *v0, v)?;
                     blocks.push((*v0, wb, chunk));
                 }
                 if with_grad {
                     let dx = dlnf.view(start * c, &[rows, c])?;
                     for (i, (v0, wb, chunk)) in blocks.iter().enumerate() {
-                        let (vb, beta) = (wb.shape()[0], if i == 0 { 0.0 } else { 1.0 });
+                        let beta = if i == 0 { 0.0 } else { 1.0 };
                         ops::cross_entropy_backward(&mut p, chunk, &stats, &target, &step, rows, *v0, v)?;
-                        ops::matmul_nn(&mut p, &dx, chunk, wb, rows, c, vb, 1.0, beta)?;
+                        ops::frozen_nn(&mut p, &dx, chunk, wb, rows, 1.0, beta)?;
                     }
                 }
             }
@@ -319,16 +319,19 @@ impl Plan {
         self.eval_loss(batch).await?;
         let n = self.b * self.t;
         let c = self.lnf.shape()[1];
-        let max_rows = (self.gpu.info.max_tensor_bytes() / (n as u64 * 4)) as usize;
+        let max_rows = (self.gpu.info.max_tensor_bytes() / (CE_CHUNK as u64 * 4)) as usize;
         let mut out = vec![0f32; n * self.vocab];
         for (v0, wb) in self.output.blocks(max_rows)? {
             let vb = wb.shape()[0];
-            let block = Tensor::zeros(&self.gpu, "logits", &[n, vb], DType::F32)?;
-            let mut p = Program::new(&self.gpu);
-            ops::matmul_nt(&mut p, &block, &self.lnf, &wb, n, vb, c, 1.0, 0.0)?;
-            self.gpu.submit(&p, None);
-            for (row, values) in block.read_f32(&self.gpu).await?.chunks(vb).enumerate() {
-                out[row * self.vocab + v0..][..vb].copy_from_slice(values);
+            for start in (0..n).step_by(CE_CHUNK) {
+                let rows = (n - start).min(CE_CHUNK);
+                let block = Tensor::zeros(&self.gpu, "logits", &[rows, vb], DType::F32)?;
+                let mut p = Program::new(&self.gpu);
+                ops::frozen_nt(&mut p, &block, &self.lnf.view(start * c, &[rows, c])?, &wb, rows, 1.0, 0.0)?;
+                self.gpu.submit(&p, None);
+                for (row, values) in block.read_f32(&self.gpu).await?.chunks(vb).enumerate() {
+                    out[(start + row) * self.vocab + v0..][..vb].copy_from_slice(values);
+                }
             }
         }
         Ok(out)

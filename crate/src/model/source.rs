@@ -162,7 +162,7 @@ pub fn load_from(
         return Ok(loader.finish(gpu)?.0);
     }
     let config = source.read_text("config.json", false)?.unwrap_or_default();
-    let mut loader = HfLoader::new(gpu, &source.name(), &config)?;
+    let mut loader = HfLoader::new(gpu, &source.name(), &config, options)?;
     let shards = match source.read_text("model.safetensors.index.json", true)? {
         Some(index) => {
             let name = format!("{}/model.safetensors.index.json", source.name());

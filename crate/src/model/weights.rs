@@ -1,99 +1,15 @@
 //! The frozen base weights on the GPU, named as in Hugging Face checkpoints. Loaders allocate
 //! them from a config, then fill each tensor by name as its bytes arrive. The seven projections
-//! of each layer may stay in their GGML format ([`QuantTensor`]); embeddings, norms, biases and
-//! the output head are f32. The embedding and the output head are split by vocabulary range
-//! into parts that fit the device's limits ([`SplitTensor`]); a tied head is the embedding.
+//! of each layer, the embedding and the output head may be kept in a GGML type ([`QuantTensor`]:
+//! f16, bf16 or quantized) instead of f32; norms and biases are f32. The embedding and the
+//! output head are split by vocabulary range into parts that fit the device's limits
+//! ([`SplitTensor`]); a tied head is the embedding.
 
 use super::ModelConfig;
 use crate::error::{Error, Result};
+pub use crate::gpu::Weight;
 use crate::gpu::{DType, Gpu, QuantTensor, SplitTensor, Tensor};
 use crate::io::GgmlType;
-
-/// A frozen weight: f32, f32 split by rows (the embedding and the head), or a projection kept
-/// in its GGML format and dequantized in the matmul kernels. A clone is another handle to the
-/// same GPU buffers.
-#[derive(Clone, Debug)]
-pub enum Weight {
-    F32(Tensor),
-    Split(SplitTensor),
-    Quant(QuantTensor),
-}
-
-impl Weight {
-    /// The row-major shape: (out, in) for a projection.
-    pub fn shape(&self) -> Vec<usize> {
-        match self {
-            Weight::F32(t) => t.shape().to_vec(),
-            Weight::Split(t) => t.shape().to_vec(),
-            Weight::Quant(q) => vec![q.rows(), q.cols()],
-        }
-    }
-
-    pub fn numel(&self) -> usize {
-        self.shape().iter().product()
-    }
-
-    /// F32, or the GGML type it is kept in.
-    pub fn ty(&self) -> GgmlType {
-        match self {
-            Weight::F32(_) | Weight::Split(_) => GgmlType::F32,
-            Weight::Quant(q) => q.ty(),
-        }
-    }
-
-    /// The f32 tensor, or `None` for a split or quantized weight.
-    pub fn f32(&self) -> Option<&Tensor> {
-        match self {
-            Weight::F32(t) => Some(t),
-            Weight::Split(_) | Weight::Quant(_) => None,
-        }
-    }
-
-    /// Bytes on the GPU.
-    pub fn gpu_bytes(&self) -> u64 {
-        match self {
-            Weight::F32(t) => t.byte_size(),
-            Weight::Split(t) => t.byte_size(),
-            Weight::Quant(q) => q.gpu_bytes(),
-        }
-    }
-
-    fn quantized(&self, name: &str) -> Error {
-        let ty = self.ty().name();
-        Error::Tensor {
-            name: name.into(),
-            detail: format!("kept as {ty} on the GPU; load the model dequantized for f32 access"),
-        }
-    }
-
-    /// Writes f32 values into elements `start..start + data.len()` (row-major) of an f32 or
-    /// split weight called `name`.
-    pub fn write_f32_at(&self, gpu: &Gpu, name: &str, start: usize, data: &[f32]) -> Result<()> {
-        match self {
-            Weight::F32(t) => t.write_f32_at(gpu, start, data),
-            Weight::Split(t) => t.write_f32_at(gpu, start, data),
-            Weight::Quant(_) => Err(self.quantized(name)),
-        }
-    }
-
-    /// Writes every value of an f32 or split weight called `name`.
-    pub fn write_f32(&self, gpu: &Gpu, name: &str, data: &[f32]) -> Result<()> {
-        if data.len() != self.numel() {
-            let detail = format!("{} values for shape {:?}", data.len(), self.shape());
-            return Err(Error::Tensor { name: name.into(), detail });
-        }
-        self.write_f32_at(gpu, name, 0, data)
-    }
-
-    /// Reads an f32 or split weight called `name` back (for tests and export).
-    pub async fn read_f32(&self, gpu: &Gpu, name: &str) -> Result<Vec<f32>> {
-        match self {
-            Weight::F32(t) => t.read_f32(gpu).await,
-            Weight::Split(t) => t.read_f32(gpu).await,
-            Weight::Quant(_) => Err(self.quantized(name)),
-        }
-    }
-}
 
 /// A linear layer y = x·Wᵀ (+ b): weight (out, in), bias (out).
 #[derive(Clone)]
@@ -152,14 +68,24 @@ fn linear(
     })
 }
 
+fn split(
+    gpu: &Gpu,
+    name: &str,
+    rows: usize,
+    cols: usize,
+    quant: &dyn Fn(&str) -> Option<GgmlType>,
+) -> Result<SplitTensor> {
+    SplitTensor::zeros_as(gpu, name, quant(name).unwrap_or(GgmlType::F32), rows, cols)
+}
+
 impl ModelWeights {
     /// Zero-filled f32 weights for `config`, ready to be filled by name.
     pub fn allocate(gpu: &Gpu, config: &ModelConfig) -> Result<ModelWeights> {
         Self::allocate_with(gpu, config, &|_| None)
     }
 
-    /// Zero-filled weights for `config`, where `quant` gives the GGML type a projection weight
-    /// (by its Hugging Face name) stays in, or `None` for f32.
+    /// Zero-filled weights for `config`, where `quant` gives the GGML type a projection, the
+    /// embedding or the output head (by its Hugging Face name) is kept in, or `None` for f32.
     pub fn allocate_with(
         gpu: &Gpu,
         config: &ModelConfig,
@@ -185,13 +111,13 @@ impl ModelWeights {
             });
         }
         Ok(ModelWeights {
-            embed_tokens: SplitTensor::zeros(gpu, "model.embed_tokens.weight", config.vocab_size, c)?,
+            embed_tokens: split(gpu, "model.embed_tokens.weight", config.vocab_size, c, quant)?,
             layers,
             norm: zeros(gpu, "model.norm.weight", &[c])?,
             lm_head: if config.tie_word_embeddings {
                 None
             } else {
-                Some(SplitTensor::zeros(gpu, "lm_head.weight", config.vocab_size, c)?)
+                Some(split(gpu, "lm_head.weight", config.vocab_size, c, quant)?)
             },
         })
     }
@@ -237,7 +163,7 @@ impl ModelWeights {
         let err = |detail: &str| Error::Tensor { name: name.into(), detail: detail.into() };
         match self.get(name) {
             None => Err(err("the model has no such tensor")),
-            Some(w @ Weight::Quant(_)) => Err(w.quantized(name)),
+            Some(w @ Weight::Quant(_)) => Err(w.not_f32(name)),
             Some(Weight::Split(_)) => Err(err("split by rows into parts; read it as a Weight")),
             Some(Weight::F32(t)) => Ok(t),
         }
@@ -262,9 +188,9 @@ impl ModelWeights {
         self.lm_head.as_ref().unwrap_or(&self.embed_tokens)
     }
 
-    /// Whether any projection is kept quantized.
+    /// Whether any weight is kept in a GGML type rather than f32.
     pub fn is_quantized(&self) -> bool {
-        self.named().iter().any(|(_, w)| matches!(w, Weight::Quant(_)))
+        self.named().iter().any(|(_, w)| w.ty() != GgmlType::F32)
     }
 
     /// Bytes the weights take on the GPU.

@@ -5,8 +5,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{expect_numel, groups_for, u32_of, MATVEC_ROWS};
 use crate::error::{shape_err, Result};
-use crate::gpu::{grid, Kernel, Program, QuantTensor, Tensor};
-use crate::io::ggml::GgmlType;
+use crate::gpu::{grid, Kernel, Program, QuantOp, QuantTensor, Tensor};
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -17,33 +16,15 @@ struct Params {
     alpha: f32,
     beta: f32,
     meta: u32,
+    v0: u32,
 }
 
-/// The kernels of a weight type, one per layout.
-struct Kernels {
-    nt: Kernel,
-    nn: Kernel,
-    matvec: Kernel,
-}
-
-fn kernels(ty: GgmlType) -> Option<Kernels> {
-    use Kernel::*;
-    let (nt, nn, matvec) = match ty {
-        GgmlType::F16 => (MatmulNtF16, MatmulNnF16, MatvecNtF16),
-        GgmlType::Q8_0 => (MatmulNtQ8_0, MatmulNnQ8_0, MatvecNtQ8_0),
-        GgmlType::Q4_0 => (MatmulNtQ4_0, MatmulNnQ4_0, MatvecNtQ4_0),
-        GgmlType::Q4_1 => (MatmulNtQ4_1, MatmulNnQ4_1, MatvecNtQ4_1),
-        GgmlType::Q4_K => (MatmulNtQ4K, MatmulNnQ4K, MatvecNtQ4K),
-        GgmlType::Q6_K => (MatmulNtQ6K, MatmulNnQ6K, MatvecNtQ6K),
-        _ => return None,
-    };
-    Some(Kernels { nt, nn, matvec })
-}
-
-/// Checks the weight and the sizes every layout shares; returns the kernels and `Params`.
-fn prepare(op: &'static str, w: &QuantTensor, m: usize, alpha: f32, beta: f32) -> Result<(Kernels, Params)> {
+/// Checks the weight and the sizes every layout shares; returns `Params`.
+fn prepare(op: &'static str, w: &QuantTensor, m: usize, alpha: f32, beta: f32) -> Result<Params> {
     let (n, k) = (w.rows(), w.cols());
-    let kernels = kernels(w.ty()).ok_or_else(|| shape_err(op, format!("no kernel for {}", w.ty().name())))?;
+    if !QuantTensor::supports(w.ty()) {
+        return Err(shape_err(op, format!("no kernel for {}", w.ty().name())));
+    }
     let mult = QuantTensor::col_multiple(w.ty());
     if m == 0 || n == 0 || k == 0 || !k.is_multiple_of(mult) {
         return Err(shape_err(
@@ -51,8 +32,8 @@ fn prepare(op: &'static str, w: &QuantTensor, m: usize, alpha: f32, beta: f32) -
             format!("M = {m}, W ({n}, {k}) {}: need M, N > 0 and K a multiple of {mult}", w.ty().name()),
         ));
     }
-    let params = Params { m: u32_of(op, m)?, n: u32_of(op, n)?, k: u32_of(op, k)?, alpha, beta, meta: w.meta_offset() };
-    Ok((kernels, params))
+    let meta = w.meta_offset();
+    Ok(Params { m: u32_of(op, m)?, n: u32_of(op, n)?, k: u32_of(op, k)?, alpha, beta, meta, v0: 0 })
 }
 
 /// y (M, N) = alpha · x (M, K) · W (N, K)ᵀ + beta · y, with W frozen in its GGML format: the
@@ -67,13 +48,13 @@ pub fn matmul_nt_quant(
     beta: f32,
 ) -> Result<()> {
     let op = "matmul_nt_quant";
-    let (kernels, params) = prepare(op, w, m, alpha, beta)?;
+    let params = prepare(op, w, m, alpha, beta)?;
     let (n, k) = (w.rows(), w.cols());
     expect_numel(op, "y", y, m * n)?;
     expect_numel(op, "x", x, m * k)?;
     // 8×8 invocations of 8 rows × 4 columns: 32 columns of N and 64 rows of M per workgroup.
     let groups = [u32_of(op, n.div_ceil(32))?, u32_of(op, m.div_ceil(64))?, 1];
-    prog.dispatch(kernels.nt, &params, &[(1, y), (2, x), (3, w.data())], groups)
+    prog.dispatch(Kernel::Quant(QuantOp::MatmulNt, w.ty()), &params, &[(1, y), (2, x), (3, w.data())], groups)
 }
 
 /// dx (M, K) = alpha · dy (M, N) · W (N, K) + beta · dx, with W frozen in its GGML format: the
@@ -88,13 +69,13 @@ pub fn matmul_nn_quant(
     beta: f32,
 ) -> Result<()> {
     let op = "matmul_nn_quant";
-    let (kernels, params) = prepare(op, w, m, alpha, beta)?;
+    let params = prepare(op, w, m, alpha, beta)?;
     let (n, k) = (w.rows(), w.cols());
     expect_numel(op, "dx", dx, m * k)?;
     expect_numel(op, "dy", dy, m * n)?;
     // 8×8 invocations of 4 rows × 8 columns: 64 columns of K and 32 rows of M per workgroup.
     let groups = [u32_of(op, k.div_ceil(64))?, u32_of(op, m.div_ceil(32))?, 1];
-    prog.dispatch(kernels.nn, &params, &[(1, dx), (4, dy), (3, w.data())], groups)
+    prog.dispatch(Kernel::Quant(QuantOp::MatmulNn, w.ty()), &params, &[(1, dx), (4, dy), (3, w.data())], groups)
 }
 
 /// y (M, N) = alpha · x (M, K) · W (N, K)ᵀ + beta · y for M ≤ [`MATVEC_ROWS`], with W frozen in
@@ -110,7 +91,7 @@ pub fn matvec_nt_quant(
     beta: f32,
 ) -> Result<()> {
     let op = "matvec_nt_quant";
-    let (kernels, params) = prepare(op, w, m, alpha, beta)?;
+    let params = prepare(op, w, m, alpha, beta)?;
     if m > MATVEC_ROWS {
         return Err(shape_err(op, format!("M = {m} rows: the mat-vec takes at most {MATVEC_ROWS}")));
     }
@@ -119,5 +100,21 @@ pub fn matvec_nt_quant(
     expect_numel(op, "x", x, m * k)?;
     // Binding 5 is the same words again, read a vec4 at a time.
     let bindings = [(1, y), (2, x), (3, w.data()), (5, w.data())];
-    prog.dispatch(kernels.matvec, &params, &bindings, grid(groups_for(n)))
+    prog.dispatch(Kernel::Quant(QuantOp::MatvecNt, w.ty()), &params, &bindings, grid(groups_for(n)))
+}
+
+/// out (M, K) row m = row ids[m] − v0 of W (N, K), for the ids in [v0, v0 + N): the embedding
+/// lookup from a vocabulary part whose first id is `v0`, kept in its GGML format. Rows of other
+/// ids are left as they are, for the other parts' dispatches.
+pub fn gather_quant(prog: &mut Program, out: &Tensor, ids: &Tensor, w: &QuantTensor, v0: usize) -> Result<()> {
+    let op = "gather_quant";
+    let m = ids.numel();
+    let params = Params { v0: u32_of(op, v0)?, ..prepare(op, w, m, 1.0, 0.0)? };
+    expect_numel(op, "out", out, m * w.cols())?;
+    prog.dispatch(
+        Kernel::Quant(QuantOp::Gather, w.ty()),
+        &params,
+        &[(1, out), (6, ids), (3, w.data())],
+        grid(groups_for(m * w.cols() / 8)),
+    )
 }

@@ -5,6 +5,7 @@
 
 mod attention;
 mod elementwise;
+mod frozen;
 mod loss;
 mod matmul;
 mod matmul_quant;
@@ -15,9 +16,10 @@ pub use attention::{
     attention_backward, attention_decode, attention_forward, kv_append, rope_backward, rope_forward, AttentionShape,
 };
 pub use elementwise::{add_bias, add_inplace, dropout, swiglu_backward, swiglu_forward};
+pub use frozen::{frozen_nn, frozen_nt};
 pub use loss::{cross_entropy_backward, cross_entropy_forward, loss_sum, CE_STATS};
 pub use matmul::{matmul_nn, matmul_nt, matmul_tn, matvec_nt, MATVEC_ROWS};
-pub use matmul_quant::{matmul_nn_quant, matmul_nt_quant, matvec_nt_quant};
+pub use matmul_quant::{gather_quant, matmul_nn_quant, matmul_nt_quant, matvec_nt_quant};
 pub use norm::{embedding_forward, rmsnorm_backward, rmsnorm_forward};
 pub use optim::{adamw, grad_norm, AdamwParams, StepParams, PARTIALS, STATS_LEN};
 

@@ -3,8 +3,8 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{expect, groups_for, u32_of};
-use crate::error::Result;
-use crate::gpu::{grid, Kernel, Program, SplitTensor, Tensor};
+use crate::error::{shape_err, Result};
+use crate::gpu::{grid, Kernel, Program, SplitTensor, Tensor, Weight};
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -70,13 +70,22 @@ struct EmbeddingParams {
     vp: u32,
 }
 
-/// out (N, C) = wte[ids] with ids (N) u32 and wte (V, C), one dispatch per vocabulary part.
+/// out (N, C) = wte[ids] with ids (N) u32 and wte (V, C), one dispatch per vocabulary part: a
+/// copy from an f32 part, a gather that dequantizes rows from a part kept in a GGML type.
 pub fn embedding_forward(prog: &mut Program, out: &Tensor, ids: &Tensor, wte: &SplitTensor) -> Result<()> {
     let op = "embedding_forward";
     let [v, c] = wte.shape();
     let n = ids.numel();
     expect(op, "out", out, &[n, c])?;
     for (v0, part) in wte.parts() {
+        let part = match part {
+            Weight::F32(t) => t,
+            Weight::Quant(q) => {
+                super::gather_quant(prog, out, ids, q, v0)?;
+                continue;
+            }
+            Weight::Split(_) => return Err(shape_err(op, "a part split again")),
+        };
         let vp = part.shape()[0];
         let params = EmbeddingParams {
             n: u32_of(op, n)?,
