@@ -50,7 +50,7 @@ fn embedding_gathers_rows_across_vocabulary_parts() {
         let wte = Rng::new(3).vec(v * c, 1.0);
         let ids: Vec<u32> = vec![0, 10, 3, 3, 7, v as u32 - 1, (v as u32 - 1) / 2, 64.min(v as u32 - 1)];
         let tw = SplitTensor::zeros_in_parts(g, "wte", v, c, part_rows).unwrap();
-        tw.write_f32(g, &wte).unwrap();
+        tw.write_f32_at(g, 0, &wte).unwrap();
         assert_eq!(tw.num_parts(), v.div_ceil(part_rows));
         let tids = Tensor::zeros(g, "ids", &[ids.len()], DType::U32).unwrap();
         tids.write_u32(g, &ids).unwrap();
