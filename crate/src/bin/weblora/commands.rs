@@ -156,7 +156,10 @@ fn inspect(path: &std::path::Path, dequantize: bool) -> Result<()> {
     }
     let w = &model.weights;
     let mb = |b: u64| b as f64 / 1e6;
-    let kept = if w.is_quantized() { "projections kept quantized" } else { "f32" };
+    let kept = match w.is_quantized() {
+        true => format!("kept in the file's types, the embedding as {}", w.embed_tokens.ty().name()),
+        false => "f32".into(),
+    };
     say!(
         "GPU weights  {:.1} MB ({kept}; projections {:.1} MB) on {}",
         mb(w.gpu_bytes()),
