@@ -1,5 +1,6 @@
-//! `weblora bench`: matmul throughput at SmolLM2-135M's training shapes and the speed of whole
-//! training steps, on whatever adapter wgpu opens. Baselines are measured in the same run.
+//! `weblora bench`: matmul throughput at SmolLM2-135M's training shapes in both kernel families
+//! and the speed of whole training steps with the family `WEBLORA_KERNELS` chooses (by default
+//! the adapter's), on whatever adapter wgpu opens. Baselines are measured in the same run.
 //! The decoding speed (tokens/s of greedy generation with the KV cache) of the same model.
 //! `weblora bench --load MODEL` measures loading a model instead: time, peak host memory and
 //! GPU bytes, with the projections kept quantized and dequantized. `weblora bench --decode MODEL`
@@ -9,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use weblora::generate::{pick, Sampling};
-use weblora::gpu::{DType, Gpu, Program, QuantTensor, Tensor};
+use weblora::gpu::{DType, DeviceLimits, Gpu, GpuOptions, KernelChoice, KernelFamily, Program, QuantTensor, Tensor};
 use weblora::io::ggml::GgmlType;
 use weblora::lora::{Lora, LoraConfig, Target};
 use weblora::model::decode::Decoder;
@@ -67,14 +68,7 @@ fn smollm2_config(layers: usize) -> Result<ModelConfig> {
 pub fn run(args: BenchArgs) -> Result<()> {
     let gpu = pollster::block_on(Gpu::new())?;
     let i = &gpu.info;
-    say!(
-        "adapter: {} ({}, {}), shader-f16 {}, subgroups {}",
-        i.name,
-        i.backend,
-        i.device_type,
-        i.shader_f16,
-        i.subgroups
-    );
+    say!("adapter: {i}, shader-f16 {}, subgroups {}", i.shader_f16, i.subgroups);
     if let Some(path) = &args.load {
         return bench_load(&gpu, path, args.load_only.as_deref());
     }
@@ -98,9 +92,40 @@ fn time_program(gpu: &Gpu, prog: &Program, reps: usize) -> Result<f64> {
     Ok(start.elapsed().as_secs_f64() / reps as f64)
 }
 
+/// `gpu` itself when it runs `family`, otherwise the same adapter opened again with `family` forced.
+fn gpu_with(gpu: &Gpu, family: KernelFamily) -> Result<Gpu> {
+    if gpu.info.kernels == family {
+        return Ok(gpu.clone());
+    }
+    let options = GpuOptions { limits: DeviceLimits::from_env()?, kernels: KernelChoice::Force(family) };
+    pollster::block_on(Gpu::with_options(options))
+}
+
+/// GFLOP/s of one f32 matmul (`layout` nt, nn or tn) on `gpu`, its kernel family's.
+fn matmul_gflops(gpu: &Gpu, layout: &str, data: &[f32], m: usize, n: usize, k: usize) -> Result<f64> {
+    let a = Tensor::zeros(gpu, "a", &[m * k], DType::F32)?;
+    let b = Tensor::zeros(gpu, "b", &[n * k], DType::F32)?;
+    let c = Tensor::zeros(gpu, "c", &[m, n], DType::F32)?;
+    a.write_f32(gpu, &data[..m * k])?;
+    b.write_f32(gpu, &data[..n * k])?;
+    let mut prog = Program::new(gpu);
+    let reps_in_program = 4;
+    for _ in 0..reps_in_program {
+        match layout {
+            "nt" => ops::matmul_nt(&mut prog, &c, &a, &b, m, n, k, 1.0, 0.0)?,
+            "nn" => ops::matmul_nn(&mut prog, &c, &a, &b, m, n, k, 1.0, 0.0)?,
+            _ => ops::matmul_tn(&mut prog, &c, &a, &b, m, n, k, 1.0, 0.0)?,
+        }
+    }
+    let secs = time_program(gpu, &prog, 2)? / reps_in_program as f64;
+    Ok(2.0 * (m * n * k) as f64 / secs / 1e9)
+}
+
+/// Both kernel families on every shape, one after the other in the same run.
 fn bench_matmuls(gpu: &Gpu, rows: usize) -> Result<()> {
-    // (name, layout, M, N, K) as the training step issues them for SmolLM2-135M, r = 8.
-    let shapes: [(&str, &str, usize, usize, usize); 7] = [
+    // (name, layout, M, N, K) as the training step issues them for SmolLM2-135M, r = 8, and a
+    // full weight gradient (frozen weights take none; the tn layout at full size, for comparison).
+    let shapes: [(&str, &str, usize, usize, usize); 10] = [
         ("q/o proj  x·Wᵀ", "nt", rows, 576, 576),
         ("gate/up   x·Wᵀ", "nt", rows, 1536, 576),
         ("down      x·Wᵀ", "nt", rows, 576, 1536),
@@ -108,30 +133,21 @@ fn bench_matmuls(gpu: &Gpu, rows: usize) -> Result<()> {
         ("down      dy·W", "nn", rows, 1536, 576),
         ("gate/up   dy·W", "nn", rows, 576, 1536),
         ("lora dA   duᵀ·x", "tn", 8, 576, rows),
+        ("lora dB   dyᵀ·u (gate/up)", "tn", 1536, 8, rows),
+        ("weight    dyᵀ·x (down, full)", "tn", 576, 1536, rows),
+        ("weight    dyᵀ·x (gate/up, full)", "tn", 1536, 576, rows),
     ];
-    say!("\nmatmul, f32, {rows} rows; baseline: the same product on one CPU core (naive loop, first 16 rows)");
-    say!("{:<32} {:>22} {:>10} {:>12} {:>10}", "shape", "M×N×K", "GFLOP/s", "CPU GFLOP/s", "ratio");
+    let gpus = [gpu_with(gpu, KernelFamily::Cpu)?, gpu_with(gpu, KernelFamily::Tiled)?];
+    say!("\nmatmul, f32, {rows} rows, GFLOP/s of each kernel family; baseline: the same product on one CPU core");
+    say!("(naive loop, first 16 rows)");
+    say!("{:<32} {:>20} {:>10} {:>10} {:>10} {:>10}", "shape", "M×N×K", "cpu", "tiled", "tiled/cpu", "CPU loop");
     for (name, layout, m, n, k) in shapes {
-        let a = Tensor::zeros(gpu, "a", &[m * k], DType::F32)?;
-        let b = Tensor::zeros(gpu, "b", &[n * k], DType::F32)?;
-        let c = Tensor::zeros(gpu, "c", &[m, n], DType::F32)?;
         let data: Vec<f32> = (0..m.max(n) * k).map(|i| ((i % 97) as f32 - 48.0) / 97.0).collect();
-        a.write_f32(gpu, &data[..m * k])?;
-        b.write_f32(gpu, &data[..n * k])?;
-        let mut prog = Program::new(gpu);
-        let reps_in_program = 4;
-        for _ in 0..reps_in_program {
-            match layout {
-                "nt" => ops::matmul_nt(&mut prog, &c, &a, &b, m, n, k, 1.0, 0.0)?,
-                "nn" => ops::matmul_nn(&mut prog, &c, &a, &b, m, n, k, 1.0, 0.0)?,
-                _ => ops::matmul_tn(&mut prog, &c, &a, &b, m, n, k, 1.0, 0.0)?,
-            }
-        }
-        let secs = time_program(gpu, &prog, 2)? / reps_in_program as f64;
-        let flops = 2.0 * (m * n * k) as f64;
+        let cpu_family = matmul_gflops(&gpus[0], layout, &data, m, n, k)?;
+        let tiled = matmul_gflops(&gpus[1], layout, &data, m, n, k)?;
         let cpu = cpu_gflops(&data, m, n, k);
-        let gpu_gflops = flops / secs / 1e9;
-        say!("{name:<32} {:>22} {gpu_gflops:>10.2} {cpu:>12.2} {:>9.1}×", format!("{m}×{n}×{k}"), gpu_gflops / cpu);
+        let mnk = format!("{m}×{n}×{k}");
+        say!("{name:<32} {mnk:>20} {cpu_family:>10.2} {tiled:>10.2} {:>9.2}× {cpu:>10.2}", tiled / cpu_family);
     }
     Ok(())
 }
