@@ -48,7 +48,7 @@ async function openClient() {
     client.on("eval", onEval);
     client.on("error", (e) => showError(e.message, state.training ? $("train-card") : null));
     const g = client.gpu;
-    setGpuStatus("ok", `WebGPU ready · ${[g?.name, g?.backend].filter(Boolean).join(" · ") || "GPU"}`);
+    setGpuStatus("ok", `WebGPU ready · ${[g?.name, g?.backend, g?.kernels && `${g.kernels} kernels`].filter(Boolean).join(" · ") || "GPU"}`);
     return client;
   } catch (err) {
     state.gpuOk = false;

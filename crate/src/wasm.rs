@@ -20,7 +20,7 @@ use wasm_bindgen_futures::future_to_promise;
 use crate::data::{self, ChatTemplate, Prepared, TemplateSource};
 use crate::error::{Error, Result};
 use crate::generate::{chat_prompt, generate, stop_tokens, Sampling};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, GpuOptions, KernelChoice};
 use crate::lora::{gguf::gguf_lora_bytes, peft, Lora};
 use crate::model::decode::Decoder;
 use crate::model::load::{tokenizer_from_gguf, tokenizer_from_hf, GgufLoader, HfLoader, LoadOptions};
@@ -188,11 +188,21 @@ fn serialize<T: Serialize>(value: &T) -> Result<JsValue> {
 
 #[wasm_bindgen]
 impl Engine {
-    /// Opens the GPU through WebGPU. Fails with a message saying what to do when the browser
-    /// has no WebGPU.
-    pub async fn open() -> JsResult<Engine> {
+    /// Opens the GPU through WebGPU with the matmul kernels `kernels` names: "auto" (the
+    /// default: the CPU family on SwiftShader and other software adapters, the tiled family on
+    /// GPUs), "tiled" or "cpu". Fails with a message saying what to do when the browser has no
+    /// WebGPU.
+    pub async fn open(kernels: Option<String>) -> JsResult<Engine> {
         console_error_panic_hook::set_once();
-        let gpu = Gpu::new().await.map_err(|e| {
+        let name = kernels.as_deref().unwrap_or("auto");
+        let kernels = KernelChoice::from_name(name).ok_or_else(|| {
+            js_err(Error::Setting {
+                name: "kernels".into(),
+                detail: format!("{name:?} is not one of {}", KernelChoice::NAMES),
+            })
+        })?;
+        let options = GpuOptions { kernels, ..Default::default() };
+        let gpu = Gpu::with_options(options).await.map_err(|e| {
             let e: JsValue = js_sys::Error::new(&format!(
                 "{e}. This page needs WebGPU: use a recent Chrome or Edge (on Linux start it with \
                  --enable-unsafe-webgpu), or Safari 26 / Firefox 141 or newer, with hardware acceleration on."
@@ -204,7 +214,7 @@ impl Engine {
         Ok(Engine { state: Rc::new(RefCell::new(state)) })
     }
 
-    /// The adapter: name, backend, features and limits.
+    /// The adapter: name, backend, features, limits and kernel family.
     #[wasm_bindgen(js_name = gpuInfo)]
     pub fn gpu_info(&self) -> JsResult<JsValue> {
         self.with(|st| {
@@ -212,6 +222,7 @@ impl Engine {
             Ok(serde_json::json!({
                 "name": i.name, "backend": i.backend, "deviceType": i.device_type, "shaderF16": i.shader_f16,
                 "subgroups": i.subgroups, "maxStorageBinding": i.max_storage_binding, "maxBuffer": i.max_buffer,
+                "kernels": i.kernels.name(),
             }))
         })
         .and_then(|v| serialize(&v).map_err(js_err))

@@ -14,24 +14,46 @@ pub mod tiny;
 
 use std::sync::OnceLock;
 
-use weblora::gpu::{DeviceLimits, Gpu, Tensor};
+use weblora::gpu::{DeviceLimits, Gpu, GpuOptions, KernelChoice, KernelFamily, Tensor};
 
-/// The test binary's GPU (lavapipe in CI), opened once, with only WebGPU's default limits (the
-/// floor the engine is built for) unless `WEBLORA_LIMITS` asks for others.
-pub fn gpu() -> &'static Gpu {
-    static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| {
-        let limits = match std::env::var_os(DeviceLimits::ENV) {
-            Some(_) => DeviceLimits::from_env().expect("WEBLORA_LIMITS"),
-            None => DeviceLimits::WebgpuDefault,
-        };
-        pollster::block_on(Gpu::with_limits(limits)).expect("a wgpu adapter (install mesa-vulkan-drivers for lavapipe)")
-    })
+/// The options of the tests' GPUs: only WebGPU's default limits (the floor the engine is built
+/// for) unless `WEBLORA_LIMITS` asks for others, and the kernels `WEBLORA_KERNELS` asks for.
+fn test_options(kernels: KernelChoice) -> GpuOptions {
+    let limits = match std::env::var_os(DeviceLimits::ENV) {
+        Some(_) => DeviceLimits::from_env().expect("WEBLORA_LIMITS"),
+        None => DeviceLimits::WebgpuDefault,
+    };
+    GpuOptions { limits, kernels }
 }
 
-/// Reads a tensor back to the host.
+fn open(options: GpuOptions) -> Gpu {
+    pollster::block_on(Gpu::with_options(options)).expect("a wgpu adapter (install mesa-vulkan-drivers for lavapipe)")
+}
+
+/// The test binary's GPU (lavapipe in CI), opened once (see [`test_options`]).
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| open(test_options(KernelChoice::from_env().expect("WEBLORA_KERNELS"))))
+}
+
+/// A GPU that runs the kernel family `family` whatever the adapter is, opened once per family.
+pub fn family_gpu(family: KernelFamily) -> &'static Gpu {
+    static GPUS: [OnceLock<Gpu>; 2] = [OnceLock::new(), OnceLock::new()];
+    let slot = match family {
+        KernelFamily::Cpu => 0,
+        KernelFamily::Tiled => 1,
+    };
+    GPUS[slot].get_or_init(|| open(test_options(KernelChoice::Force(family))))
+}
+
+/// Reads a tensor of [`gpu`] back to the host.
 pub fn read(t: &Tensor) -> Vec<f32> {
-    pollster::block_on(t.read_f32(gpu())).expect("readback")
+    read_from(gpu(), t)
+}
+
+/// Reads a tensor of `g` back to the host.
+pub fn read_from(g: &Gpu, t: &Tensor) -> Vec<f32> {
+    pollster::block_on(t.read_f32(g)).expect("readback")
 }
 
 /// The library's seeded generator (SplitMix64), with the draws test data needs.

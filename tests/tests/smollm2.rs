@@ -2,6 +2,7 @@
 //! GGUF file (dequantized to f32): last-position logits and the full-sequence loss.
 
 use weblora::generate::{generate, Sampling};
+use weblora::gpu::{Gpu, KernelFamily};
 use weblora::io::GgmlType;
 use weblora::lora::{Lora, LoraConfig, Target};
 use weblora::model::decode::Decoder;
@@ -9,8 +10,8 @@ use weblora::model::load::LoadOptions;
 use weblora::model::{export, load, Batch, Plan, PlanOptions};
 use weblora::tokenizer::Tokenizer;
 use weblora_tests::fixture::{fixture_dir, read_safetensors};
-use weblora_tests::gpu;
 use weblora_tests::smollm2::{gguf_path, reference};
+use weblora_tests::{family_gpu, gpu};
 
 #[test]
 fn logits_and_loss_match_transformers() {
@@ -36,8 +37,34 @@ fn quantized_weights_match_transformers() {
     matches_transformers("Q4_1", &model);
 }
 
+/// The same f32 model on a device forced to the tiled kernel family (the one for GPUs; lavapipe
+/// runs the CPU family by default), so that every projection, LoRA product and the head go
+/// through `shaders/matmul_tiled.wgsl`. Greedy decoding is left out: it runs the mat-vec kernels,
+/// the same in both families.
+#[test]
+fn tiled_kernels_match_transformers() {
+    let g = family_gpu(KernelFamily::Tiled);
+    assert_eq!(g.info.kernels, KernelFamily::Tiled);
+    let model = load::load_gguf_with(g, &gguf_path(), LoadOptions::dequantized()).unwrap();
+    logits_and_loss_match(g, "f32, tiled kernels", &model);
+}
+
 fn matches_transformers(label: &str, model: &weblora::model::Model) {
     let g = gpu();
+    let (ids, fwd) = logits_and_loss_match(g, label, model);
+    let t = ids.len();
+    // Greedy generation with the KV cache continues the prompt as transformers does.
+    let want_greedy: Vec<u32> =
+        fwd["greedy_40_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let decoder = Decoder::new(g, model, None, t + want_greedy.len()).unwrap();
+    let sampling = Sampling { max_new_tokens: want_greedy.len(), ..Default::default() };
+    let got = pollster::block_on(generate(&decoder, &ids, &sampling)).unwrap();
+    assert_eq!(got, want_greedy, "greedy continuation");
+}
+
+/// Checks the last position's logits, their top 10 and the full-sequence loss against
+/// transformers; returns the prompt's ids and the reference file.
+fn logits_and_loss_match(g: &Gpu, label: &str, model: &weblora::model::Model) -> (Vec<u32>, serde_json::Value) {
     let c = &model.config;
     assert_eq!((c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.n_kv_heads()), (30, 576, 9, 3));
     assert_eq!((c.vocab_size, c.intermediate_size, c.head_dim(), c.tie_word_embeddings), (49152, 1536, 64, true));
@@ -69,9 +96,9 @@ fn matches_transformers(label: &str, model: &weblora::model::Model) {
          loss {loss:.6} vs {want_loss:.6} (|difference| {loss_err:.1e})"
     );
     // Both sides are f32 over the same dequantized weights (the kernels dequantize exactly, up to
-    // a fused multiply-add); only summation order differs. Measured: logits 5.1e-5 (f32) and
-    // 4.7e-5 (Q4_1), loss 7.2e-6 on both; PyTorch itself on another CPU differs from these
-    // reference logits by 3.8e-5.
+    // a fused multiply-add); only summation order differs. Measured: logits 5.1e-5 (f32), 4.7e-5
+    // (Q4_1) and 7.4e-5 (f32, tiled kernels), loss 7.2e-6 on the first two and 4.8e-7 tiled;
+    // PyTorch itself on another CPU differs from these reference logits by 3.8e-5.
     assert!(worst < 5e-4, "max logit error {worst}");
     assert!(loss_err < 7e-5, "loss {loss} vs transformers {want_loss}");
     let top = |x: &[f32]| {
@@ -83,14 +110,7 @@ fn matches_transformers(label: &str, model: &weblora::model::Model) {
     let want_top: Vec<usize> =
         fwd["last_logits_top10_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
     assert_eq!(top(last), want_top, "top-10 ids (argmax first)");
-
-    // Greedy generation with the KV cache continues the prompt as transformers does.
-    let want_greedy: Vec<u32> =
-        fwd["greedy_40_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
-    let decoder = Decoder::new(g, model, None, t + want_greedy.len()).unwrap();
-    let sampling = Sampling { max_new_tokens: want_greedy.len(), ..Default::default() };
-    let got = pollster::block_on(generate(&decoder, &ids, &sampling)).unwrap();
-    assert_eq!(got, want_greedy, "greedy continuation");
+    (ids, fwd)
 }
 
 /// The Hugging Face form of the same model, written by the engine from the GGUF, loads back

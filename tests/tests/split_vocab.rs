@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use weblora::gpu::{DeviceLimits, Gpu};
+use weblora::gpu::{DeviceLimits, Gpu, GpuOptions, KernelChoice};
 use weblora::lora::{Lora, LoraConfig, Target};
 use weblora::model::decode::Decoder;
 use weblora::model::{ModelConfig, Plan, PlanOptions};
@@ -18,10 +18,17 @@ use weblora_tests::{assert_close, rel_l2, Tolerance};
 
 const V: usize = 151936;
 
-/// A device with WebGPU's default limits, opened once for this test binary.
+/// A device with WebGPU's default limits (and the kernels `WEBLORA_KERNELS` asks for), opened
+/// once for this test binary.
 fn gpu() -> &'static Gpu {
     static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| pollster::block_on(Gpu::with_limits(DeviceLimits::WebgpuDefault)).expect("a wgpu adapter"))
+    GPU.get_or_init(|| {
+        let options = GpuOptions {
+            limits: DeviceLimits::WebgpuDefault,
+            kernels: KernelChoice::from_env().expect("WEBLORA_KERNELS"),
+        };
+        pollster::block_on(Gpu::with_options(options)).expect("a wgpu adapter")
+    })
 }
 
 fn config(tied: bool) -> ModelConfig {

@@ -17,6 +17,8 @@ export interface GpuInfo {
   subgroups: boolean;
   maxStorageBinding: number;
   maxBuffer: number;
+  /** The matmul kernel family the engine runs. */
+  kernels: "cpu" | "tiled";
 }
 
 /** One training or data setting as a form shows it; `WebLoRA.settingsTable` lists them all. */
@@ -199,7 +201,11 @@ export interface CheckpointInfo {
 
 export class WebLoRA {
   /** Starts the worker and opens the GPU; rejects with a plain message when WebGPU is missing. */
-  static create(options?: { workerUrl?: string | URL }): Promise<WebLoRA>;
+  /**
+   * `kernels`: the matmul kernels, "auto" (the default: the CPU family on a software adapter such
+   * as SwiftShader, the tiled family on a GPU), "tiled" (workgroup-memory tiles) or "cpu".
+   */
+  static create(options?: { workerUrl?: string | URL; kernels?: "auto" | "tiled" | "cpu" }): Promise<WebLoRA>;
   gpu: GpuInfo;
   /** Every setting with its help, default and range, from the engine. */
   settingsTable: SettingSpec[];

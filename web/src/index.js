@@ -39,11 +39,15 @@ export class WebLoRA {
   #pending = new Map();
   #listeners = new Map();
 
-  /** Starts the worker and opens the GPU. Rejects with a plain message when WebGPU is missing. */
+  /**
+   * Starts the worker and opens the GPU. Rejects with a plain message when WebGPU is missing.
+   * `options.kernels` chooses the matmul kernels: "auto" (the default: the CPU family on a
+   * software adapter such as SwiftShader, the tiled family on a GPU), "tiled" or "cpu".
+   */
   static async create(options = {}) {
     const client = new WebLoRA(options);
     try {
-      const opened = await client.#call("open", {});
+      const opened = await client.#call("open", { kernels: options.kernels ?? "auto" });
       client.gpu = opened.gpu;
       client.settingsTable = opened.settingsTable;
     } catch (e) {

@@ -202,9 +202,9 @@ function withBlobs(files) {
 }
 
 const ops = {
-  async open() {
+  async open({ kernels }) {
     await init();
-    engine = await Engine.open();
+    engine = await Engine.open(kernels);
     return { gpu: engine.gpuInfo(), settingsTable: Engine.settingsTable() };
   },
   async loadModel({ url, files, cache }) {

@@ -1,8 +1,9 @@
 //! Acquiring the wgpu device, natively and in the browser, with the adapter's real limits or
-//! WebGPU's defaults.
+//! WebGPU's defaults, and settling its kernel family.
 
 use std::sync::{Arc, Mutex};
 
+use super::family::{KernelChoice, KernelFamily};
 use super::kernels::KernelCache;
 use crate::error::{Error, Result};
 
@@ -16,6 +17,15 @@ pub struct GpuInfo {
     pub subgroups: bool,
     pub max_storage_binding: u64,
     pub max_buffer: u64,
+    /// The matmul kernels this device runs.
+    pub kernels: KernelFamily,
+}
+
+impl std::fmt::Display for GpuInfo {
+    /// `llvmpipe (LLVM 15.0.7, 256 bits) (Vulkan, Cpu), cpu kernels`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}, {}), {} kernels", self.name, self.backend, self.device_type, self.kernels.name())
+    }
 }
 
 impl GpuInfo {
@@ -70,6 +80,21 @@ impl DeviceLimits {
     }
 }
 
+/// How a [`Gpu`] is opened: its limits and its kernel family.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GpuOptions {
+    pub limits: DeviceLimits,
+    pub kernels: KernelChoice,
+}
+
+impl GpuOptions {
+    /// From `WEBLORA_LIMITS` and `WEBLORA_KERNELS` (see [`DeviceLimits::from_env`] and
+    /// [`KernelChoice::from_env`]).
+    pub fn from_env() -> Result<GpuOptions> {
+        Ok(GpuOptions { limits: DeviceLimits::from_env()?, kernels: KernelChoice::from_env()? })
+    }
+}
+
 /// The device, its queue and the pipelines built on it. Cheap to clone.
 #[derive(Clone)]
 pub struct Gpu {
@@ -83,16 +108,17 @@ pub struct Gpu {
 }
 
 impl Gpu {
-    /// Finds a GPU and opens it with the limits `WEBLORA_LIMITS` asks for (see
-    /// [`DeviceLimits::from_env`]).
+    /// Finds a GPU and opens it with the limits and kernels `WEBLORA_LIMITS` and
+    /// `WEBLORA_KERNELS` ask for (see [`GpuOptions::from_env`]).
     pub async fn new() -> Result<Gpu> {
-        Self::with_limits(DeviceLimits::from_env()?).await
+        Self::with_options(GpuOptions::from_env()?).await
     }
 
-    /// Finds a GPU and opens it with `limits`, plus `shader-f16` and `subgroups` where offered.
-    /// Natively the backend may be chosen with `WGPU_BACKEND` (vulkan, metal, dx12); by default
-    /// the primary backends are tried, never GL.
-    pub async fn with_limits(limits: DeviceLimits) -> Result<Gpu> {
+    /// Finds a GPU and opens it with `options.limits`, plus `shader-f16` and `subgroups` where
+    /// offered, and settles its kernel family by `options.kernels`. Natively the backend may be
+    /// chosen with `WGPU_BACKEND` (vulkan, metal, dx12); by default the primary backends are
+    /// tried, never GL.
+    pub async fn with_options(options: GpuOptions) -> Result<Gpu> {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         if std::env::var_os("WGPU_BACKEND").is_none() {
             desc.backends =
@@ -110,7 +136,7 @@ impl Gpu {
             .map_err(|e| Error::NoGpu(e.to_string()))?;
         let offered = adapter.features();
         let features = offered & (wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP);
-        let limits = limits.resolve(&adapter);
+        let limits = options.limits.resolve(&adapter);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("weblora"),
@@ -121,8 +147,13 @@ impl Gpu {
             .await
             .map_err(|e| Error::NoGpu(e.to_string()))?;
         let a = adapter.get_info();
+        #[cfg(target_arch = "wasm32")]
+        let name = super::family::browser_adapter_name().await;
+        #[cfg(not(target_arch = "wasm32"))]
+        let name = a.name;
         let info = GpuInfo {
-            name: a.name,
+            kernels: options.kernels.resolve(a.device_type, &name),
+            name,
             backend: format!("{:?}", a.backend),
             device_type: format!("{:?}", a.device_type),
             shader_f16: features.contains(wgpu::Features::SHADER_F16),

@@ -2,6 +2,7 @@
 //! readback. Everything above this module records work into [`Program`]s; only [`Gpu`] submits.
 
 mod device;
+mod family;
 mod kernels;
 mod program;
 mod quant;
@@ -10,7 +11,8 @@ mod split;
 mod tensor;
 mod weight;
 
-pub use device::{DeviceLimits, Gpu, GpuInfo};
+pub use device::{DeviceLimits, Gpu, GpuInfo, GpuOptions};
+pub use family::{KernelChoice, KernelFamily};
 pub use kernels::{Kernel, QuantOp};
 pub use program::{grid, Binding, Program};
 pub use quant::{repack, QuantTensor};

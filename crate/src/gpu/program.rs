@@ -31,6 +31,11 @@ impl Program {
         Program { gpu: gpu.clone(), commands: Vec::new() }
     }
 
+    /// The device the program records for.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
     pub fn len(&self) -> usize {
         self.commands.len()
     }

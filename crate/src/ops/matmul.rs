@@ -1,10 +1,11 @@
-//! Wrappers of `shaders/matmul.wgsl`.
+//! Wrappers of `shaders/matmul.wgsl` and `shaders/matmul_tiled.wgsl`: each matmul dispatches
+//! to the kernel family of the program's device (the mat-vec is the same in both).
 
 use bytemuck::{Pod, Zeroable};
 
 use super::{expect_numel, groups_for, u32_of};
 use crate::error::{shape_err, Result};
-use crate::gpu::{grid, Kernel, Program, Tensor};
+use crate::gpu::{grid, Kernel, KernelFamily, Program, Tensor};
 
 /// The most rows (M) the mat-vec kernels take: decoding has one.
 pub const MATVEC_ROWS: usize = 4;
@@ -19,9 +20,11 @@ struct Params {
     beta: f32,
 }
 
+/// Records a matmul with the kernel of the device's family: `kernels` is (CPU family, tiled
+/// family). The CPU family's workgroup covers 32×32 of c, the tiled family's 64×64.
 fn record(
     prog: &mut Program,
-    kernel: Kernel,
+    kernels: (Kernel, Kernel),
     op: &'static str,
     c: &Tensor,
     a: &Tensor,
@@ -34,7 +37,11 @@ fn record(
         return Err(shape_err(op, format!("empty output ({m}, {n})")));
     }
     let params = Params { m: u32_of(op, m)?, n: u32_of(op, n)?, k: u32_of(op, k)?, alpha, beta };
-    let groups = [u32_of(op, n.div_ceil(32))?, u32_of(op, m.div_ceil(32))?, 1];
+    let (kernel, tile) = match prog.gpu().info.kernels {
+        KernelFamily::Cpu => (kernels.0, 32),
+        KernelFamily::Tiled => (kernels.1, 64),
+    };
+    let groups = [u32_of(op, n.div_ceil(tile))?, u32_of(op, m.div_ceil(tile))?, 1];
     prog.dispatch(kernel, &params, &[(1, c), (2, a), (3, b)], groups)
 }
 
@@ -62,7 +69,7 @@ pub fn matmul_nt(
     expect_numel(op, "c", c, m * n)?;
     expect_numel(op, "a", a, m * k)?;
     expect_numel(op, "b", b, n * k)?;
-    record(prog, Kernel::MatmulNt, op, c, a, b, (m, n, k), alpha, beta)
+    record(prog, (Kernel::MatmulNt, Kernel::MatmulNtTiled), op, c, a, b, (m, n, k), alpha, beta)
 }
 
 /// c (M, N) = alpha · a (M, K) · b (K, N) + beta · c. The input gradient of a linear layer, dx = dy·W.
@@ -83,7 +90,7 @@ pub fn matmul_nn(
     expect_numel(op, "c", c, m * n)?;
     expect_numel(op, "a", a, m * k)?;
     expect_numel(op, "b", b, k * n)?;
-    record(prog, Kernel::MatmulNn, op, c, a, b, (m, n, k), alpha, beta)
+    record(prog, (Kernel::MatmulNn, Kernel::MatmulNnTiled), op, c, a, b, (m, n, k), alpha, beta)
 }
 
 /// c (M, N) = alpha · a (K, M)ᵀ · b (K, N) + beta · c. The weight gradient of a linear layer, dW = dyᵀ·x.
@@ -104,7 +111,7 @@ pub fn matmul_tn(
     expect_numel(op, "c", c, m * n)?;
     expect_numel(op, "a", a, k * m)?;
     expect_numel(op, "b", b, k * n)?;
-    record(prog, Kernel::MatmulTn, op, c, a, b, (m, n, k), alpha, beta)
+    record(prog, (Kernel::MatmulTn, Kernel::MatmulTnTiled), op, c, a, b, (m, n, k), alpha, beta)
 }
 
 /// c (M, N) = alpha · a (M, K) · b (N, K)ᵀ + beta · c for M ≤ [`MATVEC_ROWS`]: the forward of a

@@ -5,9 +5,10 @@ import { WebLoRA, checkWebGPU } from "/web/src/index.js";
 let client = null;
 const log = { steps: [], progress: [], status: [], checkpoints: [] };
 
-async function connect() {
+/** The page's client, created at the first call (with `options`, e.g. `{ kernels: "tiled" }`). */
+async function connect(options = {}) {
   if (client) return client;
-  client = await WebLoRA.create();
+  client = await WebLoRA.create(options);
   client.on("step", (s) => log.steps.push(s));
   client.on("progress", (p) => log.progress.push(p));
   client.on("status", (s) => log.status.push(s));
@@ -25,7 +26,7 @@ async function safetensorsHeader(blob) {
 window.embed = {
   log,
   checkWebGPU,
-  connect: async () => (await connect()).gpu,
+  connect: async (options) => (await connect(options)).gpu,
   loadModel: async (url) => (await connect()).loadModel(url),
   loadData: async (text, settings, name) => (await connect()).loadData(text, settings, name),
   /** Trains; with `stopAtStep`, asks to stop once that step's event arrives. */

@@ -164,7 +164,7 @@ fn inspect(path: &std::path::Path, dequantize: bool) -> Result<()> {
         "GPU weights  {:.1} MB ({kept}; projections {:.1} MB) on {}",
         mb(w.gpu_bytes()),
         mb(w.projection_gpu_bytes()),
-        g.info.name
+        g.info
     );
     Ok(())
 }

@@ -143,6 +143,7 @@ pub fn run_train(mut args: TrainArgs, given: Given) -> Result<std::process::Exit
     // The output folder is claimed last, once nothing else can be refused.
     claim_out(&args.out, args.overwrite, resume.is_some())?;
     let d = &args.data;
+    say!("GPU: {}", g.info);
     say!(
         "LoRA: rank {}, alpha {}, {} modules, {} trainable parameters",
         lora.config.r,
