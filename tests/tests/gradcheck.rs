@@ -133,6 +133,6 @@ fn llama_untied_packed_rows() {
     // Rows of 4 + 3 tokens and of 2 + 2 + 1 tokens and two of padding.
     let examples = random_examples(&[3, 2, 4, 1, 2], model.config.vocab_size as u32, 13);
     let batch = batches(&examples, 2, 7, true).remove(0);
-    assert!(batch.segments.iter().any(|&s| s == 1), "{:?}", batch.segments);
+    assert!(batch.segments.contains(&1), "{:?}", batch.segments);
     check_model("llama untied packed", &model, lora(4, &Target::ALL, 0.0, false), true, batch);
 }
