@@ -2,6 +2,10 @@
 // stored. Forward keeps only the log-sum-exp of each query row; backward recomputes the
 // probabilities from it. Query head h reads kv head h / (NH / NKV), as Hugging Face's repeat_kv.
 //
+// A row of the batch may hold several examples (packing): each token carries a segment id, a
+// segment is a run of equal ids, and a query attends only to the keys of its own segment up to
+// itself. A row with one segment is plain causal attention.
+//
 // One invocation per query row (forward, dq) or per key row (dk, dv); HD % 4 == 0, HD ≤ 128.
 
 struct Params {
@@ -17,16 +21,15 @@ const MAX_HD4: u32 = 32u;   // HD / 4 ≤ 32
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;   // forward: (B, T, NH, HD); dq: dq (B, T, NH, HD); dkv: dk (B, T, NKV, HD); kv_append: cache (T, NKV, HD)
-@group(0) @binding(2) var<storage, read_write> stat: array<f32>;       // forward: lse (B, NH, T); dq: D = rowsum(dO ⊙ O) (B, NH, T), written
+@group(0) @binding(2) var<storage, read_write> stat: array<f32>;       // (2, B, NH, T): [0] lse of each query row, written by forward; [1] D = rowsum(dO ⊙ O), written by dq
 @group(0) @binding(3) var<storage, read> q: array<vec4<f32>>;          // (B, T, NH, HD); kv_append: the new row (NKV, HD)
 @group(0) @binding(4) var<storage, read> k: array<vec4<f32>>;          // (B, T, NKV, HD)
 @group(0) @binding(5) var<storage, read> v: array<vec4<f32>>;          // (B, T, NKV, HD)
 @group(0) @binding(6) var<storage, read> dout: array<vec4<f32>>;       // backward: dO (B, T, NH, HD)
 @group(0) @binding(7) var<storage, read> o: array<vec4<f32>>;          // dq: O (B, T, NH, HD)
-@group(0) @binding(8) var<storage, read> lse: array<f32>;              // dkv: (B, NH, T)
-@group(0) @binding(9) var<storage, read> dstat: array<f32>;            // dkv: D (B, NH, T)
-@group(0) @binding(10) var<storage, read_write> dv: array<vec4<f32>>;  // dkv: (B, T, NKV, HD)
-@group(0) @binding(11) var<storage, read> decode_pos: array<u32>;      // decode, kv_append: (1) position of the new token
+@group(0) @binding(8) var<storage, read> seg: array<u32>;              // forward, backward: (B, T) segment id of each token
+@group(0) @binding(9) var<storage, read_write> dv: array<vec4<f32>>;   // dkv: (B, T, NKV, HD)
+@group(0) @binding(10) var<storage, read> decode_pos: array<u32>;      // decode, kv_append: (1) position of the new token
 
 fn q_row(b: u32, t: u32, h: u32) -> u32 {
     return ((b * p.T + t) * p.NH + h) * (p.HD / 4u);
@@ -36,13 +39,28 @@ fn kv_row(b: u32, t: u32, h: u32) -> u32 {
     return ((b * p.T + t) * p.NKV + h) * (p.HD / 4u);
 }
 
+// Index of the log-sum-exp of query row t of head h in `stat`; D's is this plus `d_offset()`.
 fn stat_index(b: u32, h: u32, t: u32) -> u32 {
     return (b * p.NH + h) * p.T + t;
 }
 
-// Attends query row qi (head h of batch b, at position t) over keys 0..=t of kv head hk:
+fn d_offset() -> u32 {
+    return p.B * p.NH * p.T;
+}
+
+// The first column of the segment that column t of row b belongs to.
+fn segment_start(b: u32, t: u32) -> u32 {
+    let id = seg[b * p.T + t];
+    var j = t;
+    while (j > 0u && seg[b * p.T + j - 1u] == id) {
+        j--;
+    }
+    return j;
+}
+
+// Attends query row qi (head h of batch b, at column t) over keys j0..=t of kv head hk:
 // writes the output row and returns the log-sum-exp of the scores.
-fn attend(qi: u32, b: u32, hk: u32, t: u32) -> f32 {
+fn attend(qi: u32, b: u32, hk: u32, j0: u32, t: u32) -> f32 {
     let hd4 = p.HD / 4u;
     var qv: array<vec4<f32>, MAX_HD4>;
     var acc: array<vec4<f32>, MAX_HD4>;
@@ -51,7 +69,7 @@ fn attend(qi: u32, b: u32, hk: u32, t: u32) -> f32 {
     }
     var m = -3.0e38;
     var l = 0.0;
-    for (var j = 0u; j <= t; j++) {
+    for (var j = j0; j <= t; j++) {
         let kj = kv_row(b, j, hk);
         var s = 0.0;
         for (var d = 0u; d < hd4; d++) {
@@ -82,7 +100,7 @@ fn attention_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     let t = i % p.T;
     let h = (i / p.T) % p.NH;
     let b = i / (p.T * p.NH);
-    stat[stat_index(b, h, t)] = attend(q_row(b, t, h), b, h / (p.NH / p.NKV), t);
+    stat[stat_index(b, h, t)] = attend(q_row(b, t, h), b, h / (p.NH / p.NKV), segment_start(b, t), t);
 }
 
 // Generation with a KV cache: one new query row per head, q (NH, HD), against the cached keys
@@ -93,7 +111,7 @@ fn attention_decode(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (h >= p.NH) {
         return;
     }
-    attend(h * (p.HD / 4u), 0u, h / (p.NH / p.NKV), decode_pos[0]);
+    attend(h * (p.HD / 4u), 0u, h / (p.NH / p.NKV), 0u, decode_pos[0]);
 }
 
 // Writes the new key or value row (NKV·HD) into the cache at row pos[0].
@@ -106,7 +124,8 @@ fn kv_append(@builtin(global_invocation_id) gid: vec3<u32>) {
     out[decode_pos[0] * w + gid.x] = q[gid.x];
 }
 
-// dq_t = scale · Σ_j p_tj (dO_t·v_j − D_t) k_j, with D_t = dO_t·O_t (also written for the dkv pass).
+// dq_t = scale · Σ_j p_tj (dO_t·v_j − D_t) k_j over the keys j of t's segment up to t, with
+// D_t = dO_t·O_t (also written for the dkv pass).
 @compute @workgroup_size(64)
 fn attention_backward_dq(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * 64u;
@@ -129,8 +148,8 @@ fn attention_backward_dq(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
         dsum += dot(dov[d], o[qi + d]);
     }
     let si = stat_index(b, h, t);
-    let lse_t = lse[si];
-    for (var j = 0u; j <= t; j++) {
+    let lse_t = stat[si];
+    for (var j = segment_start(b, t); j <= t; j++) {
         let kj = kv_row(b, j, hk);
         var s = 0.0;
         var dp = 0.0;
@@ -146,10 +165,10 @@ fn attention_backward_dq(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
     for (var d = 0u; d < hd4; d++) {
         out[qi + d] = acc[d] * p.scale;
     }
-    stat[si] = dsum;
+    stat[d_offset() + si] = dsum;
 }
 
-// For key row j of kv head hk, over the query heads of its group and the rows t ≥ j:
+// For key row j of kv head hk, over the query heads of its group and the rows t ≥ j of its segment:
 //   dv_j = Σ p_tj dO_t,   dk_j = scale · Σ p_tj (dO_t·v_j − D_t) q_t
 @compute @workgroup_size(64)
 fn attention_backward_dkv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -171,9 +190,10 @@ fn attention_backward_dkv(@builtin(global_invocation_id) gid: vec3<u32>, @builti
         kv[d] = k[kj + d];
         vv[d] = v[kj + d];
     }
+    let id = seg[b * p.T + j];
     for (var g = 0u; g < group; g++) {
         let h = hk * group + g;
-        for (var t = j; t < p.T; t++) {
+        for (var t = j; t < p.T && seg[b * p.T + t] == id; t++) {
             let qi = q_row(b, t, h);
             var s = 0.0;
             var dp = 0.0;
@@ -182,8 +202,8 @@ fn attention_backward_dkv(@builtin(global_invocation_id) gid: vec3<u32>, @builti
                 dp += dot(dout[qi + d], vv[d]);
             }
             let si = stat_index(b, h, t);
-            let pr = exp(s * p.scale - lse[si]);
-            let ds = pr * (dp - dstat[si]);
+            let pr = exp(s * p.scale - stat[si]);
+            let ds = pr * (dp - stat[d_offset() + si]);
             for (var d = 0u; d < hd4; d++) {
                 dvv[d] += pr * dout[qi + d];
                 dk[d] += ds * q[qi + d];

@@ -59,6 +59,7 @@ const PLACES = {
   rslora: { section: "advanced", label: "rsLoRA" },
   shuffle: { section: "advanced", label: "Shuffle" },
   groupByLength: { section: "advanced", label: "Group by length", options: { "": "When shuffling", true: "Always", false: "Never" } },
+  packing: { section: "advanced", label: "Pack examples" },
   recompute: { section: "advanced", label: "Recompute activations" },
   checkpointEvery: { omit: "the page checkpoints its runs every few updates itself (see train.js)" },
 };

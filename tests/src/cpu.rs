@@ -79,12 +79,14 @@ pub fn rope(x: &mut [f32], cos: &[f32], sin: &[f32], pos: &[u32], nh: usize, hd:
     }
 }
 
-/// Causal GQA attention, q (B, T, NH, HD), k, v (B, T, NKV, HD). Returns out and the
+/// Causal GQA attention, q (B, T, NH, HD), k, v (B, T, NKV, HD), where query i attends to key
+/// j when j ≤ i and both have the same segment id `seg` (B, T). Returns out and the
 /// probabilities (B, NH, T, T) for the backward reference.
 pub fn attention_forward(
     q: &[f32],
     k: &[f32],
     v: &[f32],
+    seg: &[u32],
     b: usize,
     t: usize,
     nh: usize,
@@ -100,9 +102,15 @@ pub fn attention_forward(
         for h in 0..nh {
             let hk = h / (nh / nkv);
             for i in 0..t {
+                let seen = |j: usize| seg[bb * t + j] == seg[bb * t + i];
                 let scores: Vec<f64> = (0..=i)
                     .map(|j| {
-                        (0..hd).map(|d| q[qi(bb, i, h) + d] as f64 * k[ki(bb, j, hk) + d] as f64).sum::<f64>() * scale
+                        let s = (0..hd).map(|d| q[qi(bb, i, h) + d] as f64 * k[ki(bb, j, hk) + d] as f64).sum::<f64>();
+                        if seen(j) {
+                            s * scale
+                        } else {
+                            f64::NEG_INFINITY
+                        }
                     })
                     .collect();
                 let m = scores.iter().cloned().fold(f64::MIN, f64::max);
@@ -120,7 +128,8 @@ pub fn attention_forward(
     (out, probs)
 }
 
-/// (dq, dk, dv) of causal GQA attention.
+/// (dq, dk, dv) of causal GQA attention, from the forward's probabilities (zero where a query
+/// does not see a key).
 pub fn attention_backward(
     dout: &[f32],
     q: &[f32],

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use weblora::lora::Target;
-use weblora::model::ModelConfig;
+use weblora::model::{Batch, ModelConfig};
 
 use crate::cpu;
 
@@ -125,22 +125,15 @@ fn rope_tables(theta: f64, hd: usize, max_t: usize) -> (Vec<f32>, Vec<f32>) {
     (cos, sin)
 }
 
-/// Forward and backward of the whole model on batch `ids`/`targets` (B, T) (targets already
-/// shifted, −100 ignored). The config must use default RoPE.
-pub fn forward_backward(
-    cfg: &ModelConfig,
-    w: &Weights,
-    lora: &Adapter,
-    ids: &[u32],
-    targets: &[i32],
-    b: usize,
-    t: usize,
-) -> Output {
+/// Forward and backward of the whole model on `batch` (targets already shifted, −100 ignored;
+/// its positions and segments as the engine reads them). The config must use default RoPE.
+pub fn forward_backward(cfg: &ModelConfig, w: &Weights, lora: &Adapter, batch: &Batch) -> Output {
+    let (b, t, ids, targets, pos, seg) =
+        (batch.b, batch.t, &batch.ids, &batch.targets, &batch.positions, &batch.segments);
     let (n, c, v) = (b * t, cfg.hidden_size, cfg.vocab_size);
     let (nh, nkv, hd, eps) = (cfg.num_attention_heads, cfg.n_kv_heads(), cfg.head_dim(), cfg.rms_norm_eps);
     let theta = cfg.rope().rope_theta.unwrap_or(10000.0);
     let (cos, sin) = rope_tables(theta, hd, t);
-    let pos: Vec<u32> = (0..n).map(|i| (i % t) as u32).collect();
     let embed = &w["model.embed_tokens.weight"];
     let head = w.get("lm_head.weight").unwrap_or(embed);
 
@@ -153,9 +146,9 @@ pub fn forward_backward(
         let mut q = ly.linear_forward(&ln1, Target::Q, &mut lora_u);
         let mut k = ly.linear_forward(&ln1, Target::K, &mut lora_u);
         let vv = ly.linear_forward(&ln1, Target::V, &mut lora_u);
-        cpu::rope(&mut q, &cos, &sin, &pos, nh, hd, false);
-        cpu::rope(&mut k, &cos, &sin, &pos, nkv, hd, false);
-        let (att, probs) = cpu::attention_forward(&q, &k, &vv, b, t, nh, nkv, hd);
+        cpu::rope(&mut q, &cos, &sin, pos, nh, hd, false);
+        cpu::rope(&mut k, &cos, &sin, pos, nkv, hd, false);
+        let (att, probs) = cpu::attention_forward(&q, &k, &vv, seg, b, t, nh, nkv, hd);
         let xmid = add(&x, &ly.linear_forward(&att, Target::O, &mut lora_u));
         let (ln2, _) = cpu::rmsnorm_forward(&xmid, ly.weight("post_attention_layernorm.weight"), n, c, eps);
         let g = ly.linear_forward(&ln2, Target::Gate, &mut lora_u);
@@ -198,8 +191,8 @@ pub fn forward_backward(
             add(&dres, &cpu::rmsnorm_backward(&dln2, &a.xmid, ly.weight("post_attention_layernorm.weight"), n, c, eps));
         let datt = ly.linear_backward(&dxmid, &a.att, Target::O, a, &mut grads);
         let (mut dq, mut dk, dv) = cpu::attention_backward(&datt, &a.q, &a.k, &a.v, &a.probs, b, t, nh, nkv, hd);
-        cpu::rope(&mut dk, &cos, &sin, &pos, nkv, hd, true);
-        cpu::rope(&mut dq, &cos, &sin, &pos, nh, hd, true);
+        cpu::rope(&mut dk, &cos, &sin, pos, nkv, hd, true);
+        cpu::rope(&mut dq, &cos, &sin, pos, nh, hd, true);
         let dln1 = add(
             &add(
                 &ly.linear_backward(&dv, &a.ln1, Target::V, a, &mut grads),

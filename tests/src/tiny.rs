@@ -1,5 +1,6 @@
 //! Tiny random models made inside the tests.
 
+use weblora::data::{BatchOptions, Batcher, Example};
 use weblora::gpu::Gpu;
 use weblora::lora::{Lora, LoraConfig};
 use weblora::model::{Batch, Model, ModelConfig, ModelWeights};
@@ -71,4 +72,30 @@ pub fn random_batch(b: usize, t: usize, vocab: u32, pad: usize, seed: u64) -> Ba
         *target = -100;
     }
     Batch::new(b, t, ids, targets).unwrap()
+}
+
+/// Examples of these lengths with random ids below `vocab`, each supervised from its second token.
+pub fn random_examples(lens: &[usize], vocab: u32, seed: u64) -> Vec<Example> {
+    let mut rng = Rng::new(seed);
+    let example = |(line, &len): (usize, &usize)| Example {
+        ids: (0..len).map(|_| rng.below(vocab)).collect(),
+        mask: (0..len).map(|i| i > 0).collect(),
+        line: line + 1,
+    };
+    lens.iter().enumerate().map(example).collect()
+}
+
+/// The batches of one epoch of `examples` in file order, `b` rows of at most `t` tokens, with
+/// several examples a row when `packing`.
+pub fn batches(examples: &[Example], b: usize, t: usize, packing: bool) -> Vec<Batch> {
+    let options = BatchOptions {
+        batch_size: b,
+        seq_len: t,
+        packing,
+        shuffle: false,
+        group_by_length: false,
+        pad_to_multiple_of: 1,
+        ..Default::default()
+    };
+    Batcher::new(examples.to_vec(), options, 0).epoch(0).map(Batch::from).collect()
 }

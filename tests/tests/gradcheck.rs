@@ -1,12 +1,13 @@
 //! Finite-difference checks of the analytic gradients through a whole tiny model: the LoRA A
 //! and B gradients, and dx, the gradient at the input embeddings. Variants cover tied and
-//! untied embeddings, q/k/v (and o) biases, GQA, rsLoRA with a rank that needs padding, and
-//! LoRA dropout (its mask is fixed by the step's seed, so the loss is a smooth function).
+//! untied embeddings, q/k/v (and o) biases, GQA, rsLoRA with a rank that needs padding, LoRA
+//! dropout (its mask is fixed by the step's seed, so the loss is a smooth function), and rows
+//! that pack several examples.
 
 use weblora::lora::{Lora, LoraConfig, Target};
 use weblora::model::{Batch, Model, Plan, PlanOptions};
 use weblora::ops::StepParams;
-use weblora_tests::tiny::{config, random_batch, random_lora, random_model};
+use weblora_tests::tiny::{batches, config, random_batch, random_examples, random_lora, random_model};
 use weblora_tests::{gpu, read, Rng};
 
 const EPS: f32 = 1e-3;
@@ -32,11 +33,15 @@ fn check_direction(what: &str, plan: &Plan, lora: &Lora, p0: &[f32], grads: &[f3
     assert!(err < 1e-2, "{what}: finite difference {fd} vs analytic {analytic} (relative error {err})");
 }
 
-fn check_model(name: &str, model: &Model, lora_cfg: LoraConfig, check_dx: bool) {
+/// Two rows of six tokens, the first with two padded positions.
+fn plain_batch(model: &Model) -> Batch {
+    random_batch(2, 6, model.config.vocab_size as u32, 2, 9)
+}
+
+fn check_model(name: &str, model: &Model, lora_cfg: LoraConfig, check_dx: bool, batch: Batch) {
     let g = gpu();
     let lora = random_lora(g, &model.config, lora_cfg, 5);
-    let (b, t) = (2, 6);
-    let batch = random_batch(b, t, model.config.vocab_size as u32, 2, 9);
+    let (b, t) = (batch.b, batch.t);
     let plan = Plan::new(g, model, &lora, b, t, PlanOptions::default()).unwrap();
     plan.set_batch(&batch).unwrap();
     let p0 = read(&lora.params);
@@ -106,17 +111,28 @@ fn lora(r: usize, targets: &[Target], dropout: f32, use_rslora: bool) -> LoraCon
 #[test]
 fn llama_tied_all_linear() {
     let model = random_model(gpu(), config("llama", true, false), 1);
-    check_model("llama tied", &model, lora(4, &Target::ALL, 0.0, false), false);
+    check_model("llama tied", &model, lora(4, &Target::ALL, 0.0, false), false, plain_batch(&model));
 }
 
 #[test]
 fn llama_untied_with_attention_bias_and_dropout() {
     let model = random_model(gpu(), config("llama", false, true), 2);
-    check_model("llama untied biased", &model, lora(4, &Target::ALL, 0.2, false), true);
+    check_model("llama untied biased", &model, lora(4, &Target::ALL, 0.2, false), true, plain_batch(&model));
 }
 
 #[test]
 fn qwen2_untied_rslora_padded_rank() {
     let model = random_model(gpu(), config("qwen2", false, false), 3);
-    check_model("qwen2 untied", &model, lora(3, &[Target::Q, Target::V, Target::Down], 0.0, true), true);
+    let targets = [Target::Q, Target::V, Target::Down];
+    check_model("qwen2 untied", &model, lora(3, &targets, 0.0, true), true, plain_batch(&model));
+}
+
+#[test]
+fn llama_untied_packed_rows() {
+    let model = random_model(gpu(), config("llama", false, false), 4);
+    // Rows of 4 + 3 tokens and of 2 + 2 + 1 tokens and two of padding.
+    let examples = random_examples(&[3, 2, 4, 1, 2], model.config.vocab_size as u32, 13);
+    let batch = batches(&examples, 2, 7, true).remove(0);
+    assert!(batch.segments.contains(&1), "{:?}", batch.segments);
+    check_model("llama untied packed", &model, lora(4, &Target::ALL, 0.0, false), true, batch);
 }

@@ -91,37 +91,59 @@ fn rope_forward_and_backward() {
     assert_close("rope round trip", &want, &x, F32);
 }
 
+/// Segment ids (B, T) for packed rows: runs of 1, 3, 2, 5, 4, ... tokens, counted per row.
+fn packed_segments(b: usize, t: usize) -> Vec<u32> {
+    let lens = [1, 3, 2, 5, 4, 7];
+    let mut seg = Vec::with_capacity(b * t);
+    for row in 0..b {
+        let (mut id, mut left) = (0u32, lens[row % lens.len()]);
+        for _ in 0..t {
+            if left == 0 {
+                id += 1;
+                left = lens[(row + id as usize) % lens.len()];
+            }
+            seg.push(id);
+            left -= 1;
+        }
+    }
+    seg
+}
+
 #[test]
 fn attention_forward_and_backward() {
     let g = gpu();
     for &(b, t, nh, nkv, hd) in
         &[(1, 1, 1, 1, 4), (2, 5, 4, 2, 8), (1, 67, 3, 1, 16), (3, 9, 6, 6, 12), (1, 4, 2, 1, 128)]
     {
-        let s = AttentionShape { b, t, nh, nkv, hd };
-        let mut rng = Rng::new((b * 100 + t * 10 + nh) as u64);
-        let q = rng.vec(b * t * nh * hd, 1.0);
-        let k = rng.vec(b * t * nkv * hd, 1.0);
-        let v = rng.vec(b * t * nkv * hd, 1.0);
-        let dout = rng.vec(b * t * nh * hd, 1.0);
-        let (tq, tk, tv, tdo) =
-            (f32_tensor("q", &q), f32_tensor("k", &k), f32_tensor("v", &v), f32_tensor("do", &dout));
-        let out = Tensor::zeros(g, "out", &[q.len()], DType::F32).unwrap();
-        let lse = Tensor::zeros(g, "lse", &[b, nh, t], DType::F32).unwrap();
-        let dstat = Tensor::zeros(g, "dstat", &[b, nh, t], DType::F32).unwrap();
-        let dq = Tensor::zeros(g, "dq", &[q.len()], DType::F32).unwrap();
-        let dk = Tensor::zeros(g, "dk", &[k.len()], DType::F32).unwrap();
-        let dv = Tensor::zeros(g, "dv", &[v.len()], DType::F32).unwrap();
-        let mut prog = Program::new(g);
-        ops::attention_forward(&mut prog, &out, &lse, &tq, &tk, &tv, s).unwrap();
-        ops::attention_backward(&mut prog, &dq, &dk, &dv, &dstat, &tdo, &out, &tq, &tk, &tv, &lse, s).unwrap();
-        g.submit(&prog, None);
-        let (want, probs) = cpu::attention_forward(&q, &k, &v, b, t, nh, nkv, hd);
-        let (wdq, wdk, wdv) = cpu::attention_backward(&dout, &q, &k, &v, &probs, b, t, nh, nkv, hd);
-        let case = format!("b={b} t={t} nh={nh} nkv={nkv} hd={hd}");
-        assert_close(&format!("attention out {case}"), &read(&out), &want, F32);
-        assert_close(&format!("attention dq {case}"), &read(&dq), &wdq, F32);
-        assert_close(&format!("attention dk {case}"), &read(&dk), &wdk, F32);
-        assert_close(&format!("attention dv {case}"), &read(&dv), &wdv, F32);
+        for packed in [false, true] {
+            let s = AttentionShape { b, t, nh, nkv, hd };
+            let mut rng = Rng::new((b * 100 + t * 10 + nh) as u64);
+            let q = rng.vec(b * t * nh * hd, 1.0);
+            let k = rng.vec(b * t * nkv * hd, 1.0);
+            let v = rng.vec(b * t * nkv * hd, 1.0);
+            let dout = rng.vec(b * t * nh * hd, 1.0);
+            let seg = if packed { packed_segments(b, t) } else { vec![0; b * t] };
+            let (tq, tk, tv, tdo) =
+                (f32_tensor("q", &q), f32_tensor("k", &k), f32_tensor("v", &v), f32_tensor("do", &dout));
+            let tseg = Tensor::zeros(g, "seg", &[b * t], DType::U32).unwrap();
+            tseg.write_u32(g, &seg).unwrap();
+            let out = Tensor::zeros(g, "out", &[q.len()], DType::F32).unwrap();
+            let stats = Tensor::zeros(g, "stats", &[2, b, nh, t], DType::F32).unwrap();
+            let dq = Tensor::zeros(g, "dq", &[q.len()], DType::F32).unwrap();
+            let dk = Tensor::zeros(g, "dk", &[k.len()], DType::F32).unwrap();
+            let dv = Tensor::zeros(g, "dv", &[v.len()], DType::F32).unwrap();
+            let mut prog = Program::new(g);
+            ops::attention_forward(&mut prog, &out, &stats, &tq, &tk, &tv, &tseg, s).unwrap();
+            ops::attention_backward(&mut prog, &dq, &dk, &dv, &stats, &tdo, &out, &tq, &tk, &tv, &tseg, s).unwrap();
+            g.submit(&prog, None);
+            let (want, probs) = cpu::attention_forward(&q, &k, &v, &seg, b, t, nh, nkv, hd);
+            let (wdq, wdk, wdv) = cpu::attention_backward(&dout, &q, &k, &v, &probs, b, t, nh, nkv, hd);
+            let case = format!("b={b} t={t} nh={nh} nkv={nkv} hd={hd} packed={packed}");
+            assert_close(&format!("attention out {case}"), &read(&out), &want, F32);
+            assert_close(&format!("attention dq {case}"), &read(&dq), &wdq, F32);
+            assert_close(&format!("attention dk {case}"), &read(&dk), &wdk, F32);
+            assert_close(&format!("attention dv {case}"), &read(&dv), &wdv, F32);
+        }
     }
 }
 

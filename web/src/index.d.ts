@@ -118,6 +118,9 @@ export interface TrainSettings {
   shuffle?: boolean;
   /** Put examples of similar length in one batch; default: only when shuffling. */
   groupByLength?: boolean;
+  /** Pack several short examples into each row (less padding); each keeps its own positions
+   * and attends only to itself, so the loss is the same as unpacked. Default false. */
+  packing?: boolean;
   /** Recompute activations in backward: less memory, slower. */
   recompute?: boolean;
 }

@@ -3,9 +3,10 @@
 //!
 //! A row is one example or, with packing, several whole examples laid end to end (best-fit
 //! decreasing into rows of `seq_len` tokens; done once, so an epoch shuffles rows, not the
-//! examples inside them). `positions` restart at 0 at each packed example and the first token
-//! of each example is never a target, as transformers' `DataCollatorWithFlattening` does; the
-//! attention itself still spans the whole row unless the engine reads `positions`.
+//! examples inside them). `positions` restart at 0 at each packed example, `segments` number the
+//! examples of a row (the engine's attention never crosses them), and the first token of each
+//! example is never a target, as transformers' `DataCollatorWithFlattening` does: a packed row
+//! computes what its examples would compute alone.
 
 use std::collections::BTreeMap;
 
@@ -25,7 +26,8 @@ pub struct BatchOptions {
     pub batch_size: usize,
     /// The longest row, in tokens (examples are truncated to it before batching).
     pub seq_len: usize,
-    /// Pack several short examples into one row.
+    /// Pack several short examples into one row (each keeps its positions and segment; see
+    /// [`TokenBatch`]).
     pub packing: bool,
     /// Put rows of similar length together (within windows of 50·B rows) to cut padding.
     pub group_by_length: bool,
@@ -71,18 +73,27 @@ pub struct TokenBatch {
     pub seq_len: usize,
     pub ids: Vec<u32>,     // (B, T)
     pub targets: Vec<i32>, // (B, T)
-    /// Position of each token within its example. (B, T)
+    /// Position of each token within its example, 0 for padding. (B, T)
     pub positions: Vec<u32>,
+    /// Index of each token's example in its row; a row's padding is one more segment. (B, T)
+    pub segments: Vec<u32>,
     /// Targets that are not [`IGNORE_INDEX`].
     pub supervised: usize,
     /// Real tokens, padding not counted.
     pub tokens: usize,
 }
 
-/// The engine's batch: the same `ids` and `targets` (B, T).
+/// The engine's batch: the same `ids`, `targets`, `positions` and `segments` (B, T).
 impl From<TokenBatch> for crate::model::Batch {
     fn from(b: TokenBatch) -> Self {
-        Self { b: b.batch_size, t: b.seq_len, ids: b.ids, targets: b.targets }
+        Self {
+            b: b.batch_size,
+            t: b.seq_len,
+            ids: b.ids,
+            targets: b.targets,
+            positions: b.positions,
+            segments: b.segments,
+        }
     }
 }
 
@@ -184,6 +195,7 @@ impl Batcher {
             ids: vec![self.pad_id; b * t],
             targets: vec![IGNORE_INDEX; b * t],
             positions: vec![0; b * t],
+            segments: vec![0; b * t],
             supervised: 0,
             tokens: 0,
         };
@@ -193,11 +205,12 @@ impl Batcher {
             };
             let base = slot * t;
             let mut at = 0;
-            for &i in members {
+            for (segment, &i) in members.iter().enumerate() {
                 let e = &self.examples[i];
                 for (k, &id) in e.ids.iter().enumerate().take(t - at) {
                     out.ids[base + at + k] = id;
                     out.positions[base + at + k] = k as u32;
+                    out.segments[base + at + k] = segment as u32;
                     if k > 0 && e.mask.get(k).copied().unwrap_or(false) {
                         out.targets[base + at + k - 1] = id as i32;
                         out.supervised += 1;
@@ -205,6 +218,7 @@ impl Batcher {
                 }
                 at += e.len().min(t - at);
             }
+            out.segments[base + at..base + t].fill(members.len() as u32);
             out.tokens += at;
         }
         out

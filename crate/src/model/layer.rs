@@ -17,7 +17,7 @@ pub(super) struct LayerActs {
     pub k: Tensor,                     // (N, NKV·HD), after RoPE
     pub v: Tensor,                     // (N, NKV·HD)
     pub att: Tensor,                   // (N, NH·HD)
-    pub lse: Tensor,                   // (B, NH, T)
+    pub stats: Tensor,                 // (2, B, NH, T) attention's log-sum-exp and rowsum(dO ⊙ O)
     pub xmid: Tensor,                  // (N, C) residual after attention
     pub ln2: Tensor,                   // (N, C)
     pub rstd2: Tensor,                 // (N)
@@ -70,7 +70,7 @@ impl LayerActs {
             k: z("k", &[n, s.kvd])?,
             v: z("v", &[n, s.kvd])?,
             att: z("att", &[n, s.qd])?,
-            lse: z("lse", &[s.b, s.nh, s.t])?,
+            stats: z("attention_stats", &[2, s.b, s.nh, s.t])?,
             xmid: z("xmid", &[n, s.c])?,
             ln2: z("ln2", &[n, s.c])?,
             rstd2: z("rstd2", &[n])?,
@@ -92,7 +92,7 @@ impl LayerActs {
             k: self.k.clone(),
             v: self.v.clone(),
             att: self.att.clone(),
-            lse: self.lse.clone(),
+            stats: self.stats.clone(),
             xmid: self.xmid.clone(),
             ln2: self.ln2.clone(),
             rstd2: self.rstd2.clone(),
@@ -116,7 +116,6 @@ pub(super) struct Scratch {
     pub dk: Tensor,      // (N, NKV·HD)
     pub dv: Tensor,      // (N, NKV·HD)
     pub datt: Tensor,    // (N, NH·HD)
-    pub dstat: Tensor,   // (B, NH, T)
     pub dh: Tensor,      // (N, F)
     pub dg: Tensor,      // (N, F)
     pub du: Tensor,      // (N, F)
@@ -136,7 +135,6 @@ impl Scratch {
             dk: z("dk", &[n, s.kvd])?,
             dv: z("dv", &[n, s.kvd])?,
             datt: z("datt", &[n, s.qd])?,
-            dstat: z("dstat", &[s.b, s.nh, s.t])?,
             dh: z("dh", &[n, s.f])?,
             dg: z("dg", &[n, s.f])?,
             du: z("du", &[n, s.f])?,
@@ -238,10 +236,12 @@ fn adapted<'a>(lora: &'a [&'a LoraModule], acts: &'a LayerActs, t: Target) -> Op
     lora.iter().find(|m| m.target == t).map(|m| (*m, acts.lora_u(t)))
 }
 
-/// How a layer attends: over the whole (B, T) batch, or, when generating, one new token over
-/// this layer's KV cache (maxT, NKV·HD) at position `pos`.
+/// How a layer attends: over the whole (B, T) batch, each token within its segment `seg` (B, T)
+/// (see [`ops::attention_forward`]), or, when generating, one new token over this layer's KV
+/// cache (maxT, NKV·HD) at position `pos`.
+#[derive(Clone, Copy)]
 pub(super) enum Attend<'a> {
-    Full,
+    Full { seg: &'a Tensor },
     Cached { k: &'a Tensor, v: &'a Tensor, pos: &'a Tensor, max_t: usize },
 }
 
@@ -266,7 +266,7 @@ pub(super) fn layer_forward(
     ops::rope_forward(prog, &a.q, cx.cos, cx.sin, cx.pos, sh.nh, sh.hd)?;
     ops::rope_forward(prog, &a.k, cx.cos, cx.sin, cx.pos, sh.nkv, sh.hd)?;
     match attend {
-        Attend::Full => ops::attention_forward(prog, &a.att, &a.lse, &a.q, &a.k, &a.v, sh)?,
+        Attend::Full { seg } => ops::attention_forward(prog, &a.att, &a.stats, &a.q, &a.k, &a.v, seg, sh)?,
         Attend::Cached { k, v, pos, max_t } => {
             let cs = AttentionShape { b: 1, t: max_t, ..sh };
             ops::kv_append(prog, k, &a.k, pos, cs)?;
@@ -284,7 +284,8 @@ pub(super) fn layer_forward(
     cx.linear_forward(prog, out, &a.h, &w.down_proj, adapted(lora, a, Target::Down), 1.0, s)
 }
 
-/// Records layer backward: on entry `s.dres` holds dL/d(out); on exit dL/d(a.x).
+/// Records layer backward: on entry `s.dres` holds dL/d(out); on exit dL/d(a.x). `seg` (B, T):
+/// the segments forward attended within.
 pub(super) fn layer_backward(
     prog: &mut Program,
     cx: &Ctx,
@@ -292,6 +293,7 @@ pub(super) fn layer_backward(
     w: &LayerWeights,
     lora: &[&LoraModule],
     s: &Scratch,
+    seg: &Tensor,
 ) -> Result<()> {
     let (n, sh) = (cx.n, cx.shape);
     let c = w.input_layernorm.numel();
@@ -301,7 +303,7 @@ pub(super) fn layer_backward(
     cx.linear_backward(prog, &s.dln, &s.dg, &a.ln2, &w.gate_proj, adapted(lora, a, Target::Gate), 1.0, s)?;
     ops::rmsnorm_backward(prog, &s.dres, &s.dln, &a.xmid, &a.rstd2, &w.post_attention_layernorm, n, c)?;
     cx.linear_backward(prog, &s.datt, &s.dres, &a.att, &w.o_proj, adapted(lora, a, Target::O), 0.0, s)?;
-    ops::attention_backward(prog, &s.dq, &s.dk, &s.dv, &s.dstat, &s.datt, &a.att, &a.q, &a.k, &a.v, &a.lse, sh)?;
+    ops::attention_backward(prog, &s.dq, &s.dk, &s.dv, &a.stats, &s.datt, &a.att, &a.q, &a.k, &a.v, seg, sh)?;
     ops::rope_backward(prog, &s.dk, cx.cos, cx.sin, cx.pos, sh.nkv, sh.hd)?;
     ops::rope_backward(prog, &s.dq, cx.cos, cx.sin, cx.pos, sh.nh, sh.hd)?;
     cx.linear_backward(prog, &s.dln, &s.dv, &a.ln1, &w.v_proj, adapted(lora, a, Target::V), 0.0, s)?;

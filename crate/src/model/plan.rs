@@ -34,16 +34,23 @@ impl Default for PlanOptions {
 
 /// One batch of token ids (B, T) and next-token targets (B, T), row-major: targets[t] is the
 /// label of position t + 1, or −100 where no loss is taken (prompt, padding, the last position).
+///
+/// A row holds one sequence or, packed, several laid end to end: `segments` (B, T) gives each
+/// token the id of its sequence in the row (a run of equal ids; attention never crosses runs)
+/// and `positions` (B, T) its RoPE position, restarting at 0 with each sequence. A batch made
+/// by [`Batch::new`] has one segment a row and positions 0..T.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Batch {
     pub b: usize,
     pub t: usize,
     pub ids: Vec<u32>,
     pub targets: Vec<i32>,
+    pub positions: Vec<u32>,
+    pub segments: Vec<u32>,
 }
 
 impl Batch {
-    /// A batch of `b` rows of `t` tokens; the lengths must match.
+    /// A batch of `b` rows of `t` tokens, one sequence a row; the lengths must match.
     pub fn new(b: usize, t: usize, ids: Vec<u32>, targets: Vec<i32>) -> Result<Batch> {
         if b * t == 0 || ids.len() != b * t || targets.len() != b * t {
             return Err(Error::Input(format!(
@@ -53,7 +60,7 @@ impl Batch {
                 targets.len()
             )));
         }
-        Ok(Batch { b, t, ids, targets })
+        Ok(Batch { b, t, ids, targets, positions: columns(b, t), segments: vec![0; b * t] })
     }
 
     /// From Hugging Face style `labels` (B, T), which the model shifts: the label at t + 1 is
@@ -66,13 +73,19 @@ impl Batch {
                 targets[row * t + i] = if l < 0 { -100 } else { l as i32 };
             }
         }
-        Batch { b: ids.len() / t.max(1), t, ids, targets }
+        let b = ids.len() / t.max(1);
+        Batch { b, t, ids, targets, positions: columns(b, t), segments: vec![0; b * t] }
     }
 
     /// Tokens that carry a loss.
     pub fn supervised(&self) -> usize {
         self.targets.iter().filter(|&&t| t >= 0).count()
     }
+}
+
+/// Positions 0..T in each of B rows.
+fn columns(b: usize, t: usize) -> Vec<u32> {
+    (0..b * t).map(|i| (i % t) as u32).collect()
 }
 
 /// The numbers a step reads back.
@@ -90,6 +103,8 @@ pub struct Plan {
     vocab: usize,
     ids: Tensor,         // (N) u32
     targets: Tensor,     // (N) i32
+    pos: Tensor,         // (N) u32 RoPE position of each token
+    seg: Tensor,         // (N) u32 segment of each token
     step: Tensor,        // StepParams
     stats: Tensor,       // (STATS_LEN)
     lnf: Tensor,         // (N, C)
@@ -130,7 +145,7 @@ impl Plan {
         let ids = Tensor::zeros(gpu, "ids", &[n], DType::U32)?;
         let targets = Tensor::zeros(gpu, "targets", &[n], DType::I32)?;
         let pos = Tensor::zeros(gpu, "positions", &[n], DType::U32)?;
-        pos.write_u32(gpu, &(0..n).map(|i| (i % t) as u32).collect::<Vec<_>>())?;
+        let seg = Tensor::zeros(gpu, "segments", &[n], DType::U32)?;
         let step = Tensor::zeros(gpu, "step", &[8], DType::U32)?;
         let stats = z("stats", &[STATS_LEN])?;
         let partials = z("partials", &[PARTIALS])?;
@@ -181,10 +196,11 @@ impl Plan {
         // Forward: embeddings, layers, final norm, then the loss head (with dlnf when training).
         let forward = |with_grad: bool| -> Result<Program> {
             let cx = if with_grad { &cx } else { &cx_eval };
+            let full = Attend::Full { seg: &seg };
             let mut p = Program::new(gpu);
             ops::embedding_forward(&mut p, &acts[0].x, &ids, &w.embed_tokens)?;
             for (l, a) in acts.iter().enumerate() {
-                layer_forward(&mut p, cx, out_of(l), a, &w.layers[l], &layer_lora(l), &s, Attend::Full)?;
+                layer_forward(&mut p, cx, out_of(l), a, &w.layers[l], &layer_lora(l), &s, full)?;
             }
             ops::rmsnorm_forward(&mut p, &lnf, &rstdf, &x_final, &w.norm, n, c, cfg.rms_norm_eps)?;
             for start in (0..n).step_by(CE_CHUNK) {
@@ -221,9 +237,10 @@ impl Plan {
         ops::rmsnorm_backward(&mut backward, &s.dres, &dlnf, &x_final, &rstdf, &w.norm, n, c)?;
         for l in (0..acts.len()).rev() {
             if opts.recompute {
-                layer_forward(&mut backward, &cx, out_of(l), &acts[l], &w.layers[l], &layer_lora(l), &s, Attend::Full)?;
+                let full = Attend::Full { seg: &seg };
+                layer_forward(&mut backward, &cx, out_of(l), &acts[l], &w.layers[l], &layer_lora(l), &s, full)?;
             }
-            layer_backward(&mut backward, &cx, &acts[l], &w.layers[l], &layer_lora(l), &s)?;
+            layer_backward(&mut backward, &cx, &acts[l], &w.layers[l], &layer_lora(l), &s, &seg)?;
         }
 
         let mut optimizer = Program::new(gpu);
@@ -233,7 +250,7 @@ impl Plan {
         zero_grads.clear(&lora.grads);
         zero_grads.clear(&stats);
 
-        let mut keep = vec![pos, partials, cos, sin, x_final, rstdf, dlnf, losses, ce_stats];
+        let mut keep = vec![partials, cos, sin, x_final, rstdf, dlnf, losses, ce_stats];
         keep.extend(logits);
         Ok(Plan {
             gpu: gpu.clone(),
@@ -242,6 +259,8 @@ impl Plan {
             vocab: v,
             ids,
             targets,
+            pos,
+            seg,
             step,
             stats,
             lnf,
@@ -258,19 +277,18 @@ impl Plan {
         })
     }
 
-    /// Uploads a batch, checking its size and token ids.
+    /// Uploads a batch, checking its size, token ids and positions.
     pub fn set_batch(&self, batch: &Batch) -> Result<()> {
         let n = self.b * self.t;
-        if batch.b != self.b || batch.t != self.t || batch.ids.len() != n || batch.targets.len() != n {
+        let lengths = [batch.ids.len(), batch.targets.len(), batch.positions.len(), batch.segments.len()];
+        if batch.b != self.b || batch.t != self.t || lengths.iter().any(|&l| l != n) {
             return Err(Error::Input(format!(
-                "batch of {} × {} ({} ids, {} targets), the plan takes {} × {}",
-                batch.b,
-                batch.t,
-                batch.ids.len(),
-                batch.targets.len(),
-                self.b,
-                self.t
+                "batch of {} × {} ({} ids, {} targets, {} positions, {} segments), the plan takes {} × {}",
+                batch.b, batch.t, lengths[0], lengths[1], lengths[2], lengths[3], self.b, self.t
             )));
+        }
+        if let Some(&bad) = batch.positions.iter().find(|&&p| p as usize >= self.t) {
+            return Err(Error::Input(format!("position {bad} is past the plan's sequence length {}", self.t)));
         }
         if let Some(&bad) = batch.ids.iter().find(|&&i| i as usize >= self.vocab) {
             return Err(Error::Input(format!("token id {bad} is outside the vocabulary of {}", self.vocab)));
@@ -279,7 +297,9 @@ impl Plan {
             return Err(Error::Input(format!("target id {bad} is outside the vocabulary of {}", self.vocab)));
         }
         self.ids.write_u32(&self.gpu, &batch.ids)?;
-        self.targets.write_i32(&self.gpu, &batch.targets)
+        self.targets.write_i32(&self.gpu, &batch.targets)?;
+        self.pos.write_u32(&self.gpu, &batch.positions)?;
+        self.seg.write_u32(&self.gpu, &batch.segments)
     }
 
     /// One forward and backward pass on the current batch, as one submission: gradients are

@@ -112,41 +112,52 @@ struct AttentionParams {
     scale: f32,
 }
 
-/// out (B, T, NH, HD) = causal softmax(q·kᵀ/√HD)·v; lse (B, NH, T) is kept for backward.
+/// out (B, T, NH, HD) = causal softmax(q·kᵀ/√HD)·v, each query over the keys of its own
+/// segment: `seg` (B, T) gives every token a segment id, and a segment is a run of equal ids
+/// (packed examples; one id per row is plain causal attention). `stats` (2, B, NH, T) gets the
+/// log-sum-exp of each query row in its first half, for backward.
 pub fn attention_forward(
     prog: &mut Program,
     out: &Tensor,
-    lse: &Tensor,
+    stats: &Tensor,
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
+    seg: &Tensor,
     s: AttentionShape,
 ) -> Result<()> {
     let op = "attention_forward";
     s.check(op)?;
     expect_numel(op, "out", out, s.q_numel())?;
-    expect(op, "lse", lse, &[s.b, s.nh, s.t])?;
+    expect(op, "stats", stats, &[2, s.b, s.nh, s.t])?;
     expect_numel(op, "q", q, s.q_numel())?;
     expect_numel(op, "k", k, s.kv_numel())?;
     expect_numel(op, "v", v, s.kv_numel())?;
+    expect_numel(op, "seg", seg, s.b * s.t)?;
     let rows = groups_for(s.b * s.nh * s.t);
-    prog.dispatch(Kernel::AttentionForward, &s.params(op)?, &[(1, out), (2, lse), (3, q), (4, k), (5, v)], grid(rows))
+    prog.dispatch(
+        Kernel::AttentionForward,
+        &s.params(op)?,
+        &[(1, out), (2, stats), (3, q), (4, k), (5, v), (8, seg)],
+        grid(rows),
+    )
 }
 
-/// dq, dk, dv from dout, recomputing probabilities from q, k, v and lse.
-/// `dstat` (B, NH, T) is scratch for rowsum(dout ⊙ out).
+/// dq, dk, dv from dout, recomputing probabilities from q, k, v and the log-sum-exp in the
+/// first half of `stats` (2, B, NH, T); its second half gets rowsum(dout ⊙ out). `seg` as in
+/// [`attention_forward`].
 pub fn attention_backward(
     prog: &mut Program,
     dq: &Tensor,
     dk: &Tensor,
     dv: &Tensor,
-    dstat: &Tensor,
+    stats: &Tensor,
     dout: &Tensor,
     out: &Tensor,
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
-    lse: &Tensor,
+    seg: &Tensor,
     s: AttentionShape,
 ) -> Result<()> {
     let op = "attention_backward";
@@ -157,19 +168,19 @@ pub fn attention_backward(
     for (name, t) in [("dk", dk), ("dv", dv), ("k", k), ("v", v)] {
         expect_numel(op, name, t, s.kv_numel())?;
     }
-    expect(op, "lse", lse, &[s.b, s.nh, s.t])?;
-    expect(op, "dstat", dstat, &[s.b, s.nh, s.t])?;
+    expect(op, "stats", stats, &[2, s.b, s.nh, s.t])?;
+    expect_numel(op, "seg", seg, s.b * s.t)?;
     let params = s.params(op)?;
     prog.dispatch(
         Kernel::AttentionBackwardDq,
         &params,
-        &[(1, dq), (2, dstat), (3, q), (4, k), (5, v), (6, dout), (7, out), (8, lse)],
+        &[(1, dq), (2, stats), (3, q), (4, k), (5, v), (6, dout), (7, out), (8, seg)],
         grid(groups_for(s.b * s.nh * s.t)),
     )?;
     prog.dispatch(
         Kernel::AttentionBackwardDkv,
         &params,
-        &[(1, dk), (3, q), (4, k), (5, v), (6, dout), (8, lse), (9, dstat), (10, dv)],
+        &[(1, dk), (2, stats), (3, q), (4, k), (5, v), (6, dout), (8, seg), (9, dv)],
         grid(groups_for(s.b * s.nkv * s.t)),
     )
 }
@@ -198,7 +209,7 @@ pub fn attention_decode(
     prog.dispatch(
         Kernel::AttentionDecode,
         &s.params(op)?,
-        &[(1, out), (3, q), (4, k_cache), (5, v_cache), (11, pos)],
+        &[(1, out), (3, q), (4, k_cache), (5, v_cache), (10, pos)],
         [groups_for(s.nh), 1, 1],
     )
 }
@@ -213,7 +224,7 @@ pub fn kv_append(prog: &mut Program, cache: &Tensor, row: &Tensor, pos: &Tensor,
     prog.dispatch(
         Kernel::KvAppend,
         &s.params(op)?,
-        &[(1, cache), (3, row), (11, pos)],
+        &[(1, cache), (3, row), (10, pos)],
         [groups_for(s.nkv * s.hd / 4), 1, 1],
     )
 }

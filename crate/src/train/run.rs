@@ -31,6 +31,8 @@ pub struct RunOptions {
     pub shuffle: bool,
     /// Put rows of similar length in the same batch (see [`BatchOptions::group_by_length`]).
     pub group_by_length: bool,
+    /// Pack several examples into each row, train and eval (see [`BatchOptions::packing`]).
+    pub packing: bool,
     /// Optimizer settings; `max_steps` and `gradient_accumulation_steps` are taken from here
     /// too, the first one recomputed from the epochs when `max_steps` above is `None`.
     pub train: TrainConfig,
@@ -47,6 +49,7 @@ impl Default for RunOptions {
             checkpoint_every: 0,
             shuffle: true,
             group_by_length: true,
+            packing: false,
             train: TrainConfig::default(),
         }
     }
@@ -164,6 +167,7 @@ impl Run {
                 seq_len: options.seq_len,
                 shuffle,
                 group_by_length,
+                packing: options.packing,
                 seed: options.train.seed,
                 pad_to_multiple_of: 8,
                 ..Default::default()

@@ -120,6 +120,10 @@ pub struct TrainSettings {
     /// shuffling.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub group_by_length: Option<bool>,
+    /// Pack several short examples into each row (less padding); each keeps its own positions
+    /// and attends only to itself, so the loss is the same as unpacked.
+    #[arg(long)]
+    pub packing: bool,
     /// Recompute activations in backward: less memory, slower.
     #[arg(long)]
     pub recompute: bool,
@@ -147,6 +151,7 @@ impl Default for TrainSettings {
             seed: 42,
             shuffle: true,
             group_by_length: None,
+            packing: false,
             recompute: false,
         }
     }
@@ -307,6 +312,7 @@ impl TrainSettings {
             checkpoint_every: self.checkpoint_every,
             shuffle: self.shuffle,
             group_by_length: self.grouped_by_length(),
+            packing: self.packing,
             train: TrainConfig {
                 learning_rate: self.lr,
                 lr_scheduler_type: self.schedule,

@@ -45,6 +45,9 @@ pub struct EvalArgs {
     adapter: Option<PathBuf>,
     #[arg(long, default_value_t = TrainSettings::default().batch_size)]
     batch_size: usize,
+    /// Pack several short examples into each row (the loss is the same as unpacked).
+    #[arg(long)]
+    packing: bool,
 }
 
 /// Loads `--model` (a file, a folder, a URL or a Hugging Face repo id) with a progress bar
@@ -124,7 +127,7 @@ pub fn run_eval(args: EvalArgs) -> Result<()> {
         None => no_adapter(&g, &model)?,
     };
     // A run with nothing to train on, only the data to evaluate.
-    let settings = TrainSettings { batch_size: args.batch_size, ..Default::default() };
+    let settings = TrainSettings { batch_size: args.batch_size, packing: args.packing, ..Default::default() };
     let options = settings.run_options(args.data.settings.seq_len)?;
     let pad = data::pad_id(&tok);
     let mut run = Run::new(&g, &model, &lora, Vec::new(), prepared.train.examples, pad, &options)?;

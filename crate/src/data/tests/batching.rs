@@ -12,8 +12,8 @@ fn ex(base: u32, len: usize, from: usize, line: usize) -> Example {
 fn check_targets(b: &TokenBatch, pad: u32) {
     let t = b.seq_len;
     assert_eq!(
-        (b.ids.len(), b.targets.len(), b.positions.len()),
-        (b.batch_size * t, b.batch_size * t, b.batch_size * t)
+        (b.ids.len(), b.targets.len(), b.positions.len(), b.segments.len()),
+        (b.batch_size * t, b.batch_size * t, b.batch_size * t, b.batch_size * t)
     );
     let mut supervised = 0;
     for i in 0..b.ids.len() {
@@ -24,6 +24,7 @@ fn check_targets(b: &TokenBatch, pad: u32) {
             assert!(col + 1 < t, "target in the last column");
             assert_eq!(tgt as u32, b.ids[i + 1]);
             assert_ne!(b.positions[i + 1], 0, "a target crosses into the next example");
+            assert_eq!(b.segments[i], b.segments[i + 1], "a target crosses segments");
         }
     }
     assert_eq!(supervised, b.supervised);
@@ -103,6 +104,15 @@ fn packing_fits_whole_examples_and_never_targets_across_them() {
         for (i, &p) in b.positions.iter().enumerate() {
             if p == 0 && b.ids[i] != 0 {
                 seen.push(b.ids[i]);
+            }
+            // A new segment starts with each example and with the padding; ids count up.
+            let col = i % b.seq_len;
+            if col > 0 {
+                let starts = (p == 0 && b.ids[i] != 0) || (b.ids[i] == 0 && b.ids[i - 1] != 0);
+                let step = b.segments[i] - b.segments[i - 1];
+                assert_eq!(step, starts as u32, "segment at {i}: {:?}", b.segments);
+            } else {
+                assert_eq!(b.segments[i], 0);
             }
         }
     }
