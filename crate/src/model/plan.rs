@@ -343,9 +343,10 @@ impl Plan {
         let mut out = vec![0f32; n * self.vocab];
         for (v0, wb) in self.output.blocks(max_rows)? {
             let vb = wb.shape()[0];
+            let logits = Tensor::zeros(&self.gpu, "logits", &[n.min(CE_CHUNK), vb], DType::F32)?;
             for start in (0..n).step_by(CE_CHUNK) {
                 let rows = (n - start).min(CE_CHUNK);
-                let block = Tensor::zeros(&self.gpu, "logits", &[rows, vb], DType::F32)?;
+                let block = logits.view(0, &[rows, vb])?;
                 let mut p = Program::new(&self.gpu);
                 ops::frozen_nt(&mut p, &block, &self.lnf.view(start * c, &[rows, c])?, &wb, rows, 1.0, 0.0)?;
                 self.gpu.submit(&p, None);
