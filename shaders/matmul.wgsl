@@ -6,7 +6,10 @@
 //   matmul_tn: C (M, N) = alpha · A (K, M)ᵀ · B (K, N) + beta · C    weight grad dW = dyᵀ·x; needs M, N % 4 == 0
 //   matvec_nt: as matmul_nt for M ≤ 4 (decoding): one invocation per column of C     needs K % 4 == 0
 //
-// Every matrix is row-major and dense. beta == 0 never reads C, so C may hold garbage.
+// Every matrix is row-major and dense. beta == 0 never reads C, so C may hold garbage. The matmuls
+// add the products over k in [k_begin, k_end) only (multiples of 4, or K): long products are
+// recorded as several dispatches, the later ones with beta = 1 (ops/matmul.rs). The mat-vec
+// walks all of K.
 
 struct Params {
     M: u32,
@@ -14,6 +17,8 @@ struct Params {
     K: u32,
     alpha: f32,
     beta: f32,
+    k_begin: u32,
+    k_end: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -60,7 +65,7 @@ fn matmul_nt(@builtin(global_invocation_id) gid: vec3<u32>) {
     let rb2 = min(n0 + 2u, p.N - 1u) * k4;
     let rb3 = min(n0 + 3u, p.N - 1u) * k4;
     var acc: array<vec4<f32>, 4>;
-    for (var k = 0u; k < k4; k++) {
+    for (var k = p.k_begin / 4u; k < p.k_end / 4u; k++) {
         let b0 = b[rb0 + k];
         let b1 = b[rb1 + k];
         let b2 = b[rb2 + k];
@@ -92,7 +97,7 @@ fn matmul_nn(@builtin(global_invocation_id) gid: vec3<u32>) {
     let ra2 = min(m0 + 2u, p.M - 1u) * k4;
     let ra3 = min(m0 + 3u, p.M - 1u) * k4;
     var acc: array<vec4<f32>, 4>;
-    for (var k = 0u; k < k4; k++) {
+    for (var k = p.k_begin / 4u; k < p.k_end / 4u; k++) {
         let row = 4u * k * n4 + col;
         let b0 = b[row];
         let b1 = b[row + n4];
@@ -122,7 +127,7 @@ fn matmul_tn(@builtin(global_invocation_id) gid: vec3<u32>) {
     let colm = m0 / 4u;
     let coln = n0 / 4u;
     var acc: array<vec4<f32>, 4>;
-    for (var k = 0u; k < p.K; k++) {
+    for (var k = p.k_begin; k < p.k_end; k++) {
         let av = a[k * m4 + colm];
         let bv = b[k * n4 + coln];
         acc[0] += av.x * bv;

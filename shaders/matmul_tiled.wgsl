@@ -12,6 +12,10 @@
 // Every matrix is row-major and dense. beta == 0 never reads C, so C may hold garbage. Loads past
 // an edge of A or B read zeros, so ragged M, N and K need no special case; stores past the edge
 // of C are dropped. Workgroup memory: 2 × 4 KiB, within WebGPU's default 16 KiB.
+//
+// A dispatch adds the products over k in [k_begin, k_end) only, k_begin a multiple of 16 and
+// k_end either a multiple of 16 or K: long products are recorded as several dispatches, the later
+// ones with beta = 1 (ops/matmul.rs).
 
 struct Params {
     M: u32,
@@ -19,6 +23,8 @@ struct Params {
     K: u32,
     alpha: f32,
     beta: f32,
+    k_begin: u32,
+    k_end: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -136,7 +142,7 @@ fn matmul_nt_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
     let t = lid.y * TILE4 + lid.x;
     let row = t / 4u;
     var acc: array<vec4<f32>, 4>;
-    for (var k0 = 0u; k0 < p.K; k0 += TK) {
+    for (var k0 = p.k_begin; k0 < p.k_end; k0 += TK) {
         store_a_transposed(t, load_a_row(wg.y * TILE + row, k0 / 4u + t % 4u));
         store_b_transposed(t, load_b_row(wg.x * TILE + row, k0 / 4u + t % 4u));
         workgroupBarrier();
@@ -151,7 +157,7 @@ fn matmul_nn_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
     let t = lid.y * TILE4 + lid.x;
     let row = t / 4u;
     var acc: array<vec4<f32>, 4>;
-    for (var k0 = 0u; k0 < p.K; k0 += TK) {
+    for (var k0 = p.k_begin; k0 < p.k_end; k0 += TK) {
         store_a_transposed(t, load_a_row(wg.y * TILE + row, k0 / 4u + t % 4u));
         // B's slice is K-major already: invocation t loads its row lid.y, vec4 column lid.x.
         b_tile[t] = load_b_col(k0 + lid.y, wg.x * TILE4 + lid.x);
@@ -166,7 +172,7 @@ fn matmul_nn_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
 fn matmul_tn_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let t = lid.y * TILE4 + lid.x;
     var acc: array<vec4<f32>, 4>;
-    for (var k0 = 0u; k0 < p.K; k0 += TK) {
+    for (var k0 = p.k_begin; k0 < p.k_end; k0 += TK) {
         a_tile[t] = load_a_col(k0 + lid.y, wg.y * TILE4 + lid.x);
         b_tile[t] = load_b_col(k0 + lid.y, wg.x * TILE4 + lid.x);
         workgroupBarrier();

@@ -286,3 +286,44 @@ fn grad_norm_clip_and_adamw() {
         assert_close("adamw params", &read(&tp), &p, F32);
     }
 }
+
+/// Lavapipe ends any shader loop after 65535 iterations per invocation, which would cut the
+/// attention's sums short past about 1,800 tokens (HD = 64), or fewer with several query heads
+/// per kv head in backward: such shapes are refused there, naming the most tokens that fit.
+/// Elsewhere (`loop_limit` is `None`) they are recorded as usual.
+#[test]
+fn attention_refuses_sequences_past_the_loop_limit() {
+    let g = gpu();
+    let (t, nh, hd) = (2100, 7, 64);
+    let s = AttentionShape { b: 1, t, nh, nkv: 1, hd };
+    let zeros = |name: &str, n: usize| Tensor::zeros(g, name, &[n], DType::F32).unwrap();
+    let (q, k, v, out) = (zeros("q", t * nh * hd), zeros("k", t * hd), zeros("v", t * hd), zeros("out", t * nh * hd));
+    let (dq, dk, dv, dout) =
+        (zeros("dq", t * nh * hd), zeros("dk", t * hd), zeros("dv", t * hd), zeros("dout", t * nh * hd));
+    let seg = Tensor::zeros(g, "seg", &[t], DType::U32).unwrap();
+    let stats = Tensor::zeros(g, "stats", &[2, 1, nh, t], DType::F32).unwrap();
+    let mut prog = Program::new(g);
+    let forward = ops::attention_forward(&mut prog, &out, &stats, &q, &k, &v, &seg, s);
+    let backward = ops::attention_backward(&mut prog, &dq, &dk, &dv, &stats, &dout, &out, &q, &k, &v, &seg, s);
+    match g.info.loop_limit {
+        Some(limit) => {
+            assert_eq!(limit, 65535, "{}", g.info);
+            // Forward: 2100 keys × (2·16 + 5) + 4·16 + 16 iterations, and (65535 − 80) / 37 keys fit; backward: 7 query heads walk each key's queries.
+            let forward = forward.unwrap_err().to_string();
+            assert!(
+                forward.contains("need 77780 loop iterations") && forward.contains("at most 1769 tokens"),
+                "{forward}"
+            );
+            let backward = backward.unwrap_err().to_string();
+            assert!(
+                backward.starts_with("attention_backward:") && backward.contains("at most 252 tokens"),
+                "{backward}"
+            );
+            assert!(prog.is_empty());
+        }
+        None => {
+            forward.unwrap();
+            backward.unwrap();
+        }
+    }
+}

@@ -19,6 +19,10 @@ pub struct GpuInfo {
     pub max_buffer: u64,
     /// The matmul kernels this device runs.
     pub kernels: KernelFamily,
+    /// The most loop iterations one invocation may run, counted over all its loops, where the
+    /// implementation ends loops past a count: lavapipe (llvmpipe) ends them after 65535, which
+    /// leaves sums cut short. `None` elsewhere.
+    pub loop_limit: Option<u64>,
 }
 
 impl std::fmt::Display for GpuInfo {
@@ -27,6 +31,9 @@ impl std::fmt::Display for GpuInfo {
         write!(f, "{} ({}, {}), {} kernels", self.name, self.backend, self.device_type, self.kernels.name())
     }
 }
+
+/// Lavapipe's count of loop iterations per invocation (Mesa's `LP_MAX_TGSI_LOOP_ITERATIONS`).
+const LLVMPIPE_LOOP_LIMIT: u64 = 65535;
 
 impl GpuInfo {
     /// The most bytes one tensor (or one part of a split tensor) may take: within both the
@@ -153,6 +160,7 @@ impl Gpu {
         let name = a.name;
         let info = GpuInfo {
             kernels: options.kernels.resolve(a.device_type, &name),
+            loop_limit: name.to_ascii_lowercase().contains("llvmpipe").then_some(LLVMPIPE_LOOP_LIMIT),
             name,
             backend: format!("{:?}", a.backend),
             device_type: format!("{:?}", a.device_type),

@@ -4,11 +4,6 @@
 
 use crate::error::{Error, Result};
 
-/// Whether `auto` picks the tiled family for GPU adapters. Off until the tiled family's training
-/// gradients are right: forced, it gives SmolLM2's logits and loss but not the LoRA gradients of
-/// `split_vocab.rs`, so for now it runs only when asked for.
-const TILED_FOR_GPUS: bool = false;
-
 /// The family of matmul kernels a device runs (the mat-vec kernels are the same in both).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KernelFamily {
@@ -30,12 +25,12 @@ impl KernelFamily {
     /// The family for an adapter: [`KernelFamily::Cpu`] when it is a CPU implementation of
     /// WebGPU — its device type says so (lavapipe, SwiftShader, a browser's fallback adapter) or
     /// its name does (a browser's adapter info, e.g. `google swiftshader`) — otherwise
-    /// [`KernelFamily::Tiled`] once [`TILED_FOR_GPUS`] is on (the CPU family until then).
+    /// [`KernelFamily::Tiled`].
     pub fn for_adapter(device_type: wgpu::DeviceType, name: &str) -> KernelFamily {
         let name = name.to_ascii_lowercase();
         let software = name.split(|c: char| !c.is_ascii_alphanumeric()).any(|word| word == "cpu")
             || ["swiftshader", "llvmpipe", "lavapipe"].iter().any(|s| name.contains(s));
-        if device_type == wgpu::DeviceType::Cpu || software || !TILED_FOR_GPUS {
+        if device_type == wgpu::DeviceType::Cpu || software {
             KernelFamily::Cpu
         } else {
             KernelFamily::Tiled
@@ -132,16 +127,16 @@ mod tests {
     }
 
     #[test]
-    fn auto_picks_cpu_for_software_adapters_and_tiled_for_gpus_once_allowed() {
+    fn auto_picks_cpu_for_software_adapters_and_tiled_for_gpus() {
         let auto = |ty, name| KernelChoice::Auto.resolve(ty, name);
         assert_eq!(auto(DeviceType::Cpu, "llvmpipe (LLVM 15.0.7, 256 bits)"), KernelFamily::Cpu);
         assert_eq!(auto(DeviceType::Other, "google swiftshader"), KernelFamily::Cpu);
         assert_eq!(auto(DeviceType::Other, "SwiftShader Device (Subzero)"), KernelFamily::Cpu);
         assert_eq!(auto(DeviceType::Other, "Some CPU adapter"), KernelFamily::Cpu);
-        let gpu = if super::TILED_FOR_GPUS { KernelFamily::Tiled } else { KernelFamily::Cpu };
-        assert_eq!(auto(DeviceType::DiscreteGpu, "NVIDIA H200"), gpu);
-        assert_eq!(auto(DeviceType::Other, "apple metal-3"), gpu);
-        assert_eq!(auto(DeviceType::Other, ""), gpu);
+        assert_eq!(auto(DeviceType::DiscreteGpu, "NVIDIA H200"), KernelFamily::Tiled);
+        assert_eq!(auto(DeviceType::IntegratedGpu, "Intel(R) UHD Graphics 620"), KernelFamily::Tiled);
+        assert_eq!(auto(DeviceType::Other, "apple metal-3"), KernelFamily::Tiled);
+        assert_eq!(auto(DeviceType::Other, ""), KernelFamily::Tiled);
         let forced = KernelChoice::Force(KernelFamily::Tiled);
         assert_eq!(forced.resolve(DeviceType::Cpu, "llvmpipe"), KernelFamily::Tiled);
     }

@@ -27,6 +27,39 @@ impl AttentionShape {
         Ok(())
     }
 
+    /// Refuses a shape whose invocations would run more loop iterations than the device allows
+    /// (`GpuInfo::loop_limit`: lavapipe ends loops past 65535, which would leave the attention
+    /// silently wrong). Each invocation walks `steps(t)` keys or queries, each with two loops
+    /// over HD/4 inside and a step back through its segment, after a few loops over HD/4 of its
+    /// own. Measured on lavapipe at HD = 64: the forward goes wrong from query 1816 (1817 keys,
+    /// about 36 iterations a key); dk/dv with 7 query heads per kv head between 250 and 320
+    /// tokens. One iteration a step more is counted than measured, to stay clear of the limit.
+    fn check_loops(&self, prog: &Program, op: &'static str, steps: impl Fn(u64) -> u64) -> Result<()> {
+        let info = &prog.gpu().info;
+        let Some(limit) = info.loop_limit else {
+            return Ok(());
+        };
+        let hd4 = self.hd as u64 / 4;
+        let (per_step, prologue) = (2 * hd4 + 5, 4 * hd4 + 16);
+        let need = steps(self.t as u64) * per_step + prologue;
+        if need <= limit {
+            return Ok(());
+        }
+        let most = (1..=self.t as u64).rev().find(|&t| steps(t) * per_step + prologue <= limit).unwrap_or(0);
+        Err(shape_err(
+            op,
+            format!(
+                "{} tokens with head dim {} and {} query heads per kv head need {need} loop iterations in one \
+                 invocation; {} ends any loop after {limit}, which would leave the result wrong: at most {most} \
+                 tokens per sequence on this adapter (a GPU has no such limit)",
+                self.t,
+                self.hd,
+                self.nh / self.nkv,
+                info.name
+            ),
+        ))
+    }
+
     fn q_numel(&self) -> usize {
         self.b * self.t * self.nh * self.hd
     }
@@ -128,6 +161,7 @@ pub fn attention_forward(
 ) -> Result<()> {
     let op = "attention_forward";
     s.check(op)?;
+    s.check_loops(prog, op, |t| t)?;
     expect_numel(op, "out", out, s.q_numel())?;
     expect(op, "stats", stats, &[2, s.b, s.nh, s.t])?;
     expect_numel(op, "q", q, s.q_numel())?;
@@ -162,6 +196,8 @@ pub fn attention_backward(
 ) -> Result<()> {
     let op = "attention_backward";
     s.check(op)?;
+    let group = (s.nh / s.nkv) as u64;
+    s.check_loops(prog, op, |t| group * t)?;
     for (name, t) in [("dq", dq), ("dout", dout), ("out", out), ("q", q)] {
         expect_numel(op, name, t, s.q_numel())?;
     }
@@ -198,6 +234,7 @@ pub fn attention_decode(
 ) -> Result<()> {
     let op = "attention_decode";
     s.check(op)?;
+    s.check_loops(prog, op, |t| t)?;
     if s.b != 1 {
         return Err(shape_err(op, format!("batch {} (decoding takes one sequence)", s.b)));
     }
