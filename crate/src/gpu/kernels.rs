@@ -20,6 +20,7 @@ enum Shader {
     Elementwise,
     CrossEntropy,
     Optimizer,
+    Peak,
 }
 
 impl Shader {
@@ -36,6 +37,7 @@ impl Shader {
             Shader::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
             Shader::CrossEntropy => include_str!("../../../shaders/cross_entropy.wgsl"),
             Shader::Optimizer => include_str!("../../../shaders/optimizer.wgsl"),
+            Shader::Peak => include_str!("../../../shaders/peak.wgsl"),
         }
     }
 }
@@ -74,6 +76,7 @@ pub enum Kernel {
     GradSumsqPartial,
     GradNormFinalize,
     Adamw,
+    FmaPeak,
 }
 
 impl Kernel {
@@ -93,6 +96,7 @@ impl Kernel {
             AddInplace | AddBias | Dropout => Shader::Elementwise,
             CrossEntropyForward | CrossEntropyBackward => Shader::CrossEntropy,
             LossSum | GradSumsqPartial | GradNormFinalize | Adamw => Shader::Optimizer,
+            FmaPeak => Shader::Peak,
         }
     }
 
@@ -128,6 +132,7 @@ impl Kernel {
             GradSumsqPartial => "grad_sumsq_partial",
             GradNormFinalize => "grad_norm_finalize",
             Adamw => "adamw",
+            FmaPeak => "fma_peak",
         })
     }
 }

@@ -11,6 +11,7 @@ mod matmul;
 mod matmul_quant;
 mod norm;
 mod optim;
+mod peak;
 
 pub use attention::{
     attention_backward, attention_decode, attention_forward, kv_append, rope_backward, rope_forward, AttentionShape,
@@ -22,6 +23,7 @@ pub use matmul::{matmul_nn, matmul_nt, matmul_tn, matvec_nt, K_SPAN, MATVEC_ROWS
 pub use matmul_quant::{gather_quant, matmul_nn_quant, matmul_nt_quant, matvec_nt_quant};
 pub use norm::{embedding_forward, rmsnorm_backward, rmsnorm_forward};
 pub use optim::{adamw, grad_norm, AdamwParams, StepParams, PARTIALS, STATS_LEN};
+pub use peak::fma_peak;
 
 use crate::error::{shape_err, Result};
 use crate::gpu::Tensor;

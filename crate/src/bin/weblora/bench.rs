@@ -56,6 +56,14 @@ pub struct BenchArgs {
     /// generation of --tokens tokens after a short prompt, and the tokens themselves.
     #[arg(long, conflicts_with = "load")]
     decode: Option<PathBuf>,
+    /// Print one JSON object instead (device, FMA ceiling, matmuls, training steps, decoding)
+    /// for the shape of --config, with zero-filled weights.
+    #[arg(long, conflicts_with_all = ["load", "decode", "matmul"])]
+    json: bool,
+    /// The model shape of --json: smollm2-135m, qwen2.5-0.5b, llama-3.2-1b, or a Hugging Face
+    /// config.json (or the folder holding it).
+    #[arg(long, default_value = "smollm2-135m", requires = "json")]
+    config: String,
 }
 
 /// SmolLM2-135M's shape with random weights.
@@ -70,6 +78,17 @@ fn smollm2_config(layers: usize) -> Result<ModelConfig> {
 
 pub fn run(args: BenchArgs) -> Result<()> {
     let gpu = pollster::block_on(Gpu::new())?;
+    if args.json {
+        let opts = crate::bench_json::JsonBench {
+            config: args.config.clone(),
+            batch: args.batch,
+            seq: args.seq,
+            steps: args.steps,
+            tokens: args.tokens,
+            quant: args.quant.as_deref().map(crate::bench_json::quant_type).transpose()?,
+        };
+        return crate::bench_json::run(&gpu, &opts);
+    }
     let i = &gpu.info;
     say!("adapter: {i}, shader-f16 {}, subgroups {}", i.shader_f16, i.subgroups);
     if let Some(path) = &args.load {
@@ -87,7 +106,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
 }
 
 /// Times `reps` dispatches recorded into one program, after one warm-up submission.
-fn time_program(gpu: &Gpu, prog: &Program, reps: usize) -> Result<f64> {
+pub(crate) fn time_program(gpu: &Gpu, prog: &Program, reps: usize) -> Result<f64> {
     gpu.submit(prog, None);
     gpu.wait()?;
     let start = Instant::now();
@@ -207,7 +226,7 @@ fn bench_quant_matmuls(gpu: &Gpu, rows: usize) -> Result<()> {
 
 /// Greedy decoding: feeds `prompt`, then times `tokens` steps of one token each (a submission
 /// and a logits readback per token). Returns tokens/s and the tokens.
-fn time_decode(gpu: &Gpu, model: &Model, prompt: &[u32], tokens: usize) -> Result<(f64, Vec<u32>)> {
+pub(crate) fn time_decode(gpu: &Gpu, model: &Model, prompt: &[u32], tokens: usize) -> Result<(f64, Vec<u32>)> {
     let decoder = Decoder::new(gpu, model, None, prompt.len() + tokens)?;
     let mut logits = vec![];
     for (pos, &id) in prompt.iter().enumerate() {
@@ -374,12 +393,7 @@ fn bench_steps(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
     }
     let mut models = vec![("f32".to_string(), Model { config: config.clone(), weights: weights.clone() })];
     if let Some(name) = &args.quant {
-        let ty = QuantTensor::TYPES.into_iter().find(|t| t.name().eq_ignore_ascii_case(name)).ok_or_else(|| {
-            weblora::Error::Setting {
-                name: "quant".into(),
-                detail: format!("{name} is not one of {:?}", QuantTensor::TYPES),
-            }
-        })?;
+        let ty = crate::bench_json::quant_type(name)?;
         let mut q = weights.clone();
         quantize_projections(gpu, &mut q, ty)?;
         models.push((ty.name().to_string(), Model { config: config.clone(), weights: q }));

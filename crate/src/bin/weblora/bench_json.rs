@@ -1,0 +1,213 @@
+//! `weblora bench --json`: one JSON object for scripts and for comparison with the PEFT baseline
+//! (`benchmarks/peft_baseline.py` prints the same fields): the device, its f32 multiply-add
+//! ceiling measured by a microbenchmark, the f32 matmuls of a training step at the model's
+//! shapes as GFLOP/s and percent of that ceiling, whole training steps, and decoding. Any model
+//! shape runs with zero-filled weights: `--config smollm2-135m|qwen2.5-0.5b|llama-3.2-1b` or a
+//! Hugging Face `config.json`.
+
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use weblora::gpu::{DType, Gpu, Program, QuantTensor, Tensor};
+use weblora::io::ggml::GgmlType;
+use weblora::lora::{Lora, LoraConfig, Target};
+use weblora::model::{Batch, Model, ModelConfig, ModelWeights, Plan, PlanOptions};
+use weblora::ops::{self, StepParams};
+use weblora::{Error, Result};
+
+use crate::bench::{time_decode, time_program};
+
+/// The shapes `--config` names, as their Hugging Face configs give them (the fields the engine reads).
+const CONFIGS: [(&str, &str); 3] = [
+    (
+        "smollm2-135m",
+        r#"{"model_type":"llama","hidden_size":576,"intermediate_size":1536,"num_attention_heads":9,
+        "num_key_value_heads":3,"num_hidden_layers":30,"rms_norm_eps":1e-5,"rope_theta":100000,
+        "vocab_size":49152,"tie_word_embeddings":true,"max_position_embeddings":8192}"#,
+    ),
+    (
+        "qwen2.5-0.5b",
+        r#"{"model_type":"qwen2","hidden_size":896,"intermediate_size":4864,"num_attention_heads":14,
+        "num_key_value_heads":2,"num_hidden_layers":24,"rms_norm_eps":1e-6,"rope_theta":1000000.0,
+        "vocab_size":151936,"tie_word_embeddings":true,"max_position_embeddings":32768}"#,
+    ),
+    (
+        "llama-3.2-1b",
+        r#"{"model_type":"llama","hidden_size":2048,"intermediate_size":8192,"num_attention_heads":32,
+        "num_key_value_heads":8,"head_dim":64,"num_hidden_layers":16,"rms_norm_eps":1e-5,
+        "rope_parameters":{"factor":32.0,"high_freq_factor":4.0,"low_freq_factor":1.0,
+        "original_max_position_embeddings":8192,"rope_theta":500000.0,"rope_type":"llama3"},
+        "vocab_size":128256,"tie_word_embeddings":true,"max_position_embeddings":131072}"#,
+    ),
+];
+
+/// The names `--config` takes besides a path.
+pub fn config_names() -> String {
+    CONFIGS.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
+}
+
+/// `--config`: a named shape or the path of a Hugging Face `config.json`.
+pub fn resolve_config(name: &str) -> Result<(String, ModelConfig)> {
+    if let Some((name, json)) = CONFIGS.iter().find(|(n, _)| *n == name) {
+        return Ok((name.to_string(), ModelConfig::from_json(json, name)?));
+    }
+    let path = std::path::Path::new(name);
+    let file = if path.is_dir() { path.join("config.json") } else { path.to_path_buf() };
+    let text = std::fs::read_to_string(&file).map_err(|e| Error::Setting {
+        name: "config".into(),
+        detail: format!("{name:?} is not one of {} nor a readable config.json: {e}", config_names()),
+    })?;
+    Ok((file.display().to_string(), ModelConfig::from_json(&text, &file.display().to_string())?))
+}
+
+/// What `--json` measures.
+pub struct JsonBench {
+    pub config: String,
+    pub batch: usize,
+    pub seq: usize,
+    pub steps: usize,
+    pub tokens: usize,
+    pub quant: Option<GgmlType>,
+}
+
+pub fn run(gpu: &Gpu, opts: &JsonBench) -> Result<()> {
+    let (model_name, config) = resolve_config(&opts.config)?;
+    // Progress goes to stderr: stdout holds only the JSON.
+    eprintln!("bench --json: {model_name} on {}: FMA ceiling", gpu.info);
+    let peak = fma_peak_gflops(gpu)?;
+    eprintln!("bench --json: matmuls at {} rows", opts.batch * opts.seq);
+    let matmul = matmuls(gpu, &config, opts.batch * opts.seq, peak)?;
+    let mut weights = vec![("f32".to_string(), ModelWeights::allocate(gpu, &config)?)];
+    let f16 = ModelWeights::allocate_with(gpu, &config, &|_| Some(GgmlType::F16))?;
+    weights.push(("f16".to_string(), f16));
+    if let Some(ty) = opts.quant {
+        weights.push((ty.name().to_lowercase(), ModelWeights::allocate_with(gpu, &config, &|_| Some(ty))?));
+    }
+    let mut train = vec![];
+    for (label, w) in &weights {
+        let model = Model { config: config.clone(), weights: w.clone() };
+        for recompute in [false, true] {
+            eprintln!("bench --json: training, {label} weights, recompute {recompute}");
+            train.push(train_row(gpu, &model, &model_name, label, recompute, opts)?);
+        }
+    }
+    let model = Model { config: config.clone(), weights: weights.swap_remove(0).1 };
+    let prompt: Vec<u32> = (0..4).map(|i| i * 31 + 7).collect();
+    eprintln!("bench --json: decoding {} tokens", opts.tokens);
+    let (decode_tps, _) = time_decode(gpu, &model, &prompt, opts.tokens)?;
+    let i = &gpu.info;
+    let report = json!({
+        "device": { "name": i.name, "backend": i.backend, "device_type": i.device_type, "kernels": i.kernels.name() },
+        "fma_peak_gflops": peak,
+        "matmul": matmul,
+        "train": train,
+        "decode": { "model": model_name, "weights": "f32", "tokens": opts.tokens, "tokens_per_s": decode_tps },
+    });
+    println!("{}", serde_json::to_string_pretty(&report).map_err(|e| Error::Run(e.to_string()))?);
+    Ok(())
+}
+
+/// The f32 multiply-add ceiling: the peak kernel grown until one run takes at least 50 ms.
+fn fma_peak_gflops(gpu: &Gpu) -> Result<f64> {
+    let out = Tensor::zeros(gpu, "peak", &[1 << 16], DType::F32)?;
+    let iters = 256;
+    let mut groups = 16;
+    loop {
+        let mut prog = Program::new(gpu);
+        let flops = ops::fma_peak(&mut prog, &out, groups, iters)?;
+        let secs = time_program(gpu, &prog, 3)?;
+        if secs >= 0.05 || groups >= 1 << 20 {
+            return Ok(flops / secs / 1e9);
+        }
+        groups *= 4;
+    }
+}
+
+/// Every f32 matmul layout a training step runs, at the model's shapes with `rows` = B·T and
+/// LoRA r = 8 (rank padded to 8), in the device's kernel family.
+fn matmuls(gpu: &Gpu, c: &ModelConfig, rows: usize, peak: f64) -> Result<Vec<Value>> {
+    let (h, f, q, kv) = (c.hidden_size, c.intermediate_size, c.q_dim(), c.kv_dim());
+    // The head in 64-row chunks over at most 32768 vocabulary rows (one part's worth).
+    let v = c.vocab_size.min(32768);
+    let shapes: [(&str, &str, usize, usize, usize); 10] = [
+        ("q_proj x·Wᵀ", "nt", rows, q, h),
+        ("k/v_proj x·Wᵀ", "nt", rows, kv, h),
+        ("gate/up x·Wᵀ", "nt", rows, f, h),
+        ("down x·Wᵀ", "nt", rows, h, f),
+        ("lm_head x·Wᵀ (64-row chunk)", "nt", 64, v, h),
+        ("gate/up dy·W", "nn", rows, h, f),
+        ("down dy·W", "nn", rows, f, h),
+        ("lm_head dlogits·W (64-row chunk)", "nn", 64, h, v),
+        ("lora dA duᵀ·x (gate/up)", "tn", 8, h, rows),
+        ("lora dB dyᵀ·u (gate/up)", "tn", f, 8, rows),
+    ];
+    let mut out = vec![];
+    for (name, layout, m, n, k) in shapes {
+        let (a_len, b_len) = match layout {
+            "nt" => (m * k, n * k),
+            "nn" => (m * k, k * n),
+            _ => (k * m, k * n),
+        };
+        let a = Tensor::zeros(gpu, "a", &[a_len], DType::F32)?;
+        let b = Tensor::zeros(gpu, "b", &[b_len], DType::F32)?;
+        let cm = Tensor::zeros(gpu, "c", &[m, n], DType::F32)?;
+        let mut prog = Program::new(gpu);
+        let reps = 4;
+        for _ in 0..reps {
+            match layout {
+                "nt" => ops::matmul_nt(&mut prog, &cm, &a, &b, m, n, k, 1.0, 0.0)?,
+                "nn" => ops::matmul_nn(&mut prog, &cm, &a, &b, m, n, k, 1.0, 0.0)?,
+                _ => ops::matmul_tn(&mut prog, &cm, &a, &b, m, n, k, 1.0, 0.0)?,
+            }
+        }
+        let secs = time_program(gpu, &prog, 2)? / reps as f64;
+        let gflops = 2.0 * (m * n * k) as f64 / secs / 1e9;
+        out.push(
+            json!({ "name": name, "m": m, "n": n, "k": k, "gflops": gflops, "percent_of_peak": 100.0 * gflops / peak }),
+        );
+    }
+    Ok(out)
+}
+
+/// One training configuration: LoRA r = 8 on every linear layer, `steps` timed steps after one
+/// warm-up. `peak_gpu_bytes` adds the weights, the adapter with its gradients and moments, and
+/// the plan's activations.
+fn train_row(gpu: &Gpu, model: &Model, name: &str, weights: &str, recompute: bool, opts: &JsonBench) -> Result<Value> {
+    let cfg = LoraConfig { r: 8, alpha: 16.0, dropout: 0.0, targets: Target::ALL.to_vec(), use_rslora: false };
+    let lora = Lora::new(gpu, &model.config, cfg)?;
+    lora.init_peft(gpu, 0)?;
+    let (b, t) = (opts.batch, opts.seq);
+    let v = model.config.vocab_size;
+    let ids: Vec<u32> = (0..b * t).map(|i| (i * 31 % v) as u32).collect();
+    let targets: Vec<i32> = (0..b * t).map(|i| ((i * 17 + 1) % v) as i32).collect();
+    let batch = Batch::new(b, t, ids, targets)?;
+    let plan = Plan::new(gpu, model, &lora, b, t, PlanOptions { recompute, ..Default::default() })?;
+    plan.set_batch(&batch)?;
+    let sp = StepParams {
+        inv_count: 1.0 / batch.supervised() as f32,
+        lr: 1e-4,
+        bias_correction1: 0.1,
+        bias_correction2_sqrt: 0.03,
+        ..Default::default()
+    };
+    pollster::block_on(plan.step(sp, true, true))?;
+    let start = Instant::now();
+    for _ in 0..opts.steps {
+        pollster::block_on(plan.step(sp, true, true))?;
+    }
+    let step_s = start.elapsed().as_secs_f64() / opts.steps as f64;
+    let adapter_bytes = 4 * lora.params.byte_size();
+    let peak = model.weights.gpu_bytes() + adapter_bytes + plan.activation_bytes();
+    Ok(json!({
+        "model": name, "batch": b, "seq": t, "weights": weights, "recompute": recompute,
+        "tokens_per_s": (b * t) as f64 / step_s, "step_s": step_s, "peak_gpu_bytes": peak,
+    }))
+}
+
+/// `--quant NAME` as a kept GGML type.
+pub fn quant_type(name: &str) -> Result<GgmlType> {
+    QuantTensor::TYPES.into_iter().find(|t| t.name().eq_ignore_ascii_case(name)).ok_or_else(|| Error::Setting {
+        name: "quant".into(),
+        detail: format!("{name} is not one of {:?}", QuantTensor::TYPES),
+    })
+}
