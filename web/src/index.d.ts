@@ -121,8 +121,12 @@ export interface TrainSettings {
   /** Pack several short examples into each row (less padding); each keeps its own positions
    * and attends only to itself, so the loss is the same as unpacked. Default false. */
   packing?: boolean;
-  /** Recompute activations in backward: less memory, slower. */
-  recompute?: boolean;
+  /** Recompute activations in backward (less memory, slower): "auto" (the default) turns it on
+   * only when the run would not fit `memoryBudget` without it; `true` and `false` mean on and off. */
+  recompute?: "auto" | "on" | "off" | boolean;
+  /** GPU memory the run may take, in GB. WebGPU does not say how much a device has, so without
+   * a budget only the device's binding and buffer limits are checked. */
+  memoryBudget?: number;
 }
 
 export interface StepEvent {
