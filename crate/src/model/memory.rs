@@ -335,7 +335,7 @@ impl RunMemory {
         let message = if ok {
             let why = match (setting, recompute, budget) {
                 (Recompute::Auto, false, None) => {
-                    " (auto: no memory budget is known; --memory-budget or WEBLORA_MEMORY gives one)".to_string()
+                    " (auto: no memory budget is set, so only the device's limits are checked)".to_string()
                 }
                 (Recompute::Auto, false, Some(m)) => format!(" (auto: it fits without; {})", budget_text(m)),
                 (Recompute::Auto, true, Some(m)) => {
@@ -414,7 +414,13 @@ impl std::fmt::Display for RunMemory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (p, o) = (&self.plan, &self.other);
         let mb = |b: u64| format!("{:>10.1} MB", b as f64 / 1e6);
-        writeln!(f, "memory plan for batch {} × {}, {}", p.batch, p.seq_len, self.message)?;
+        let on = if p.recompute { "on" } else { "off" };
+        match self.fits {
+            true => writeln!(f, "memory plan for batch {} × {}, {}", p.batch, p.seq_len, self.message)?,
+            false => {
+                writeln!(f, "memory plan for batch {} × {} (recompute {on}): it does not fit", p.batch, p.seq_len)?
+            }
+        }
         writeln!(f, "  weights      {}", mb(p.weights))?;
         writeln!(f, "  adapter      {}  (parameters and gradients)", mb(p.adapter))?;
         writeln!(f, "  optimizer    {}  (AdamW moments)", mb(p.optimizer))?;
