@@ -12,7 +12,7 @@ import { download, generate } from "/generate.js";
 import { loadModel, onProgress, selectModelSource, setModelFiles } from "/model.js";
 import { hideError, hooks, messageOf, showError, state, updateButtons } from "/page.js";
 import { buildForm, formPending } from "/settings-form.js";
-import { onEval, onStatus, onStep, resumeCheckpoint, scheduleChart, stopRun, togglePause, train, updateFigures } from "/train.js";
+import { onEval, onStatus, onStep, resumeCheckpoint, scheduleChart, showMemoryPlan, stopRun, togglePause, train, updateFigures } from "/train.js";
 
 /**
  * @param {"pending" | "ok" | "missing"} kind
@@ -40,6 +40,8 @@ async function openClient() {
   try {
     const client = await WebLoRA.create();
     buildForm(client.settingsTable, { onDataChange: onDataSettingChange });
+    // The memory plan follows the training settings (a data setting reads the data again first).
+    for (const section of document.querySelectorAll("[data-section]")) section.addEventListener("change", () => showMemoryPlan());
     state.client = client;
     hooks.client = client;
     client.on("progress", onProgress);

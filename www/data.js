@@ -6,6 +6,7 @@ import { $, el } from "/dom.js";
 import { messageOf, needClient, setTrainStatus, showError, state, updateButtons } from "/page.js";
 import { fmtBytes, summaryView } from "/render.js";
 import { dataSettings } from "/settings-form.js";
+import { showMemoryPlan } from "/train.js";
 
 const SAMPLE_DATA = { url: "/data/pirate_chat.jsonl", name: "pirate_chat.jsonl", note: "sample · 40 short chats answered like a pirate" };
 
@@ -88,6 +89,7 @@ export function loadData() {
       if (token === state.dataToken) {
         renderSummary(summary);
         checkCheckpoint();
+        showMemoryPlan();
       }
     } catch (err) {
       state.data = null;

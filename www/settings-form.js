@@ -60,7 +60,8 @@ const PLACES = {
   shuffle: { section: "advanced", label: "Shuffle" },
   groupByLength: { section: "advanced", label: "Group by length", options: { "": "When shuffling", true: "Always", false: "Never" } },
   packing: { section: "advanced", label: "Pack examples" },
-  recompute: { section: "advanced", label: "Recompute activations" },
+  recompute: { section: "advanced", label: "Recompute activations", options: { auto: "When needed", on: "Always", off: "Never" } },
+  memoryBudget: { section: "advanced", label: "Memory budget (GB)", step: "0.1", placeholder: "unknown" },
   checkpointEvery: { omit: "the page checkpoints its runs every few updates itself (see train.js)" },
 };
 

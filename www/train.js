@@ -6,7 +6,7 @@ import { checkCheckpoint, hideCheckpoint } from "/checkpoint.js";
 import { ensureData } from "/data.js";
 import { $, canvasEl } from "/dom.js";
 import { hideError, hooks, messageOf, needClient, setTrainStatus, showError, state, updateButtons } from "/page.js";
-import { fmtCount, fmtDuration, fmtInt } from "/render.js";
+import { fmtBytes, fmtCount, fmtDuration, fmtInt } from "/render.js";
 import { markSetting, trainSettings, writeSettings } from "/settings-form.js";
 
 /** The page checkpoints its runs every this many updates (the form leaves `checkpointEvery` out). */
@@ -72,6 +72,33 @@ export async function train(resume = false) {
     updateFigures();
   }
   checkCheckpoint();
+}
+
+/**
+ * Shows, before Train is pressed, the memory plan of the form's settings on the loaded model and
+ * dataset: what the run's largest batch takes on the GPU, whether recompute is needed, and
+ * whether it fits (the engine's message says what would when it does not).
+ */
+export async function showMemoryPlan() {
+  const box = $("memory-plan");
+  if (!state.model || !state.data || state.training) return;
+  let settings;
+  try {
+    settings = trainSettings();
+  } catch {
+    return;
+  }
+  try {
+    const plan = await (await needClient()).memoryPlan(settings);
+    const p = plan.plan;
+    box.textContent = `Memory: batch ${p.batch} × ${p.seq_len} takes ${fmtBytes(p.total)} (activations ${fmtBytes(p.activations)}); ${plan.message}.`;
+    box.title = plan.text;
+    box.classList.toggle("bad", !plan.fits);
+  } catch (err) {
+    box.textContent = `Memory plan: ${messageOf(err)}`;
+    box.classList.add("bad");
+  }
+  box.hidden = false;
 }
 
 /** Puts the saved run's settings into the form and continues it. */

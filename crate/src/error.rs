@@ -24,6 +24,10 @@ pub enum Error {
     /// A download failed; `status` is the HTTP status when the server answered.
     #[error("{url}: {detail}")]
     Http { url: String, status: Option<u16>, detail: String },
+    /// A run that does not fit the device's memory or binding limits, refused before anything
+    /// is allocated; the message says what would fit.
+    #[error("{0}")]
+    Memory(String),
     /// The run itself: resuming, checkpoints, the output folder, divergence.
     #[error("{0}")]
     Run(String),
@@ -62,6 +66,7 @@ impl Error {
             Error::Setting { .. } => "setting",
             Error::Io { .. } => "io",
             Error::Http { .. } => "http",
+            Error::Memory(_) => "memory",
             Error::Run(_) => "run",
             Error::State(_) => "state",
             Error::Input(_) => "input",

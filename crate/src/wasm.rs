@@ -24,7 +24,8 @@ use crate::gpu::{Gpu, GpuOptions, KernelChoice};
 use crate::lora::{gguf::gguf_lora_bytes, peft, Lora};
 use crate::model::decode::Decoder;
 use crate::model::load::{tokenizer_from_gguf, tokenizer_from_hf, GgufLoader, HfLoader, LoadOptions};
-use crate::model::{parse_model_url, Model, RemoteKind};
+use crate::model::memory::Limits;
+use crate::model::{parse_model_url, Model, ModelMemory, RemoteKind};
 use crate::tokenizer::Tokenizer;
 use crate::train::settings::camel;
 use crate::train::{Checkpoint, DataSettings, Fingerprint, Run, RunMeta, TrainSettings};
@@ -371,6 +372,26 @@ impl Engine {
             Ok(summary)
         })?;
         serialize(&summary).map_err(js_err)
+    }
+
+    /// The memory plan of a run with `settings` ([`TrainSettings`]) on the loaded model and data,
+    /// before anything is allocated: `{setting, plan, other, limits, budget, fits, message}`
+    /// (bytes) and `text`, the plan as `weblora train --dry-run` prints it.
+    #[wasm_bindgen(js_name = memoryPlan)]
+    pub fn memory_plan(&self, settings: JsValue) -> JsResult<JsValue> {
+        let value = self.with(|st| {
+            let s: TrainSettings = from_js(settings, "training settings")?;
+            let base = st.base()?;
+            let (prepared, _, _) = st.data.as_ref().ok_or_else(|| Error::State("no dataset is loaded".into()))?;
+            let options = s.run_options(prepared.summary.seq_len)?;
+            let (train, eval) = (&prepared.train.examples, &prepared.eval);
+            let model = ModelMemory::of(&base.model);
+            let memory = Run::memory_plan(&model, &s.lora_config()?, train, eval, &options, Limits::of(&st.gpu.info))?;
+            let mut value = serde_json::to_value(&memory).map_err(|e| Error::Internal(e.to_string()))?;
+            value["text"] = memory.to_string().into();
+            Ok(value)
+        })?;
+        serialize(&value).map_err(js_err)
     }
 
     /// Starts a training run on the loaded model and data with `settings` ([`TrainSettings`]):

@@ -539,3 +539,69 @@ fn help_says_what_the_order_switches_do() {
     assert!(help.contains("off (--no-shuffle), they come in the file's order"), "{help}");
     assert!(help.contains("unset, only when shuffling"), "{help}");
 }
+
+/// Elements of the tiny model's activations and scratch for `b` × `t` (see [`tiny`]: C 64, F 128,
+/// 2 layers, 4 heads of 16 over 2 kv heads, a tied vocabulary of `v`), rank 4 on all seven
+/// projections, counted here from the shapes a plan allocates.
+fn tiny_activations(b: usize, t: usize, v: usize, recompute: bool) -> usize {
+    let (c, f, layers, nh, qd, kvd, rp, n) = (64, 128, 2, 4, 64, 32, 4, b * t);
+    let layer = n * (c + c + 1 + qd + 2 * kvd + qd + c + c + 1 + 3 * f + 7 * rp) + 2 * b * nh * t;
+    let acts = if recompute { layer + (layers - 1) * n * c } else { layers * layer };
+    let scratch = n * (2 * c + 2 * qd + 2 * kvd + 3 * f + rp + 2 * c.max(f).max(qd));
+    let chunk = n.min(64);
+    // stats, partials, x_final, lnf, rstdf, scratch, dlnf, losses, one block of logits, ce_stats
+    acts + 4 + 64 + 2 * n * c + n + scratch + n * c + n + chunk * v + chunk * 4
+}
+
+#[test]
+fn a_dry_run_prints_the_memory_plan_and_a_run_that_does_not_fit_is_refused() {
+    let out = scratch("dry-run");
+    let dry = |extra: &[&str]| {
+        let o = run(&train_args(&out, &[&["--dry-run", "--json"], extra].concat()));
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()
+    };
+    let plan = dry(&[]);
+    let (p, other) = (&plan["plan"], &plan["other"]);
+    let num = |v: &serde_json::Value| v.as_u64().unwrap_or_else(|| panic!("a number: {v}")) as usize;
+    let (b, t) = (num(&p["batch"]), num(&p["seq_len"]));
+    // The longest example rounded up to 8, within --seq-len 32.
+    assert!(b == 2 && t <= 32 && t % 8 == 0, "{plan}");
+    assert_eq!(
+        (p["recompute"].as_bool(), plan["setting"].as_str(), plan["fits"].as_bool()),
+        (Some(false), Some("auto"), Some(true))
+    );
+    let v = weblora::model::load::load_tokenizer(&smollm2()).unwrap().0.vocab_size();
+    assert_eq!(num(&p["activations"]), 4 * tiny_activations(b, t, v, false), "{plan}");
+    assert_eq!(num(&other["activations"]), 4 * tiny_activations(b, t, v, true), "{plan}");
+    // f32 weights: the tied embedding, the final norm and per layer two norms and 7 projections.
+    let (c, f, qd, kvd) = (64, 128, 64, 32);
+    assert_eq!(num(&p["weights"]), 4 * (v * c + c + 2 * (2 * c + 2 * qd * c + 2 * kvd * c + 3 * f * c)));
+    // P: A (4, in) and B (out, 4) of each module, each starting at a multiple of 64 elements.
+    let a64 = |x: usize| x.next_multiple_of(64);
+    let dims = [(c, qd), (c, kvd), (c, kvd), (qd, c), (c, f), (c, f), (f, c)];
+    let flat: usize = 2 * dims.iter().map(|&(i, o)| a64(4 * i) + a64(o * 4)).sum::<usize>();
+    assert_eq!((num(&p["adapter"]), num(&p["optimizer"])), (8 * flat, 8 * flat));
+    let parts = ["weights", "adapter", "optimizer", "activations", "inputs"];
+    assert_eq!(num(&p["total"]), parts.iter().map(|k| num(&p[*k])).sum::<usize>());
+
+    // A budget between the two: auto turns recompute on; off is refused before anything runs.
+    let between = (num(&p["total"]) + num(&other["total"])) / 2;
+    let gb = format!("{}", between as f64 / 1e9);
+    let plan = dry(&["--memory-budget", &gb]);
+    assert_eq!((plan["plan"]["recompute"].as_bool(), plan["fits"].as_bool()), (Some(true), Some(true)), "{plan}");
+    let o = weblora()
+        .args(train_args(&out, &["--dry-run", "--json"]))
+        .env("WEBLORA_MEMORY", format!("{gb}GB"))
+        .output()
+        .unwrap();
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(plan["plan"]["recompute"].as_bool(), Some(true), "{plan}");
+    let o = run(&train_args(&out, &["--memory-budget", &gb, "--recompute", "off"]));
+    assert_refused("--recompute off", &o, "; with recompute, or at batch 1, it fits");
+    assert!(stderr(&o).contains(&format!("batch 2 × {t} needs")), "{}", stderr(&o));
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "nothing is written");
+    // --recompute alone still means on.
+    let plan = dry(&["--recompute"]);
+    assert_eq!((plan["setting"].as_str(), plan["plan"]["recompute"].as_bool()), (Some("on"), Some(true)));
+}

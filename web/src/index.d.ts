@@ -121,8 +121,12 @@ export interface TrainSettings {
   /** Pack several short examples into each row (less padding); each keeps its own positions
    * and attends only to itself, so the loss is the same as unpacked. Default false. */
   packing?: boolean;
-  /** Recompute activations in backward: less memory, slower. */
-  recompute?: boolean;
+  /** Recompute activations in backward (less memory, slower): "auto" (the default) turns it on
+   * only when the run would not fit `memoryBudget` without it; `true` and `false` mean on and off. */
+  recompute?: "auto" | "on" | "off" | boolean;
+  /** GPU memory the run may take, in GB. WebGPU does not say how much a device has, so without
+   * a budget only the device's binding and buffer limits are checked. */
+  memoryBudget?: number;
 }
 
 export interface StepEvent {
@@ -202,6 +206,37 @@ export interface CheckpointInfo {
   totalSteps: number;
 }
 
+/** What one (B, T) shape of a run takes on the GPU, in bytes. */
+export interface MemoryShape {
+  batch: number;
+  seq_len: number;
+  recompute: boolean;
+  weights: number;
+  /** The adapter's parameters and gradients. */
+  adapter: number;
+  /** AdamW's moments. */
+  optimizer: number;
+  activations: number;
+  inputs: number;
+  total: number;
+  largest_binding: { name: string; bytes: number };
+}
+
+/** A run's memory plan: the shape it allocates, recompute decided from the setting and the budget. */
+export interface MemoryPlan {
+  setting: "auto" | "on" | "off";
+  plan: MemoryShape;
+  /** The same shape with recompute the other way. */
+  other: MemoryShape;
+  limits: { maxStorageBufferBindingSize: number; maxBufferSize: number };
+  budget: number | null;
+  fits: boolean;
+  /** The decision, or what does not fit and what would. */
+  message: string;
+  /** The plan as `weblora train --dry-run` prints it. */
+  text: string;
+}
+
 export class WebLoRA {
   /** Starts the worker and opens the GPU; rejects with a plain message when WebGPU is missing. */
   /**
@@ -218,6 +253,9 @@ export class WebLoRA {
   /** Reads a dataset with the loaded model's tokenizer. A new dataset ends the current run: its
    * adapter is dropped (export it first), and the next `train` starts a fresh one. */
   loadData(data: Blob | string, settings?: DataSettings, name?: string): Promise<DataSummary>;
+  /** The memory plan of a run with `settings` on the loaded model and data, before anything is
+   * allocated (`weblora train --dry-run`'s). */
+  memoryPlan(settings?: TrainSettings): Promise<MemoryPlan>;
   train(
     settings?: TrainSettings,
     options?: { resume?: boolean; checkpointEvery?: number },

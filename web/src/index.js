@@ -94,6 +94,16 @@ export class WebLoRA {
   }
 
   /**
+   * The memory plan of a run with `settings` on the loaded model and data, before anything is
+   * allocated: what the weights, adapter, optimizer and activations take, the largest binding
+   * against the device's limit, whether recompute is needed, and whether it fits (`fits`,
+   * `message`; `text` as `weblora train --dry-run` prints it).
+   */
+  memoryPlan(settings = {}) {
+    return this.#call("memoryPlan", { settings });
+  }
+
+  /**
    * Trains until the run is done or stopped; resolves to `{ step, totalSteps, stopped }`.
    * With `resume: true`, continues from the checkpoint saved in this origin, when it fits.
    */

@@ -232,6 +232,9 @@ const ops = {
     dataName = name;
     return summary;
   },
+  async memoryPlan({ settings }) {
+    return exclusive(() => needEngine().memoryPlan(settings));
+  },
   train,
   async pause() {
     run.paused = true;

@@ -174,12 +174,10 @@ impl Batcher {
         self.plan(epoch).into_iter().map(|rows| self.batch(&rows))
     }
 
-    /// The batch of these rows, padded to B rows.
-    pub fn batch(&self, rows: &[usize]) -> TokenBatch {
+    /// T of a batch whose longest row has `longest` tokens.
+    fn padded_len(&self, longest: usize) -> usize {
         let o = &self.options;
-        let b = o.batch_size.max(rows.len());
-        let longest = rows.iter().filter_map(|&r| self.row_len.get(r)).copied().max().unwrap_or(0);
-        let t = if o.pad_to_seq_len {
+        if o.pad_to_seq_len {
             o.seq_len
         } else {
             longest
@@ -188,7 +186,20 @@ impl Batcher {
                 .saturating_mul(o.pad_to_multiple_of)
                 .min(o.seq_len)
                 .max(longest)
-        };
+        }
+    }
+
+    /// The largest T of any batch: that of the batch with the longest row (0 without rows).
+    pub fn max_seq_len(&self) -> usize {
+        self.row_len.iter().max().map_or(0, |&l| self.padded_len(l))
+    }
+
+    /// The batch of these rows, padded to B rows.
+    pub fn batch(&self, rows: &[usize]) -> TokenBatch {
+        let o = &self.options;
+        let b = o.batch_size.max(rows.len());
+        let longest = rows.iter().filter_map(|&r| self.row_len.get(r)).copied().max().unwrap_or(0);
+        let t = self.padded_len(longest);
         let mut out = TokenBatch {
             batch_size: b,
             seq_len: t,

@@ -33,11 +33,15 @@ impl SplitTensor {
     /// A zero-filled (rows, cols) tensor kept as `ty` (f32, or a type [`QuantTensor`] keeps) in
     /// as few parts as the device's limits allow.
     pub fn zeros_as(gpu: &Gpu, label: &str, ty: GgmlType, rows: usize, cols: usize) -> Result<SplitTensor> {
-        let limit = gpu.info.max_tensor_bytes();
-        let bytes = |rows: usize| match ty {
-            GgmlType::F32 => Ok(rows as u64 * cols as u64 * DType::F32.size()),
-            _ => QuantTensor::gpu_bytes_for(label, ty, rows, cols),
-        };
+        let part_rows = Self::part_rows_for(label, ty, rows, cols, gpu.info.max_tensor_bytes())?;
+        Self::zeros_in_parts_as(gpu, label, ty, rows, cols, part_rows)
+    }
+
+    /// The rows of each part of a (rows, cols) tensor kept as `ty` when no part may take more
+    /// than `limit` bytes: all of them when the whole fits, else the most whole multiples of
+    /// [`ROW_ALIGN`] that fit (what [`SplitTensor::zeros_as`] allocates; no GPU needed).
+    pub fn part_rows_for(label: &str, ty: GgmlType, rows: usize, cols: usize, limit: u64) -> Result<usize> {
+        let bytes = |rows: usize| Self::part_bytes(label, ty, rows, cols);
         let part_rows = if bytes(rows)? <= limit {
             rows
         } else {
@@ -56,7 +60,40 @@ impl SplitTensor {
                 ty.name()
             )));
         }
-        Self::zeros_in_parts_as(gpu, label, ty, rows, cols, part_rows)
+        Ok(part_rows)
+    }
+
+    /// Bytes a part of `rows` rows takes on the GPU: an f32 tensor's elements, or a
+    /// [`QuantTensor`]'s buffer.
+    pub fn part_bytes(label: &str, ty: GgmlType, rows: usize, cols: usize) -> Result<u64> {
+        match ty {
+            GgmlType::F32 => Ok(rows as u64 * cols as u64 * DType::F32.size()),
+            _ => QuantTensor::gpu_bytes_for(label, ty, rows, cols),
+        }
+    }
+
+    /// The row ranges (first row, rows) of [`SplitTensor::blocks`] for parts of the given rows,
+    /// each f32 or not: no GPU needed.
+    pub fn block_rows(parts: &[(usize, bool)], max_rows: usize) -> Result<Vec<(usize, usize)>> {
+        let mut out = Vec::new();
+        let mut first = 0;
+        let err = |rows: usize| shape_err("split tensor blocks", format!("blocks of {max_rows} rows of {rows}"));
+        for &(rows, f32) in parts {
+            if !f32 {
+                if rows > max_rows {
+                    return Err(err(rows));
+                }
+                out.push((first, rows));
+            } else {
+                let step = if rows <= max_rows { rows } else { max_rows / ROW_ALIGN * ROW_ALIGN };
+                if step == 0 {
+                    return Err(err(rows));
+                }
+                out.extend((0..rows).step_by(step).map(|start| (first + start, step.min(rows - start))));
+            }
+            first += rows;
+        }
+        Ok(out)
     }
 
     /// A zero-filled (rows, cols) f32 tensor in parts of `part_rows` rows, a multiple of
@@ -125,26 +162,17 @@ impl SplitTensor {
     /// longer), a part kept in a GGML format whole (it has no views), which must then be at most
     /// `max_rows` rows.
     pub fn blocks(&self, max_rows: usize) -> Result<Vec<(usize, Weight)>> {
+        let parts: Vec<(usize, bool)> = self.parts.iter().map(|p| (p.shape()[0], p.ty() == GgmlType::F32)).collect();
         let mut out = Vec::new();
-        let err = |rows: usize| shape_err("split tensor blocks", format!("blocks of {max_rows} rows of {rows}"));
-        for (first, part) in self.parts() {
-            let t = match part {
-                Weight::F32(t) => t,
-                _ if part.shape()[0] <= max_rows => {
-                    out.push((first, part.clone()));
-                    continue;
-                }
-                _ => return Err(err(part.shape()[0])),
-            };
-            let rows = t.shape()[0];
-            let step = if rows <= max_rows { rows } else { max_rows / ROW_ALIGN * ROW_ALIGN };
-            if step == 0 {
-                return Err(err(rows));
-            }
-            for start in (0..rows).step_by(step) {
-                let len = step.min(rows - start);
-                out.push((first + start, Weight::F32(t.view(start * self.cols, &[len, self.cols])?)));
-            }
+        for (first, rows) in Self::block_rows(&parts, max_rows)? {
+            let (start, part) = (first / self.part_rows * self.part_rows, &self.parts[first / self.part_rows]);
+            out.push((
+                first,
+                match part {
+                    Weight::F32(t) => Weight::F32(t.view((first - start) * self.cols, &[rows, self.cols])?),
+                    _ => part.clone(),
+                },
+            ));
         }
         Ok(out)
     }

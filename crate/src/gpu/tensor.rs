@@ -34,8 +34,7 @@ pub const VIEW_ALIGN: u64 = 256;
 impl Tensor {
     /// A new zero-filled tensor in a buffer of its own.
     pub fn zeros(gpu: &Gpu, label: &str, shape: &[usize], dtype: DType) -> Result<Tensor> {
-        let numel: usize = shape.iter().product();
-        let bytes = (numel.max(1) as u64 * dtype.size()).next_multiple_of(16);
+        let bytes = Self::buffer_bytes(shape.iter().product(), dtype);
         if bytes > gpu.info.max_buffer {
             return Err(Error::Gpu(format!(
                 "tensor {label} {shape:?} needs {bytes} bytes, above the device's buffer limit of {}",
@@ -52,6 +51,11 @@ impl Tensor {
         #[allow(clippy::arc_with_non_send_sync)]
         let buffer = Arc::new(buffer);
         Ok(Tensor { buffer, offset: 0, shape: shape.to_vec(), dtype })
+    }
+
+    /// The size of the buffer [`Tensor::zeros`] makes for `numel` elements of `dtype`.
+    pub fn buffer_bytes(numel: usize, dtype: DType) -> u64 {
+        (numel.max(1) as u64 * dtype.size()).next_multiple_of(16)
     }
 
     /// A new tensor holding `data`.

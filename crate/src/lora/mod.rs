@@ -127,6 +127,30 @@ impl LoraConfig {
         format!("r {}, alpha {}, dropout {}, {}{rs}", self.r, self.alpha, self.dropout, targets.join(","))
     }
 
+    /// P, the elements of each flat buffer (parameters, gradients, each moment) for `model`.
+    pub fn flat_len(&self, model: &ModelConfig) -> usize {
+        self.layout(model).1
+    }
+
+    /// Each module's (layer, target, in, out, start of A, start of B) in the flat buffers, and P.
+    #[allow(clippy::type_complexity)]
+    fn layout(&self, model: &ModelConfig) -> (Vec<(usize, Target, usize, usize, usize, usize)>, usize) {
+        let rp = self.r_padded();
+        let mut layout = Vec::new();
+        let mut p = 0;
+        for layer in 0..model.num_hidden_layers {
+            for &target in &self.targets {
+                let (i, o) = target.dims(model);
+                let a_start = p;
+                p = (p + rp * i).next_multiple_of(ALIGN);
+                let b_start = p;
+                p = (p + o * rp).next_multiple_of(ALIGN);
+                layout.push((layer, target, i, o, a_start, b_start));
+            }
+        }
+        (layout, p)
+    }
+
     fn validate(&self, model: &ModelConfig) -> Result<()> {
         if self.r == 0 {
             return Err(Error::Lora("rank r must be at least 1".into()));
@@ -191,18 +215,7 @@ impl Lora {
     pub fn new(gpu: &Gpu, model: &ModelConfig, config: LoraConfig) -> Result<Lora> {
         config.validate(model)?;
         let rp = config.r_padded();
-        let mut layout = Vec::new();
-        let mut p = 0;
-        for layer in 0..model.num_hidden_layers {
-            for &target in &config.targets {
-                let (i, o) = target.dims(model);
-                let a_start = p;
-                p = (p + rp * i).next_multiple_of(ALIGN);
-                let b_start = p;
-                p = (p + o * rp).next_multiple_of(ALIGN);
-                layout.push((layer, target, i, o, a_start, b_start));
-            }
-        }
+        let (layout, p) = config.layout(model);
         let flat = |name: &str| Tensor::zeros(gpu, name, &[p], DType::F32);
         let (params, grads, m, v) = (flat("lora.params")?, flat("lora.grads")?, flat("lora.m")?, flat("lora.v")?);
         let mut modules = Vec::new();

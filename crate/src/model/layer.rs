@@ -9,22 +9,22 @@ use crate::lora::{LoraConfig, LoraModule, Target};
 use crate::ops::{self, AttentionShape};
 
 /// Activations of one layer that backward reads (shared by all layers under recompute).
-pub(super) struct LayerActs {
-    pub x: Tensor,                     // (N, C) layer input: the residual stream
-    pub ln1: Tensor,                   // (N, C)
-    pub rstd1: Tensor,                 // (N)
-    pub q: Tensor,                     // (N, NH·HD), after RoPE
-    pub k: Tensor,                     // (N, NKV·HD), after RoPE
-    pub v: Tensor,                     // (N, NKV·HD)
-    pub att: Tensor,                   // (N, NH·HD)
-    pub stats: Tensor,                 // (2, B, NH, T) attention's log-sum-exp and rowsum(dO ⊙ O)
-    pub xmid: Tensor,                  // (N, C) residual after attention
-    pub ln2: Tensor,                   // (N, C)
-    pub rstd2: Tensor,                 // (N)
-    pub g: Tensor,                     // (N, F)
-    pub u: Tensor,                     // (N, F)
-    pub h: Tensor,                     // (N, F)
-    pub lora_u: Vec<(Target, Tensor)>, // (N, Rp) = dropout(x)·Aᵀ per adapted module
+pub(super) struct LayerActs<T = Tensor> {
+    pub x: T,                     // (N, C) layer input: the residual stream
+    pub ln1: T,                   // (N, C)
+    pub rstd1: T,                 // (N)
+    pub q: T,                     // (N, NH·HD), after RoPE
+    pub k: T,                     // (N, NKV·HD), after RoPE
+    pub v: T,                     // (N, NKV·HD)
+    pub att: T,                   // (N, NH·HD)
+    pub stats: T,                 // (2, B, NH, T) attention's log-sum-exp and rowsum(dO ⊙ O)
+    pub xmid: T,                  // (N, C) residual after attention
+    pub ln2: T,                   // (N, C)
+    pub rstd2: T,                 // (N)
+    pub g: T,                     // (N, F)
+    pub u: T,                     // (N, F)
+    pub h: T,                     // (N, F)
+    pub lora_u: Vec<(Target, T)>, // (N, Rp) = dropout(x)·Aᵀ per adapted module
 }
 
 /// The sizes activations are allocated for.
@@ -56,11 +56,12 @@ impl Sizes {
     }
 }
 
-/// Allocates a named f32 tensor (the caller counts the bytes).
-pub(super) type Alloc<'a> = dyn Fn(&str, &[usize]) -> Result<Tensor> + 'a;
+/// Allocates a named f32 tensor (the caller counts the bytes). A plan allocates [`Tensor`]s; the
+/// memory plan runs the same allocation code with an allocator that only records the shapes.
+pub(super) type Alloc<'a, T = Tensor> = dyn Fn(&str, &[usize]) -> Result<T> + 'a;
 
-impl LayerActs {
-    pub fn allocate(z: &Alloc, x: Tensor, s: &Sizes) -> Result<LayerActs> {
+impl<T: Clone> LayerActs<T> {
+    pub fn allocate(z: &Alloc<T>, x: T, s: &Sizes) -> Result<LayerActs<T>> {
         let n = s.b * s.t;
         Ok(LayerActs {
             x,
@@ -83,7 +84,7 @@ impl LayerActs {
 
     /// The same activations with another layer input: layers of a recomputing plan share all
     /// but their input.
-    pub fn share(&self, x: Tensor) -> LayerActs {
+    pub fn share(&self, x: T) -> LayerActs<T> {
         LayerActs {
             x,
             ln1: self.ln1.clone(),
@@ -102,30 +103,32 @@ impl LayerActs {
             lora_u: self.lora_u.clone(),
         }
     }
+}
 
+impl LayerActs {
     fn lora_u(&self, t: Target) -> &Tensor {
         &self.lora_u.iter().find(|(x, _)| *x == t).expect("an activation for every adapted module").1
     }
 }
 
 /// Gradient scratch shared by every layer.
-pub(super) struct Scratch {
-    pub dres: Tensor,    // (N, C) gradient of the residual stream
-    pub dln: Tensor,     // (N, C)
-    pub dq: Tensor,      // (N, NH·HD)
-    pub dk: Tensor,      // (N, NKV·HD)
-    pub dv: Tensor,      // (N, NKV·HD)
-    pub datt: Tensor,    // (N, NH·HD)
-    pub dh: Tensor,      // (N, F)
-    pub dg: Tensor,      // (N, F)
-    pub du: Tensor,      // (N, F)
-    pub dlora_u: Tensor, // (N, Rp)
-    pub drop_a: Tensor,  // (N·max(C, F, NH·HD)) dropout scratch
-    pub drop_b: Tensor,  // (N·max(C, F, NH·HD)) dropout scratch
+pub(super) struct Scratch<T = Tensor> {
+    pub dres: T,    // (N, C) gradient of the residual stream
+    pub dln: T,     // (N, C)
+    pub dq: T,      // (N, NH·HD)
+    pub dk: T,      // (N, NKV·HD)
+    pub dv: T,      // (N, NKV·HD)
+    pub datt: T,    // (N, NH·HD)
+    pub dh: T,      // (N, F)
+    pub dg: T,      // (N, F)
+    pub du: T,      // (N, F)
+    pub dlora_u: T, // (N, Rp)
+    pub drop_a: T,  // (N·max(C, F, NH·HD)) dropout scratch
+    pub drop_b: T,  // (N·max(C, F, NH·HD)) dropout scratch
 }
 
-impl Scratch {
-    pub fn allocate(z: &Alloc, s: &Sizes) -> Result<Scratch> {
+impl<T> Scratch<T> {
+    pub fn allocate(z: &Alloc<T>, s: &Sizes) -> Result<Scratch<T>> {
         let n = s.b * s.t;
         let wide = s.c.max(s.f).max(s.qd);
         Ok(Scratch {

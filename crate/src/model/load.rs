@@ -143,6 +143,61 @@ fn kept_type(opts: LoadOptions, name: &str, ty: GgmlType, shape: &[usize]) -> Op
     (opts.keep_quantized && large && QuantTensor::supports(ty) && fits).then_some(ty)
 }
 
+/// The GGML type each weight of a GGUF file (by Hugging Face name) is kept in on the GPU; the
+/// others are f32.
+pub fn gguf_kept_types(h: &GgufHeader, opts: LoadOptions) -> HashMap<String, GgmlType> {
+    h.tensors
+        .iter()
+        .filter_map(|t| {
+            let name = hf_name(&t.name)?;
+            let shape: Vec<usize> = t.shape().iter().map(|&d| d as usize).collect();
+            Some((name.clone(), kept_type(opts, &name, t.ty, &shape)?))
+        })
+        .collect()
+}
+
+/// The GGML type weight `name` of a Hugging Face folder with `config` is kept in on the GPU, or
+/// `None` for f32.
+pub fn hf_kept_type(config: &ModelConfig, options: LoadOptions, name: &str) -> Option<GgmlType> {
+    // Rows run along the layer's input: the FFN width for down, the query width for o.
+    let cols = match name {
+        n if n.ends_with("mlp.down_proj.weight") => config.intermediate_size,
+        n if n.ends_with("self_attn.o_proj.weight") => config.q_dim(),
+        _ => config.hidden_size,
+    };
+    kept_type(options, name, config.stored_type()?, &[1, cols])
+}
+
+/// The memory a local model (a GGUF file, or a Hugging Face folder) takes on a device with
+/// `limits`, from the file's header or the folder's config.json alone: nothing is uploaded.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn model_memory(
+    path: &std::path::Path,
+    options: LoadOptions,
+    limits: &super::memory::Limits,
+) -> Result<super::ModelMemory> {
+    use super::memory::WeightMemory;
+    let (config, weights) = if path.is_file() {
+        let header = crate::io::read_gguf_header(path)?;
+        let config = config_from_gguf(&header)?;
+        let kept = gguf_kept_types(&header, options);
+        let weights = WeightMemory::plan(&config, &|n| kept.get(n).copied(), limits)?;
+        (config, weights)
+    } else if path.is_dir() {
+        let file = path.join("config.json");
+        let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
+        let config = ModelConfig::from_json(&text, &file.display().to_string())?;
+        let weights = WeightMemory::plan(&config, &|n| hf_kept_type(&config, options, n), limits)?;
+        (config, weights)
+    } else {
+        return Err(Error::Input(format!(
+            "{}: a memory plan is made from a local model file or folder",
+            path.display()
+        )));
+    };
+    Ok(super::ModelMemory { config, weights })
+}
+
 /// Checks, converts and uploads tensors as they arrive in file order, and remembers which came.
 pub struct WeightSink {
     /// (NH, NKV) when Q/K rows come in llama.cpp's permuted order.
@@ -258,16 +313,7 @@ fn on_gguf_event(
     match ev {
         GgufEvent::Header(h) => {
             let config = config_from_gguf(h)?;
-            let kept: HashMap<String, GgmlType> = h
-                .tensors
-                .iter()
-                .filter_map(|t| {
-                    let name = hf_name(&t.name)?;
-                    let shape: Vec<usize> = t.shape().iter().map(|&d| d as usize).collect();
-                    Some((kept_type(opts, &name, t.ty, &shape)?, name))
-                })
-                .map(|(ty, name)| (name, ty))
-                .collect();
+            let kept = gguf_kept_types(h, opts);
             let weights = ModelWeights::allocate_with(gpu, &config, &|name| kept.get(name).copied())?;
             let sink = WeightSink::new(&config, file, config.model_type.as_deref() == Some("llama"));
             *model = Some((config, weights, sink));
@@ -299,15 +345,7 @@ impl HfLoader {
     /// kept as `options` says.
     pub fn new(gpu: &Gpu, folder: &str, config_json: &str, options: LoadOptions) -> Result<HfLoader> {
         let config = ModelConfig::from_json(config_json, &format!("{folder}/config.json"))?;
-        let kept = |name: &str| {
-            // Rows run along the layer's input: the FFN width for down, the query width for o.
-            let cols = match name {
-                n if n.ends_with("mlp.down_proj.weight") => config.intermediate_size,
-                n if n.ends_with("self_attn.o_proj.weight") => config.q_dim(),
-                _ => config.hidden_size,
-            };
-            kept_type(options, name, config.stored_type()?, &[1, cols])
-        };
+        let kept = |name: &str| hf_kept_type(&config, options, name);
         let weights = ModelWeights::allocate_with(gpu, &config, &kept)?;
         let sink = WeightSink::new(&config, folder, false);
         Ok(HfLoader { config, weights, sink, reader: None })

@@ -7,6 +7,7 @@ pub mod export;
 mod layer;
 pub mod load;
 mod location;
+pub mod memory;
 mod plan;
 #[cfg(not(target_arch = "wasm32"))]
 mod source;
@@ -14,7 +15,8 @@ mod weights;
 
 pub use config::{ModelConfig, RopeParameters};
 pub use location::{parse_model_url, ModelUrl, RemoteKind};
-pub use plan::{Batch, Plan, PlanOptions, StepStats};
+pub use memory::{MemoryPlan, ModelMemory, Recompute, RunMemory, WeightMemory};
+pub use plan::{Arena, Batch, Plan, PlanOptions, StepStats};
 pub use weights::{LayerWeights, Linear, ModelWeights, Weight};
 
 /// A base model on the GPU: its config and frozen weights. A clone shares the GPU buffers.

@@ -1,7 +1,8 @@
 //! A [`Plan`]: every buffer and program for one (batch B, sequence T) shape, built once and
 //! replayed each step. A training step is one submission with one 16-byte readback.
 
-use super::layer::{layer_backward, layer_forward, Attend, Ctx, LayerActs, Scratch, Sizes};
+use super::layer::{layer_backward, layer_forward, Alloc, Attend, Ctx, LayerActs, Scratch, Sizes};
+use super::memory::{activation_buffers, show_bytes, Limits, ModelMemory};
 use super::Model;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Program, Readback, SplitTensor, Tensor};
@@ -120,24 +121,153 @@ pub struct Plan {
     _keep: Vec<Tensor>,
 }
 
-impl Plan {
-    pub fn new(gpu: &Gpu, model: &Model, lora: &Lora, b: usize, t: usize, opts: PlanOptions) -> Result<Plan> {
-        let cfg = &model.config;
-        if b == 0 || t == 0 {
-            return Err(Error::Input(format!("batch {b} × sequence {t} is empty")));
+/// Every activation and scratch buffer of a plan for one (B, T) shape, in the order they are
+/// allocated. In a [`Plan`] each is a [`Tensor`]; the memory plan (`super::memory`) runs this
+/// same code with an allocator that only records names and shapes, so the two cannot drift.
+pub(super) struct Buffers<T = Tensor> {
+    stats: T,    // (STATS_LEN) loss, gradient norm, clip factor
+    partials: T, // (PARTIALS)
+    acts: Vec<LayerActs<T>>,
+    x_final: T, // (N, C)
+    lnf: T,     // (N, C)
+    rstdf: T,   // (N)
+    s: Scratch<T>,
+    dlnf: T,        // (N, C)
+    losses: T,      // (N)
+    logits: Vec<T>, // (min(N, 64), rows of the block) per vocabulary block of the head
+    ce_stats: T,    // (min(N, 64), CE_STATS)
+}
+
+impl<T: Clone> Buffers<T> {
+    /// Allocates through `z` for `sizes`: every layer's activations, or under `recompute` one
+    /// shared set plus each layer's input; `head_rows`: the rows of each block of the loss head.
+    pub fn allocate(z: &Alloc<T>, sizes: &Sizes, layers: usize, recompute: bool, head_rows: &[usize]) -> Result<Self> {
+        let (n, c) = (sizes.b * sizes.t, sizes.c);
+        let stats = z("stats", &[STATS_LEN])?;
+        let partials = z("partials", &[PARTIALS])?;
+        let mut acts: Vec<LayerActs<T>> = Vec::with_capacity(layers);
+        for l in 0..layers {
+            let x = z("x", &[n, c])?;
+            let a = if recompute && l > 0 { acts[0].share(x) } else { LayerActs::allocate(z, x, sizes)? };
+            acts.push(a);
         }
-        if t > cfg.max_position_embeddings {
-            return Err(Error::Input(format!(
-                "sequence length {t} exceeds max_position_embeddings {}",
-                cfg.max_position_embeddings
+        let x_final = z("x_final", &[n, c])?;
+        let lnf = z("lnf", &[n, c])?;
+        let rstdf = z("rstdf", &[n])?;
+        let s = Scratch::allocate(z, sizes)?;
+        let dlnf = z("dlnf", &[n, c])?;
+        let losses = z("losses", &[n])?;
+        let chunk_rows = n.min(CE_CHUNK);
+        let logits = head_rows.iter().map(|&vb| z("logits_chunk", &[chunk_rows, vb])).collect::<Result<_>>()?;
+        let ce_stats = z("ce_stats", &[chunk_rows, CE_STATS])?;
+        Ok(Buffers { stats, partials, acts, x_final, lnf, rstdf, s, dlnf, losses, logits, ce_stats })
+    }
+}
+
+/// The most rows of a vocabulary block of the loss head: a chunk of [`CE_CHUNK`] rows of its
+/// logits must fit one binding of `max_tensor_bytes`. The same for every (B, T), so plans of
+/// several shapes can share one [`Arena`].
+pub(super) fn max_head_block(max_tensor_bytes: u64) -> usize {
+    (max_tensor_bytes / (CE_CHUNK as u64 * 4)) as usize
+}
+
+/// The activations of the largest (B, T) a trainer will see, allocated once: a plan for that
+/// shape or any with no more tokens B·T takes views of these buffers instead of its own (every
+/// shape's buffers come in the same order, each no larger than the arena's).
+pub struct Arena {
+    pub b: usize,
+    pub t: usize,
+    recompute: bool,
+    tensors: Vec<Tensor>,
+}
+
+impl Arena {
+    /// Buffers for `b` × `t` tokens of `model` with `lora`'s targets and rank.
+    pub fn new(gpu: &Gpu, model: &Model, lora: &Lora, b: usize, t: usize, recompute: bool) -> Result<Arena> {
+        check_shape(model, b, t)?;
+        // The same buffers, planned first: none may be larger than one binding.
+        let limits = Limits::of(&gpu.info);
+        let planned = activation_buffers(&ModelMemory::of(model), &lora.config, b, t, recompute, &limits)?;
+        if let Some(big) = planned.iter().find(|a| a.bytes > limits.max_binding()) {
+            return Err(Error::Memory(format!(
+                "batch {b} × {t} needs a binding of {} for {}; this GPU allows {} per binding",
+                show_bytes(big.bytes),
+                big.name,
+                show_bytes(limits.max_binding())
+            )));
+        }
+        let tensors = std::cell::RefCell::new(Vec::new());
+        let z = |name: &str, shape: &[usize]| {
+            let t = Tensor::zeros(gpu, name, shape, DType::F32)?;
+            tensors.borrow_mut().push(t.clone());
+            Ok::<_, Error>(t)
+        };
+        let sizes = Sizes::new(&model.config, b, t, &lora.config.targets, lora.config.r_padded());
+        let head = model.weights.output().blocks(max_head_block(gpu.info.max_tensor_bytes()))?;
+        let rows: Vec<usize> = head.iter().map(|(_, w)| w.shape()[0]).collect();
+        Buffers::allocate(&z, &sizes, model.config.num_hidden_layers, recompute, &rows)?;
+        Ok(Arena { b, t, recompute, tensors: tensors.into_inner() })
+    }
+
+    /// Whether a plan of `b` × `t` fits in these buffers.
+    pub fn holds(&self, b: usize, t: usize) -> bool {
+        b * t <= self.b * self.t
+    }
+
+    /// Bytes of the buffers.
+    pub fn bytes(&self) -> u64 {
+        self.tensors.iter().map(Tensor::byte_size).sum()
+    }
+}
+
+fn check_shape(model: &Model, b: usize, t: usize) -> Result<()> {
+    if b == 0 || t == 0 {
+        return Err(Error::Input(format!("batch {b} × sequence {t} is empty")));
+    }
+    let max = model.config.max_position_embeddings;
+    if t > max {
+        return Err(Error::Input(format!("sequence length {t} exceeds max_position_embeddings {max}")));
+    }
+    Ok(())
+}
+
+impl Plan {
+    /// A plan for `b` × `t` with buffers of its own.
+    pub fn new(gpu: &Gpu, model: &Model, lora: &Lora, b: usize, t: usize, opts: PlanOptions) -> Result<Plan> {
+        let arena = Arena::new(gpu, model, lora, b, t, opts.recompute)?;
+        Plan::in_arena(gpu, model, lora, b, t, opts, &arena)
+    }
+
+    /// A plan for `b` × `t` whose activations are views of `arena`'s buffers (which must hold
+    /// the shape, under the same recompute setting).
+    pub fn in_arena(
+        gpu: &Gpu,
+        model: &Model,
+        lora: &Lora,
+        b: usize,
+        t: usize,
+        opts: PlanOptions,
+        arena: &Arena,
+    ) -> Result<Plan> {
+        let cfg = &model.config;
+        check_shape(model, b, t)?;
+        if !arena.holds(b, t) || arena.recompute != opts.recompute {
+            return Err(Error::Internal(format!(
+                "a plan of {b} × {t} (recompute {}) in an arena of {} × {} (recompute {})",
+                opts.recompute, arena.b, arena.t, arena.recompute
             )));
         }
         let n = b * t;
         let (c, v, rp) = (cfg.hidden_size, cfg.vocab_size, lora.config.r_padded());
         let shape = AttentionShape { b, t, nh: cfg.num_attention_heads, nkv: cfg.n_kv_heads(), hd: cfg.head_dim() };
         let allocated = std::cell::Cell::new(0u64);
+        let next = std::cell::Cell::new(0usize);
         let z = |name: &str, shape: &[usize]| {
-            let t = Tensor::zeros(gpu, name, shape, DType::F32)?;
+            let i = next.replace(next.get() + 1);
+            let whole = arena.tensors.get(i).filter(|w| w.numel() >= shape.iter().product());
+            let whole =
+                whole.ok_or_else(|| Error::Internal(format!("the arena has no buffer for {name} {shape:?}")))?;
+            let t = whole.view(0, shape)?;
             allocated.set(allocated.get() + t.byte_size());
             Ok::<_, Error>(t)
         };
@@ -147,35 +277,17 @@ impl Plan {
         let pos = Tensor::zeros(gpu, "positions", &[n], DType::U32)?;
         let seg = Tensor::zeros(gpu, "segments", &[n], DType::U32)?;
         let step = Tensor::zeros(gpu, "step", &[8], DType::U32)?;
-        let stats = z("stats", &[STATS_LEN])?;
-        let partials = z("partials", &[PARTIALS])?;
         let (cos, sin) = cfg.rope().tables(cfg.head_dim(), t);
         let cos = Tensor::from_f32(gpu, "rope.cos", &[t, cfg.head_dim() / 2], &cos)?;
         let sin = Tensor::from_f32(gpu, "rope.sin", &[t, cfg.head_dim() / 2], &sin)?;
 
         let sizes = Sizes::new(cfg, b, t, &lora.config.targets, rp);
-        let new_acts = |x: Tensor| LayerActs::allocate(&z, x, &sizes);
-        // Under recompute every layer shares one set of activations except its input x.
-        let mut acts: Vec<LayerActs> = Vec::with_capacity(cfg.num_hidden_layers);
-        for l in 0..cfg.num_hidden_layers {
-            let x = z("x", &[n, c])?;
-            let a = if opts.recompute && l > 0 { acts[0].share(x) } else { new_acts(x)? };
-            acts.push(a);
-        }
-        let x_final = z("x_final", &[n, c])?;
-        let lnf = z("lnf", &[n, c])?;
-        let rstdf = z("rstdf", &[n])?;
-        let s = Scratch::allocate(&z, &sizes)?;
-        let dlnf = z("dlnf", &[n, c])?;
-        let losses = z("losses", &[n])?;
-        let chunk_rows = n.min(CE_CHUNK);
         // The head runs in vocabulary blocks, each inside one part of the output projection and
         // small enough that a chunk of its logits fits one binding.
-        let max_block = (gpu.info.max_tensor_bytes() / (chunk_rows as u64 * 4)) as usize;
-        let head = model.weights.output().blocks(max_block)?;
-        let logits: Vec<Tensor> =
-            head.iter().map(|(_, wb)| z("logits_chunk", &[chunk_rows, wb.shape()[0]])).collect::<Result<_>>()?;
-        let ce_stats = z("ce_stats", &[chunk_rows, CE_STATS])?;
+        let head = model.weights.output().blocks(max_head_block(gpu.info.max_tensor_bytes()))?;
+        let rows: Vec<usize> = head.iter().map(|(_, w)| w.shape()[0]).collect();
+        let bufs = Buffers::allocate(&z, &sizes, cfg.num_hidden_layers, opts.recompute, &rows)?;
+        let Buffers { stats, partials, acts, x_final, lnf, rstdf, s, dlnf, losses, logits, ce_stats } = bufs;
 
         let cx = Ctx {
             n,

@@ -59,7 +59,7 @@ fn specs<T: Serialize>(group: &'static str, command: Command, defaults: &T) -> V
                 let mut items: Vec<String> = Target::ALL.iter().map(|t| t.hf_name().to_string()).collect();
                 items.push("all-linear".into());
                 ("list", items)
-            } else if default.is_f64() {
+            } else if default.is_f64() || arg.get_value_parser().type_id() == std::any::TypeId::of::<f64>() {
                 ("number", vec![])
             } else {
                 ("integer", vec![])
@@ -118,6 +118,11 @@ mod tests {
         let targets = spec("targets");
         assert_eq!((targets.kind, targets.default.clone()), ("list", serde_json::json!(["all-linear"])));
         assert!(targets.choices.contains(&"down_proj".to_string()) && targets.choices.contains(&"all-linear".into()));
+        let recompute = spec("recompute");
+        assert_eq!((recompute.kind, recompute.default.as_str()), ("choice", Some("auto")));
+        assert_eq!(recompute.choices, ["auto", "on", "off"]);
+        let budget = spec("memoryBudget");
+        assert_eq!((budget.kind, budget.default.is_null()), ("number", true));
         let grouped = spec("groupByLength");
         assert_eq!((grouped.kind, grouped.default.is_null()), ("choice", true));
     }

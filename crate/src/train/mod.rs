@@ -21,7 +21,7 @@ pub use settings::{DataSettings, TrainOn, TrainSettings};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::lora::Lora;
-use crate::model::{Batch, Model, Plan, PlanOptions};
+use crate::model::{Arena, Batch, Model, Plan, PlanOptions};
 use crate::ops::{AdamwParams, StepParams};
 
 /// Optimizer and schedule settings, named as transformers' TrainingArguments.
@@ -40,7 +40,8 @@ pub struct TrainConfig {
     pub adam_beta2: f32,
     pub adam_epsilon: f32,
     pub seed: u64,
-    /// Recompute activations in backward (less memory, about 15% slower).
+    /// Recompute activations in backward (less memory, about 15% slower): as decided, for a run
+    /// by its memory plan from the `auto`/`on`/`off` setting ([`RunOptions::recompute`]).
     pub recompute: bool,
 }
 
@@ -96,12 +97,15 @@ impl StepRecord {
 }
 
 /// Runs optimizer updates on an adapter. It keeps handles to the model and the adapter (their
-/// GPU buffers are shared, not copied) and one [`Plan`] per batch shape seen.
+/// GPU buffers are shared, not copied), one activation [`Arena`] sized for the largest batch
+/// (B·T tokens) seen or reserved, and one [`Plan`] per batch shape seen, each a set of views of
+/// the arena with its programs.
 pub struct Trainer {
     gpu: Gpu,
     model: Model,
     pub lora: Lora,
     pub config: TrainConfig,
+    arena: Option<Arena>,
     plans: HashMap<(usize, usize), Plan>,
     /// Optimizer updates done so far.
     pub step: usize,
@@ -120,17 +124,38 @@ impl Trainer {
             model: model.clone(),
             lora: lora.clone(),
             config,
+            arena: None,
             plans: HashMap::new(),
             step: 0,
         })
     }
 
-    /// The plan for a (B, T) shape, built on first use and kept.
+    /// Sizes the activation arena for batches of up to `b` × `t` tokens (a run does this for its
+    /// largest batch before the first update). A larger batch later grows it: the plans made so
+    /// far are dropped, then the arena, before the larger one is allocated.
+    pub fn reserve(&mut self, b: usize, t: usize) -> Result<()> {
+        if self.arena.as_ref().is_some_and(|a| a.holds(b, t)) {
+            return Ok(());
+        }
+        self.plans.clear();
+        self.arena = None;
+        self.arena = Some(Arena::new(&self.gpu, &self.model, &self.lora, b, t, self.config.recompute)?);
+        Ok(())
+    }
+
+    /// Bytes of the activation arena (0 before it is reserved or the first batch comes).
+    pub fn activation_bytes(&self) -> u64 {
+        self.arena.as_ref().map_or(0, Arena::bytes)
+    }
+
+    /// The plan for a (B, T) shape, built on first use and kept: views of the arena.
     fn plan(&mut self, b: usize, t: usize) -> Result<&Plan> {
         if !self.plans.contains_key(&(b, t)) {
+            self.reserve(b, t)?;
             let c = &self.config;
             let opts = PlanOptions { recompute: c.recompute, max_grad_norm: c.max_grad_norm, adamw: c.adamw() };
-            let plan = Plan::new(&self.gpu, &self.model, &self.lora, b, t, opts)?;
+            let arena = self.arena.as_ref().expect("reserved above");
+            let plan = Plan::in_arena(&self.gpu, &self.model, &self.lora, b, t, opts, arena)?;
             self.plans.insert((b, t), plan);
         }
         Ok(&self.plans[&(b, t)])

@@ -10,8 +10,9 @@ use super::{StepRecord, TrainConfig, Trainer};
 use crate::data::{BatchOptions, Batcher, Example};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::lora::Lora;
-use crate::model::{Batch, Model};
+use crate::lora::{Lora, LoraConfig};
+use crate::model::memory::{budget, Limits};
+use crate::model::{Batch, Model, ModelMemory, Recompute, RunMemory};
 
 /// How the examples become updates.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -33,6 +34,10 @@ pub struct RunOptions {
     pub group_by_length: bool,
     /// Pack several examples into each row, train and eval (see [`BatchOptions::packing`]).
     pub packing: bool,
+    /// Recompute activations in backward: `auto` decides by the run's memory plan.
+    pub recompute: Recompute,
+    /// GPU memory the run may take, in GB; natively `WEBLORA_MEMORY` when `None`.
+    pub memory_budget: Option<f64>,
     /// Optimizer settings; `max_steps` and `gradient_accumulation_steps` are taken from here
     /// too, the first one recomputed from the epochs when `max_steps` above is `None`.
     pub train: TrainConfig,
@@ -50,6 +55,8 @@ impl Default for RunOptions {
             shuffle: true,
             group_by_length: true,
             packing: false,
+            recompute: Recompute::Auto,
+            memory_budget: None,
             train: TrainConfig::default(),
         }
     }
@@ -127,6 +134,8 @@ pub struct LogEntry {
 
 pub struct Run {
     pub trainer: Trainer,
+    /// The memory plan of the run's largest batch, and the recompute decision.
+    pub memory: RunMemory,
     train: Batcher,
     eval: Vec<Batch>,
     eval_every: usize,
@@ -160,22 +169,7 @@ impl Run {
             return Err(Error::Run("batch size and sequence length must be at least 1".into()));
         }
         let accum = options.train.gradient_accumulation_steps.max(1);
-        let batcher = |examples, shuffle, group_by_length| {
-            // Each batch is padded to its longest row rounded to 8: few shapes, little padding.
-            let opts = BatchOptions {
-                batch_size: options.batch_size,
-                seq_len: options.seq_len,
-                shuffle,
-                group_by_length,
-                packing: options.packing,
-                seed: options.train.seed,
-                pad_to_multiple_of: 8,
-                ..Default::default()
-            };
-            Batcher::new(examples, opts, pad)
-        };
-        let train = batcher(train, options.shuffle, options.group_by_length);
-        let eval: Vec<Batch> = batcher(eval, false, true).epoch(0).map(Batch::from).collect();
+        let (train, eval) = batchers(train, eval, options, pad);
         let per_epoch = train.batches_per_epoch().max(1);
         let updates_per_epoch = per_epoch.div_ceil(accum).max(1);
         let total = options.max_steps.unwrap_or(updates_per_epoch * options.epochs).max(1);
@@ -185,10 +179,21 @@ impl Run {
                 detail: format!("{} is more than the run's {total} updates", options.train.warmup_steps),
             });
         }
-        let config = TrainConfig { max_steps: total, gradient_accumulation_steps: accum, ..options.train.clone() };
-        let trainer = Trainer::new(gpu, model, lora, config)?;
+        // Nothing is allocated for the run before its memory plan says that it fits.
+        let memory = plan_for(&ModelMemory::of(model), &lora.config, &train, &eval, options, Limits::of(&gpu.info))?;
+        memory.check()?;
+        let eval: Vec<Batch> = eval.epoch(0).map(Batch::from).collect();
+        let config = TrainConfig {
+            max_steps: total,
+            gradient_accumulation_steps: accum,
+            recompute: memory.plan.recompute,
+            ..options.train.clone()
+        };
+        let mut trainer = Trainer::new(gpu, model, lora, config)?;
+        trainer.reserve(memory.plan.batch, memory.plan.seq_len)?;
         Ok(Run {
             trainer,
+            memory,
             train,
             eval,
             eval_every: options.eval_every,
@@ -201,6 +206,21 @@ impl Run {
             started: None,
             tokens_seen: 0,
         })
+    }
+
+    /// The memory plan of a run over these examples (see [`Run::new`]) for `model` (planned from
+    /// a file's header, or loaded), without a GPU: its largest batch is B rows of the T of the
+    /// longest row, and recompute is decided from `options.recompute` and the budget.
+    pub fn memory_plan(
+        model: &ModelMemory,
+        lora: &LoraConfig,
+        train: &[Example],
+        eval: &[Example],
+        options: &RunOptions,
+        limits: Limits,
+    ) -> Result<RunMemory> {
+        let (train, eval) = batchers(train.to_vec(), eval.to_vec(), options, 0);
+        plan_for(model, lora, &train, &eval, options, limits)
     }
 
     /// Updates in the whole run.
@@ -306,4 +326,36 @@ impl Run {
     pub async fn evaluate(&mut self) -> Result<(f32, usize)> {
         self.trainer.evaluate(&self.eval).await
     }
+}
+
+/// The run's training and evaluation batchers (the evaluation's unshuffled, grouped by length).
+fn batchers(train: Vec<Example>, eval: Vec<Example>, options: &RunOptions, pad: u32) -> (Batcher, Batcher) {
+    let batcher = |examples, shuffle, group_by_length| {
+        // Each batch is padded to its longest row rounded to 8: few shapes, little padding.
+        let opts = BatchOptions {
+            batch_size: options.batch_size,
+            seq_len: options.seq_len,
+            shuffle,
+            group_by_length,
+            packing: options.packing,
+            seed: options.train.seed,
+            pad_to_multiple_of: 8,
+            ..Default::default()
+        };
+        Batcher::new(examples, opts, pad)
+    };
+    (batcher(train, options.shuffle, options.group_by_length), batcher(eval, false, true))
+}
+
+/// The memory plan of the largest batch of `train` and `eval`.
+fn plan_for(
+    model: &ModelMemory,
+    lora: &LoraConfig,
+    train: &Batcher,
+    eval: &Batcher,
+    options: &RunOptions,
+    limits: Limits,
+) -> Result<RunMemory> {
+    let t = train.max_seq_len().max(eval.max_seq_len()).max(1);
+    RunMemory::new(model, lora, options.batch_size, t, options.recompute, budget(options.memory_budget)?, limits)
 }

@@ -9,6 +9,7 @@ use super::{RunOptions, Schedule, TrainConfig};
 use crate::data::{DataOptions, RecordFormat};
 use crate::error::{Error, Result};
 use crate::lora::{LoraConfig, Target};
+pub use crate::model::Recompute;
 
 /// Which tokens the loss is taken on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -124,9 +125,15 @@ pub struct TrainSettings {
     /// and attends only to itself, so the loss is the same as unpacked.
     #[arg(long)]
     pub packing: bool,
-    /// Recompute activations in backward: less memory, slower.
+    /// Recompute activations in backward (less memory, slower): auto turns it on only when the
+    /// run would not fit the memory budget without it; --recompute alone means on.
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "on",
+          default_value_t = TrainSettings::default().recompute)]
+    pub recompute: Recompute,
+    /// GPU memory the run may take, in GB (natively WEBLORA_MEMORY when unset); without a budget
+    /// only the device's binding and buffer limits are checked.
     #[arg(long)]
-    pub recompute: bool,
+    pub memory_budget: Option<f64>,
 }
 
 impl Default for TrainSettings {
@@ -152,7 +159,8 @@ impl Default for TrainSettings {
             shuffle: true,
             group_by_length: None,
             packing: false,
-            recompute: false,
+            recompute: Recompute::Auto,
+            memory_budget: None,
         }
     }
 }
@@ -200,7 +208,7 @@ impl std::fmt::Display for Range {
 
 /// Every numeric setting's range, by snake_case name: what [`TrainSettings::validate`] and
 /// [`DataSettings::validate`] check and what a form offers.
-pub const RANGES: [(&str, Range); 16] = [
+pub const RANGES: [(&str, Range); 17] = [
     ("seq_len", Range::at_least(8.0)),
     ("eval_split", Range { min: 0.0, max: Some(1.0), min_open: false, max_open: true }),
     ("rank", Range::at_least(1.0)),
@@ -217,6 +225,7 @@ pub const RANGES: [(&str, Range); 16] = [
     ("eval_every", Range::at_least(0.0)),
     ("checkpoint_every", Range::at_least(0.0)),
     ("seed", Range::at_least(0.0)),
+    ("memory_budget", Range { min: 0.0, max: None, min_open: true, max_open: false }),
 ];
 
 /// The range of the setting `name`, if it has one.
@@ -280,6 +289,9 @@ impl TrainSettings {
         check("grad_accum", self.grad_accum as f64)?;
         check("max_grad_norm", self.max_grad_norm as f64)?;
         check("weight_decay", self.weight_decay as f64)?;
+        if let Some(gb) = self.memory_budget {
+            check("memory_budget", gb)?;
+        }
         Ok(())
     }
 
@@ -313,6 +325,8 @@ impl TrainSettings {
             shuffle: self.shuffle,
             group_by_length: self.grouped_by_length(),
             packing: self.packing,
+            recompute: self.recompute,
+            memory_budget: self.memory_budget,
             train: TrainConfig {
                 learning_rate: self.lr,
                 lr_scheduler_type: self.schedule,
@@ -321,7 +335,6 @@ impl TrainSettings {
                 max_grad_norm: self.max_grad_norm,
                 weight_decay: self.weight_decay,
                 seed: self.seed,
-                recompute: self.recompute,
                 ..Default::default()
             },
         })
@@ -362,7 +375,7 @@ impl TrainSettings {
 
     /// The settings to continue a run saved with `saved`: the saved ones, except those that
     /// cannot change what has been trained (run length, evaluation and checkpoint cadence,
-    /// recompute), which are taken from `self`. A setting that was given (`given(name)`) and
+    /// recompute, the memory budget), which are taken from `self`. A setting that was given (`given(name)`) and
     /// differs from the saved one in a way that changes the trajectory is refused, naming it.
     /// Returns the settings and one line for each change that was taken.
     pub fn resume_from(
@@ -370,7 +383,7 @@ impl TrainSettings {
         saved: &TrainSettings,
         given: &dyn Fn(&str) -> bool,
     ) -> Result<(TrainSettings, Vec<String>)> {
-        const FREE: [&str; 5] = ["epochs", "max_steps", "eval_every", "checkpoint_every", "recompute"];
+        const FREE: [&str; 6] = ["epochs", "max_steps", "eval_every", "checkpoint_every", "recompute", "memory_budget"];
         let (merged, notes) = merge_saved(self, saved, &FREE, given)?;
         merged.validate()?;
         Ok((merged, notes))

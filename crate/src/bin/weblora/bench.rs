@@ -39,10 +39,10 @@ pub struct BenchArgs {
     #[arg(long)]
     quant: Option<String>,
     /// Measure loading this model (.gguf or Hugging Face folder) instead: load time, peak host
-    /// memory and GPU bytes, with the projections kept quantized and dequantized.
+    /// memory and GPU bytes, with the weights kept in the file's types and as f32.
     #[arg(long)]
     load: Option<PathBuf>,
-    /// One load measurement, "quantized" or "f32", in this process (`--load` runs each in a
+    /// One load measurement, "kept" (in the file's types) or "f32", in this process (`--load` runs each in a
     /// fresh process so neither inherits the other's memory).
     #[arg(long, hide = true, requires = "load")]
     load_only: Option<String>,
@@ -304,7 +304,7 @@ fn bench_load(gpu: &Gpu, path: &Path, only: Option<&str>) -> Result<()> {
     let Some(mode) = only else {
         say!("\nloading {} ({:.1} MB on disk)", path.display(), model_file_bytes(path) as f64 / 1e6);
         say!(
-            "{:<10} {:>7} {:>14} {:>12} {:>12} {:>10} {:>15} {:>15}",
+            "{:<14} {:>7} {:>14} {:>12} {:>12} {:>10} {:>15} {:>15}",
             "weights",
             "load s",
             "RSS before MB",
@@ -315,7 +315,7 @@ fn bench_load(gpu: &Gpu, path: &Path, only: Option<&str>) -> Result<()> {
             "increase − GPU"
         );
         let exe = std::env::current_exe().map_err(|e| weblora::Error::io("the weblora executable", e))?;
-        for mode in ["quantized", "f32"] {
+        for mode in ["kept", "f32"] {
             let out = std::process::Command::new(&exe)
                 .args(["bench", "--load"])
                 .arg(path)
@@ -335,7 +335,7 @@ fn bench_load(gpu: &Gpu, path: &Path, only: Option<&str>) -> Result<()> {
         return Ok(());
     };
     let opts = match mode {
-        "quantized" => load::LoadOptions::default(),
+        "kept" => load::LoadOptions::default(),
         _ => load::LoadOptions::dequantized(),
     };
     let mb = |kb: u64| kb as f64 / 1e3;
@@ -351,8 +351,13 @@ fn bench_load(gpu: &Gpu, path: &Path, only: Option<&str>) -> Result<()> {
     let peak = proc_kb("VmHWM").unwrap_or(0);
     let w = &model.weights;
     let increase = peak.saturating_sub(before);
+    // The row says what the weights are kept as: "kept F16", "kept Q4_1+Q8_0", or "f32".
+    let mut types: Vec<&str> = w.named().iter().map(|(_, w)| w.ty().name()).filter(|t| *t != "F32").collect();
+    types.sort();
+    types.dedup();
+    let label = if types.is_empty() { "f32".to_string() } else { format!("kept {}", types.join("+")) };
     say!(
-        "{mode:<10} {secs:>7.2} {:>14.1} {:>12.1} {:>12.1} {:>10.1} {:>15.1} {:>15.1}{}",
+        "{label:<14} {secs:>7.2} {:>14.1} {:>12.1} {:>12.1} {:>10.1} {:>15.1} {:>15.1}{}",
         mb(before),
         mb(peak),
         mb(increase),

@@ -10,6 +10,8 @@ use weblora::data;
 use weblora::gpu::Gpu;
 use weblora::io::atomic;
 use weblora::lora::{gguf, peft, Lora};
+use weblora::model::load::{self, LoadOptions};
+use weblora::model::memory::Limits;
 use weblora::train::{Checkpoint, CheckpointState, Run, RunMeta, TrainSettings};
 use weblora::{Error, Result};
 
@@ -17,8 +19,9 @@ use crate::data::{load_model, prepare, DataArgs};
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
+    /// Boxed: the command enum's variants stay of similar size.
     #[command(flatten)]
-    pub data: DataArgs,
+    pub data: Box<DataArgs>,
     #[command(flatten)]
     pub settings: TrainSettings,
     /// Load every weight as f32 instead of keeping a GGUF file's projections quantized on the GPU.
@@ -41,6 +44,11 @@ pub struct TrainArgs {
     /// targets are used.
     #[arg(long)]
     pub init_adapter: Option<PathBuf>,
+    /// Print the memory plan (weights, adapter, optimizer, activations of the largest batch,
+    /// the largest binding against the device's limit, the total against the budget, and the
+    /// recompute decision) and exit without loading the model or training; with --json, as JSON.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Files in an output folder that belong to a run.
@@ -120,12 +128,41 @@ pub fn run_train(mut args: TrainArgs, given: Given) -> Result<std::process::Exit
     args.settings.validate()?;
     args.data.settings.seed = args.settings.seed;
     let (tok, prepared, fingerprint) = prepare(&args.data, args.eval_data.as_deref())?;
-    say!("{}", prepared.summary.to_string().trim_end());
+    if !(args.dry_run && args.data.json) {
+        say!("{}", prepared.summary.to_string().trim_end());
+    }
     if let Some(meta) = saved.as_ref().and_then(|s| s.run.as_ref()) {
         meta.data_file.check(&fingerprint)?;
     }
 
     let g = pollster::block_on(Gpu::new())?;
+    // A local model's run is planned from its header before anything is uploaded.
+    if args.dry_run || args.data.model.exists() {
+        let limits = Limits::of(&g.info);
+        let load_options = if args.dequantize { LoadOptions::dequantized() } else { LoadOptions::default() };
+        let model = load::model_memory(&args.data.model, load_options, &limits)?;
+        let lora = match &args.init_adapter {
+            Some(dir) if dir.join("adapter_config.json").is_file() => {
+                let file = dir.join("adapter_config.json");
+                let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
+                peft::parse_adapter_config(&text, &file.display().to_string())?
+            }
+            _ => args.settings.lora_config()?,
+        };
+        let options = args.settings.run_options(args.data.settings.seq_len)?;
+        let (train, eval) = (&prepared.train.examples, &prepared.eval);
+        let memory = Run::memory_plan(&model, &lora, train, eval, &options, limits)?;
+        if args.dry_run {
+            if args.data.json {
+                say!("{}", serde_json::to_string_pretty(&memory).map_err(|e| Error::Run(e.to_string()))?);
+            } else {
+                say!("GPU: {}\n{memory}", g.info);
+            }
+            memory.check()?;
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+        memory.check()?;
+    }
     let model = load_model(&g, &args.data.model, args.dequantize)?;
     let lora = match &args.init_adapter {
         Some(dir) => {
@@ -154,6 +191,7 @@ pub fn run_train(mut args: TrainArgs, given: Given) -> Result<std::process::Exit
     let options = args.settings.run_options(d.settings.seq_len)?;
     let pad = data::pad_id(&tok);
     let mut run = Run::new(&g, &model, &lora, prepared.train.examples, prepared.eval, pad, &options)?;
+    say!("memory: {}", run.memory.summary());
     let base_name = d.model.display().to_string();
     run.meta = Some(RunMeta {
         base_model: base_name.clone(),
