@@ -8,6 +8,7 @@
 
 pub mod gguf;
 pub mod merge;
+pub mod mix;
 pub mod mlx;
 pub mod peft;
 
@@ -144,6 +145,25 @@ impl LoraConfig {
     }
 }
 
+/// PEFT's key for lora_A ("A") or lora_B ("B") of `target` in `layer`.
+pub fn peft_key(layer: usize, target: Target, which: &str) -> String {
+    format!("base_model.model.model.layers.{layer}.{}.lora_{which}.weight", target.module_path())
+}
+
+/// The (layer, target, "A" or "B") a PEFT key names, if it is one of [`peft_key`]'s.
+pub fn parse_peft_key(key: &str) -> Option<(usize, Target, &'static str)> {
+    let rest = key.strip_prefix("base_model.model.model.layers.")?;
+    let (layer, rest) = rest.split_once('.')?;
+    let layer = layer.parse().ok().filter(|_| layer.bytes().all(|b| b.is_ascii_digit()))?;
+    let (path, which) = match (rest.strip_suffix(".lora_A.weight"), rest.strip_suffix(".lora_B.weight")) {
+        (Some(p), _) => (p, "A"),
+        (_, Some(p)) => (p, "B"),
+        _ => return None,
+    };
+    let target = Target::ALL.into_iter().find(|t| t.module_path() == path)?;
+    Some((layer, target, which))
+}
+
 /// One adapted projection: views into the flat buffers.
 #[derive(Clone)]
 pub struct LoraModule {
@@ -162,7 +182,7 @@ pub struct LoraModule {
 impl LoraModule {
     /// PEFT's key for lora_A ("A") or lora_B ("B") of this module.
     pub fn peft_key(&self, which: &str) -> String {
-        format!("base_model.model.model.layers.{}.{}.lora_{which}.weight", self.layer, self.target.module_path())
+        peft_key(self.layer, self.target, which)
     }
 
     /// A stream number for this module's dropout masks.
@@ -315,7 +335,7 @@ impl Lora {
 }
 
 /// Fails, naming tensor `key` and the first bad index, unless every value is finite.
-fn check_finite(key: &str, values: &[f32]) -> Result<()> {
+pub(crate) fn check_finite(key: &str, values: &[f32]) -> Result<()> {
     match values.iter().position(|v| !v.is_finite()) {
         None => Ok(()),
         Some(i) => Err(Error::Lora(format!("{key}[{i}] is {}: the adapter's values are not all finite", values[i]))),
