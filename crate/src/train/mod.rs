@@ -20,7 +20,7 @@ pub use settings::{DataSettings, TrainOn, TrainSettings};
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::lora::Lora;
+use crate::lora::{Lora, TrainState};
 use crate::model::{Batch, Model, Plan, PlanOptions};
 use crate::ops::{AdamwParams, StepParams};
 
@@ -96,11 +96,13 @@ impl StepRecord {
 }
 
 /// Runs optimizer updates on an adapter. It keeps handles to the model and the adapter (their
-/// GPU buffers are shared, not copied) and one [`Plan`] per batch shape seen.
+/// GPU buffers are shared, not copied), the run's gradients and moments, and one [`Plan`] per
+/// batch shape seen, all over that one state.
 pub struct Trainer {
     gpu: Gpu,
     model: Model,
     pub lora: Lora,
+    pub state: TrainState,
     pub config: TrainConfig,
     plans: HashMap<(usize, usize), Plan>,
     /// Optimizer updates done so far.
@@ -119,6 +121,7 @@ impl Trainer {
             gpu: gpu.clone(),
             model: model.clone(),
             lora: lora.clone(),
+            state: TrainState::new(gpu, lora)?,
             config,
             plans: HashMap::new(),
             step: 0,
@@ -130,7 +133,7 @@ impl Trainer {
         if !self.plans.contains_key(&(b, t)) {
             let c = &self.config;
             let opts = PlanOptions { recompute: c.recompute, max_grad_norm: c.max_grad_norm, adamw: c.adamw() };
-            let plan = Plan::new(&self.gpu, &self.model, &self.lora, b, t, opts)?;
+            let plan = Plan::with_state(&self.gpu, &self.model, &self.lora, &self.state, b, t, opts)?;
             self.plans.insert((b, t), plan);
         }
         Ok(&self.plans[&(b, t)])
