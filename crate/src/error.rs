@@ -46,6 +46,10 @@ pub enum Error {
     Internal(String),
     #[error("LoRA: {0}")]
     Lora(String),
+    /// One of several adapters given together (to mix, or to answer side by side) does not fit
+    /// the others or the base; `adapter` names it as the caller gave it.
+    #[error("adapter {adapter}: {detail}")]
+    Adapter { adapter: String, detail: String },
     #[error("tensor {name}: {detail}")]
     Tensor { name: String, detail: String },
     #[error(transparent)]
@@ -72,7 +76,7 @@ impl Error {
             Error::Input(_) => "input",
             Error::Tokenizer(_) => "tokenizer",
             Error::Internal(_) => "internal",
-            Error::Lora(_) => "lora",
+            Error::Lora(_) | Error::Adapter { .. } => "lora",
             Error::Tensor { .. } => "tensor",
             Error::Load(_) => "load",
             Error::Data(_) => "data",

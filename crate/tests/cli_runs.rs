@@ -605,3 +605,97 @@ fn a_dry_run_prints_the_memory_plan_and_a_run_that_does_not_fit_is_refused() {
     let plan = dry(&["--recompute"]);
     assert_eq!((plan["setting"].as_str(), plan["plan"]["recompute"].as_bool()), (Some("on"), Some(true)));
 }
+
+/// A random PEFT adapter for the tiny model in `dir`: rank `r`, alpha 2r, on `targets`, A and B
+/// uniform in ±0.1 (B non-zero, so it changes the answers).
+fn random_adapter(dir: &Path, name: &str, r: usize, targets: &[weblora::lora::Target], seed: u64) {
+    use weblora::lora::mix::{write_host_adapter, HostAdapter, HostModule};
+    let text = std::fs::read_to_string(tiny().join("config.json")).unwrap();
+    let model = weblora::model::ModelConfig::from_json(&text, "config.json").unwrap();
+    let mut rng = weblora::rng::Rng::new(seed);
+    let mut draw = |n: usize| (0..n).map(|_| ((rng.unit() * 2.0 - 1.0) * 0.1) as f32).collect::<Vec<f32>>();
+    let mut modules = Vec::new();
+    for layer in 0..model.num_hidden_layers {
+        for &target in targets {
+            let (i, o) = target.dims(&model);
+            modules.push(HostModule { layer, target, in_features: i, out_features: o, a: draw(r * i), b: draw(o * r) });
+        }
+    }
+    let config = weblora::lora::LoraConfig {
+        r,
+        alpha: 2.0 * r as f32,
+        dropout: 0.0,
+        targets: targets.to_vec(),
+        use_rslora: false,
+    };
+    write_host_adapter(&HostAdapter { name: name.into(), config, base_model: None, modules }, dir).unwrap();
+}
+
+#[test]
+fn generate_answers_with_several_adapters_as_with_each_alone_and_mix_writes_one() {
+    use weblora::lora::Target;
+    let root = scratch("experts");
+    let (a, b) = (root.join("a"), root.join("b"));
+    random_adapter(&a, "a", 4, &[Target::Q, Target::V], 1);
+    random_adapter(&b, "b", 2, &[Target::Up, Target::Down], 2);
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let m = tiny().to_str().unwrap();
+    let generate = |extra: &[&str]| {
+        let mut args = vec!["generate", "--model", m, "--prompt", "Hi", "--max-new-tokens", "5", "--raw"];
+        args.extend(extra);
+        let o = weblora().args(&args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    let line = |s: String| s.strip_suffix('\n').unwrap().to_string();
+    let (base, alone_a, alone_b) =
+        (line(generate(&[])), line(generate(&["--adapter", a])), line(generate(&["--adapter", b])));
+    let json = generate(&["--adapter", a, "--adapter", b, "--json"]);
+    let got: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let want = serde_json::json!([
+        { "adapter": null, "text": base },
+        { "adapter": a, "text": alone_a },
+        { "adapter": b, "text": alone_b },
+    ]);
+    assert_eq!(got, want, "side by side, each answers as it does alone");
+    let got: serde_json::Value =
+        serde_json::from_str(&generate(&["--adapter", b, "--adapter", a, "--no-base", "--json"])).unwrap();
+    assert_eq!(got, serde_json::json!([{ "adapter": b, "text": alone_b }, { "adapter": a, "text": alone_a }]));
+    let text = generate(&["--adapter", a, "--adapter", b]);
+    assert_eq!(text, format!("[base]\n{base}\n[{a}]\n{alone_a}\n[{b}]\n{alone_b}\n"));
+
+    // mix: PEFT's cat combination, A scaled by weight · alpha / r (here 0.7 · 2), B as it is.
+    let mixed = root.join("mixed");
+    let args =
+        ["mix", "--adapter", &format!("{a}:0.7"), "--adapter", &format!("{b}:0.3"), "--out", mixed.to_str().unwrap()];
+    let o = weblora().args(args).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let read = weblora::lora::mix::read_host_adapter;
+    let (mix, from_a) = (read(&mixed).unwrap(), read(Path::new(a)).unwrap());
+    assert_eq!((mix.config.r, mix.config.alpha), (6, 6.0));
+    assert_eq!(mix.config.targets, [Target::Q, Target::V, Target::Up, Target::Down]);
+    let (q_mix, q_a) = (&mix.modules[0], &from_a.modules[0]);
+    assert_eq!((q_mix.layer, q_mix.target), (0, Target::Q));
+    let scaled: Vec<f32> = q_a.a.iter().map(|x| x * 0.7 * 2.0).collect();
+    assert_eq!(&q_mix.a[..4 * q_a.in_features], &scaled[..], "the first rows of A are a's, scaled");
+    assert!(q_mix.a[4 * q_a.in_features..].iter().all(|&x| x == 0.0), "b adapts no q_proj");
+    let o = weblora()
+        .args([
+            "generate",
+            "--model",
+            m,
+            "--adapter",
+            mixed.to_str().unwrap(),
+            "--prompt",
+            "Hi",
+            "--max-new-tokens",
+            "2",
+            "--raw",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "the mixed adapter loads: {}", stderr(&o));
+    assert_refused("mix into an adapter", &weblora().args(args).output().unwrap(), "give --overwrite");
+    let o = weblora().args(["mix", "--adapter", a, "--adapter", &format!("{b}:1"), "--out", "x"]).output().unwrap();
+    assert_refused("mix without a weight", &o, "expected DIR:WEIGHT");
+}

@@ -46,7 +46,7 @@ fn check_model(name: &str, model: &Model, lora_cfg: LoraConfig, check_dx: bool, 
     plan.set_batch(&batch).unwrap();
     let p0 = read(&lora.params);
     pollster::block_on(plan.step(sp(&batch), true, false)).unwrap();
-    let grads = read(&lora.grads);
+    let grads = read(&plan.state().grads);
     let dx = read(plan.input_grad());
 
     // Directions over all A entries, all B entries, and everything, each random ±1.

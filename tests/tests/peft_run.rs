@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+use weblora::lora::TrainState;
 use weblora::model::{load, Batch, Plan, PlanOptions};
 use weblora::ops::{AdamwParams, StepParams};
 use weblora_tests::fixture::{load_adapter, read_safetensors};
@@ -55,6 +56,8 @@ fn steps_track_peft() {
         max_grad_norm: 0.0,
         adamw: AdamwParams { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 },
     };
+    // One training state for the plans of every sequence length, as a run has.
+    let state = TrainState::new(g, &lora).unwrap();
     let mut plans: HashMap<usize, Plan> = HashMap::new();
     let mut failures = Vec::new();
     let mut worst_grad = (0f32, String::new());
@@ -67,14 +70,14 @@ fn steps_track_peft() {
         let (bs, t) = (rows.len(), rows[0].len());
         let ids: Vec<u32> = rows.iter().flatten().map(|&x| x as u32).collect();
         let batch = Batch::from_labels(ids, &labels.concat(), t);
-        let plan = plans.entry(t).or_insert_with(|| Plan::new(g, &model, &lora, bs, t, opts).unwrap());
+        let plan = plans.entry(t).or_insert_with(|| Plan::with_state(g, &model, &lora, &state, bs, t, opts).unwrap());
         plan.set_batch(&batch).unwrap();
         let sp = StepParams::for_update(step, 2e-4, &opts.adamw, batch.supervised(), 0);
         let st = pollster::block_on(plan.step(sp, true, true)).unwrap();
         if step == 1 {
             // The update leaves the gradients in place (AdamW only reads them). Measured in full
             // before it is judged, like the steps below.
-            for (key, _, grad) in pollster::block_on(lora.read_grads(g)).unwrap() {
+            for (key, _, grad) in pollster::block_on(state.read_grads(g, &lora)).unwrap() {
                 let want = &want_grads[&key].data;
                 if want.iter().all(|&x| x == 0.0) {
                     // lora_A gradients are exactly zero at step 1: B starts at zero.

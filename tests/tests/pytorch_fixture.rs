@@ -52,7 +52,7 @@ fn check_case(case: &str, recompute: bool) {
             // Gradients before the update, to compare with PEFT's.
             let st = pollster::block_on(plan.step(sp, true, false)).unwrap();
             assert_close(&format!("{case} loss"), &[st.loss], &exp["loss"].data, Tolerance { atol: 1e-5, rtol: 1e-5 });
-            for (key, _, grad) in pollster::block_on(lora.read_grads(g)).unwrap() {
+            for (key, _, grad) in pollster::block_on(plan.state().read_grads(g, &lora)).unwrap() {
                 let want = &exp[&format!("grad.{key}")].data;
                 let err = rel_l2(&grad, want);
                 assert!(err < 1e-4, "{case} grad {key}: relative L2 error {err}");

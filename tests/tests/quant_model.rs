@@ -116,7 +116,7 @@ fn logits_and_grads(model: &Model) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     plan.set_batch(&batch).unwrap();
     let sp = StepParams { inv_count: 1.0 / batch.supervised() as f32, ..Default::default() };
     pollster::block_on(plan.step(sp, true, false)).unwrap();
-    (logits, read(&lora.grads), read(plan.input_grad()))
+    (logits, read(&plan.state().grads), read(plan.input_grad()))
 }
 
 #[test]

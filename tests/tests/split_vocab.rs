@@ -82,7 +82,7 @@ fn check(tied: bool) {
     plan.set_batch(&batch).unwrap();
     let params = StepParams { inv_count: 1.0 / batch.supervised() as f32, ..Default::default() };
     let loss = pollster::block_on(plan.step(params, true, false)).unwrap().loss;
-    let grads = pairs(&lora, &pollster::block_on(lora.grads.read_f32(g)).unwrap());
+    let grads = pairs(&lora, &pollster::block_on(plan.state().grads.read_f32(g)).unwrap());
     let logits = pollster::block_on(plan.logits(&batch)).unwrap();
     let decoder = Decoder::new(g, &model, Some(&lora), t).unwrap();
     let decoded: Vec<f32> =

@@ -89,7 +89,7 @@ fn run(model: &Model) -> (Vec<f32>, f32, Vec<f32>, Vec<f32>) {
     let loss = pollster::block_on(plan.step(sp, true, false)).unwrap().loss;
     let decoder = Decoder::new(g, model, Some(&lora), t).unwrap();
     let decoded = (0..t).flat_map(|pos| pollster::block_on(decoder.next_logits(batch.ids[pos], pos)).unwrap());
-    (logits, loss, read(&lora.grads), decoded.collect())
+    (logits, loss, read(&plan.state().grads), decoded.collect())
 }
 
 /// The embedding and the head of `model` again, in parts of 64 rows of `ty`, filled from the

@@ -1,15 +1,20 @@
 //! LoRA adapters as PEFT defines them: y = x·Wᵀ + s · B·(A·dropout(x)), with A (R, in),
 //! B (out, R), s = alpha / R (or alpha / √R for rsLoRA), B initialised to zero.
 //!
-//! All adapter tensors live in one flat parameter buffer (P), with gradients and AdamW moments
-//! beside it. Inside it each A is stored with R rounded up to a multiple of 4 (Rp) and each B
-//! with Rp columns; the extra rows and columns are zero, get zero gradients and stay zero, so
-//! the padded adapter computes exactly what the unpadded one does.
+//! All adapter tensors live in one flat parameter buffer (P). Inside it each A is stored with R
+//! rounded up to a multiple of 4 (Rp) and each B with Rp columns; the extra rows and columns are
+//! zero, get zero gradients and stay zero, so the padded adapter computes exactly what the
+//! unpadded one does. An adapter is only its values: the gradients and AdamW moments of a run
+//! that trains it are a [`TrainState`] of the same layout, which the run owns.
 
 pub mod gguf;
 pub mod merge;
+pub mod mix;
 pub mod mlx;
 pub mod peft;
+mod state;
+
+pub use state::{ModuleGrads, TrainState};
 
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Tensor};
@@ -168,17 +173,34 @@ impl LoraConfig {
     }
 }
 
-/// One adapted projection: views into the flat buffers.
+/// PEFT's key for lora_A ("A") or lora_B ("B") of `target` in `layer`.
+pub fn peft_key(layer: usize, target: Target, which: &str) -> String {
+    format!("base_model.model.model.layers.{layer}.{}.lora_{which}.weight", target.module_path())
+}
+
+/// The (layer, target, "A" or "B") a PEFT key names, if it is one of [`peft_key`]'s.
+pub fn parse_peft_key(key: &str) -> Option<(usize, Target, &'static str)> {
+    let rest = key.strip_prefix("base_model.model.model.layers.")?;
+    let (layer, rest) = rest.split_once('.')?;
+    let layer = layer.parse().ok().filter(|_| layer.bytes().all(|b| b.is_ascii_digit()))?;
+    let (path, which) = match (rest.strip_suffix(".lora_A.weight"), rest.strip_suffix(".lora_B.weight")) {
+        (Some(p), _) => (p, "A"),
+        (_, Some(p)) => (p, "B"),
+        _ => return None,
+    };
+    let target = Target::ALL.into_iter().find(|t| t.module_path() == path)?;
+    Some((layer, target, which))
+}
+
+/// One adapted projection: views into the flat parameter buffer.
 #[derive(Clone)]
 pub struct LoraModule {
     pub layer: usize,
     pub target: Target,
     pub in_features: usize,
     pub out_features: usize,
-    pub a: Tensor,  // (Rp, in)
-    pub b: Tensor,  // (out, Rp)
-    pub ga: Tensor, // (Rp, in), accumulated
-    pub gb: Tensor, // (out, Rp), accumulated
+    pub a: Tensor, // (Rp, in)
+    pub b: Tensor, // (out, Rp)
     a_start: usize,
     b_start: usize,
 }
@@ -186,7 +208,7 @@ pub struct LoraModule {
 impl LoraModule {
     /// PEFT's key for lora_A ("A") or lora_B ("B") of this module.
     pub fn peft_key(&self, which: &str) -> String {
-        format!("base_model.model.model.layers.{}.{}.lora_{which}.weight", self.layer, self.target.module_path())
+        peft_key(self.layer, self.target, which)
     }
 
     /// A stream number for this module's dropout masks.
@@ -198,15 +220,12 @@ impl LoraModule {
 /// Elements per alignment unit of views into the flat buffer (256 bytes).
 const ALIGN: usize = 64;
 
-/// The adapter's parameters, gradients and AdamW moments on the GPU. A clone shares the GPU
-/// buffers: training through one changes both.
+/// An adapter's parameters on the GPU. A clone shares the GPU buffers: training through one
+/// changes both.
 #[derive(Clone)]
 pub struct Lora {
     pub config: LoraConfig,
     pub params: Tensor, // (P)
-    pub grads: Tensor,  // (P)
-    pub m: Tensor,      // (P)
-    pub v: Tensor,      // (P)
     pub modules: Vec<LoraModule>,
 }
 
@@ -216,8 +235,7 @@ impl Lora {
         config.validate(model)?;
         let rp = config.r_padded();
         let (layout, p) = config.layout(model);
-        let flat = |name: &str| Tensor::zeros(gpu, name, &[p], DType::F32);
-        let (params, grads, m, v) = (flat("lora.params")?, flat("lora.grads")?, flat("lora.m")?, flat("lora.v")?);
+        let params = Tensor::zeros(gpu, "lora.params", &[p], DType::F32)?;
         let mut modules = Vec::new();
         for (layer, target, i, o, a_start, b_start) in layout {
             modules.push(LoraModule {
@@ -227,13 +245,11 @@ impl Lora {
                 out_features: o,
                 a: params.view(a_start, &[rp, i])?,
                 b: params.view(b_start, &[o, rp])?,
-                ga: grads.view(a_start, &[rp, i])?,
-                gb: grads.view(b_start, &[o, rp])?,
                 a_start,
                 b_start,
             });
         }
-        Ok(Lora { config, params, grads, m, v, modules })
+        Ok(Lora { config, params, modules })
     }
 
     /// The module adapting `target` in `layer`, if any.
@@ -288,7 +304,7 @@ impl Lora {
     }
 
     /// PEFT's default initialisation: A ~ U(−1/√in, 1/√in) (kaiming_uniform with a = √5),
-    /// B = 0, drawn from `seed`. Clears the optimizer moments.
+    /// B = 0, drawn from `seed`.
     pub fn init_peft(&self, gpu: &Gpu, seed: u64) -> Result<()> {
         let mut rng = crate::rng::Rng::new(seed);
         let mut values = std::collections::HashMap::new();
@@ -302,13 +318,9 @@ impl Lora {
         self.load(gpu, |k| values.get(k).cloned())
     }
 
-    /// Loads A and B values by PEFT key (see [`Lora::pack`]) and clears the optimizer moments.
+    /// Loads A and B values by PEFT key (see [`Lora::pack`]).
     pub fn load(&self, gpu: &Gpu, get: impl Fn(&str) -> Option<Vec<f32>>) -> Result<()> {
-        let flat = self.pack(get)?;
-        self.params.write_f32(gpu, &flat)?;
-        let zeros = vec![0.0; flat.len()];
-        self.m.write_f32(gpu, &zeros)?;
-        self.v.write_f32(gpu, &zeros)
+        self.params.write_f32(gpu, &self.pack(get)?)
     }
 
     /// Reads the adapter back: (PEFT key, shape, values). Fails, naming the tensor, when a
@@ -320,15 +332,10 @@ impl Lora {
         }
         Ok(tensors)
     }
-
-    /// Reads the accumulated gradients back, keyed like the parameters.
-    pub async fn read_grads(&self, gpu: &Gpu) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
-        Ok(self.unpack(&self.grads.read_f32(gpu).await?))
-    }
 }
 
 /// Fails, naming tensor `key` and the first bad index, unless every value is finite.
-fn check_finite(key: &str, values: &[f32]) -> Result<()> {
+pub(crate) fn check_finite(key: &str, values: &[f32]) -> Result<()> {
     match values.iter().position(|v| !v.is_finite()) {
         None => Ok(()),
         Some(i) => Err(Error::Lora(format!("{key}[{i}] is {}: the adapter's values are not all finite", values[i]))),

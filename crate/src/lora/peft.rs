@@ -79,22 +79,32 @@ pub fn parse_adapter_tensors(bytes: &[u8], file: &str) -> Result<HashMap<String,
     Ok(tensors.into_iter().map(|(name, _, values)| (name, values)).collect())
 }
 
+/// adapter_config.json's `base_model_name_or_path`, when it names one.
+pub fn adapter_base_model(text: &str) -> Option<String> {
+    let j: serde_json::Value = serde_json::from_str(text).ok()?;
+    j.get("base_model_name_or_path").and_then(|v| v.as_str()).map(str::to_string)
+}
+
+/// adapter_model.safetensors bytes (f32, metadata format = pt) of (PEFT key, shape, values).
+pub fn safetensors_bytes(tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Result<Vec<u8>> {
+    let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, d)| bytemuck::cast_slice(d).to_vec()).collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((k, shape, _), b)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
+                .map(|v| (k.clone(), v))
+                .map_err(|e| Error::Lora(format!("{k}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let metadata = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
+    safetensors::tensor::serialize(views, metadata).map_err(|e| Error::Lora(e.to_string()))
+}
+
 impl Lora {
     /// The adapter as adapter_model.safetensors bytes (f32, metadata format = pt).
     pub async fn peft_safetensors(&self, gpu: &crate::gpu::Gpu) -> Result<Vec<u8>> {
-        let tensors = self.read_params(gpu).await?;
-        let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, d)| bytemuck::cast_slice(d).to_vec()).collect();
-        let views = tensors
-            .iter()
-            .zip(&bytes)
-            .map(|((k, shape, _), b)| {
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
-                    .map(|v| (k.clone(), v))
-                    .map_err(|e| Error::Lora(format!("{k}: {e}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let metadata = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
-        safetensors::tensor::serialize(views, metadata).map_err(|e| Error::Lora(e.to_string()))
+        safetensors_bytes(&self.read_params(gpu).await?)
     }
 
     /// Loads values from PEFT adapter tensors (as [`parse_adapter_tensors`] gives them),

@@ -5,7 +5,7 @@ use super::weights::{LayerWeights, Linear};
 use super::ModelConfig;
 use crate::error::Result;
 use crate::gpu::{Program, Tensor};
-use crate::lora::{LoraConfig, LoraModule, Target};
+use crate::lora::{LoraConfig, LoraModule, ModuleGrads, Target};
 use crate::ops::{self, AttentionShape};
 
 /// Activations of one layer that backward reads (shared by all layers under recompute).
@@ -210,19 +210,19 @@ impl Ctx<'_> {
         dy: &Tensor,
         x: &Tensor,
         lin: &Linear,
-        lora: Option<(&LoraModule, &Tensor)>,
+        lora: Option<(&LoraModule, &ModuleGrads, &Tensor)>,
         beta: f32,
         s: &Scratch,
     ) -> Result<()> {
         let (n, i, o) = (self.n, lin.in_features, lin.out_features);
         ops::frozen_nn(prog, dx, dy, &lin.weight, n, 1.0, beta)?;
-        let Some((m, u)) = lora else { return Ok(()) };
+        let Some((m, g, u)) = lora else { return Ok(()) };
         let (rp, scale) = (self.lora_cfg.r_padded(), self.lora_cfg.scaling());
         let du = &s.dlora_u;
-        ops::matmul_tn(prog, &m.gb, dy, u, o, rp, n, scale, 1.0)?;
+        ops::matmul_tn(prog, &g.gb, dy, u, o, rp, n, scale, 1.0)?;
         ops::matmul_nn(prog, du, dy, &m.b, n, rp, o, scale, 0.0)?;
         let xin = self.lora_input(prog, x, m, &s.drop_a)?;
-        ops::matmul_tn(prog, &m.ga, du, &xin, rp, i, n, 1.0, 1.0)?;
+        ops::matmul_tn(prog, &g.ga, du, &xin, rp, i, n, 1.0, 1.0)?;
         if self.lora_cfg.dropout == 0.0 {
             ops::matmul_nn(prog, dx, du, &m.a, n, i, rp, 1.0, 1.0)
         } else {
@@ -237,6 +237,18 @@ impl Ctx<'_> {
 
 fn adapted<'a>(lora: &'a [&'a LoraModule], acts: &'a LayerActs, t: Target) -> Option<(&'a LoraModule, &'a Tensor)> {
     lora.iter().find(|m| m.target == t).map(|m| (*m, acts.lora_u(t)))
+}
+
+/// An adapted module with its gradients, for training.
+pub(super) type Trained<'a> = (&'a LoraModule, &'a ModuleGrads);
+
+/// The adapted module of target `t` with its gradients and its activation u, if `t` is adapted.
+fn adapted_grads<'a>(
+    lora: &'a [Trained<'a>],
+    acts: &'a LayerActs,
+    t: Target,
+) -> Option<(&'a LoraModule, &'a ModuleGrads, &'a Tensor)> {
+    lora.iter().find(|(m, _)| m.target == t).map(|(m, g)| (*m, *g, acts.lora_u(t)))
 }
 
 /// How a layer attends: over the whole (B, T) batch, each token within its segment `seg` (B, T)
@@ -287,30 +299,31 @@ pub(super) fn layer_forward(
     cx.linear_forward(prog, out, &a.h, &w.down_proj, adapted(lora, a, Target::Down), 1.0, s)
 }
 
-/// Records layer backward: on entry `s.dres` holds dL/d(out); on exit dL/d(a.x). `seg` (B, T):
-/// the segments forward attended within.
+/// Records layer backward: on entry `s.dres` holds dL/d(out); on exit dL/d(a.x), and the LoRA
+/// gradients of `lora` (each module with its gradients) accumulate. `seg` (B, T): the segments
+/// forward attended within.
 pub(super) fn layer_backward(
     prog: &mut Program,
     cx: &Ctx,
     a: &LayerActs,
     w: &LayerWeights,
-    lora: &[&LoraModule],
+    lora: &[Trained],
     s: &Scratch,
     seg: &Tensor,
 ) -> Result<()> {
     let (n, sh) = (cx.n, cx.shape);
     let c = w.input_layernorm.numel();
-    cx.linear_backward(prog, &s.dh, &s.dres, &a.h, &w.down_proj, adapted(lora, a, Target::Down), 0.0, s)?;
+    cx.linear_backward(prog, &s.dh, &s.dres, &a.h, &w.down_proj, adapted_grads(lora, a, Target::Down), 0.0, s)?;
     ops::swiglu_backward(prog, &s.dg, &s.du, &s.dh, &a.g, &a.u)?;
-    cx.linear_backward(prog, &s.dln, &s.du, &a.ln2, &w.up_proj, adapted(lora, a, Target::Up), 0.0, s)?;
-    cx.linear_backward(prog, &s.dln, &s.dg, &a.ln2, &w.gate_proj, adapted(lora, a, Target::Gate), 1.0, s)?;
+    cx.linear_backward(prog, &s.dln, &s.du, &a.ln2, &w.up_proj, adapted_grads(lora, a, Target::Up), 0.0, s)?;
+    cx.linear_backward(prog, &s.dln, &s.dg, &a.ln2, &w.gate_proj, adapted_grads(lora, a, Target::Gate), 1.0, s)?;
     ops::rmsnorm_backward(prog, &s.dres, &s.dln, &a.xmid, &a.rstd2, &w.post_attention_layernorm, n, c)?;
-    cx.linear_backward(prog, &s.datt, &s.dres, &a.att, &w.o_proj, adapted(lora, a, Target::O), 0.0, s)?;
+    cx.linear_backward(prog, &s.datt, &s.dres, &a.att, &w.o_proj, adapted_grads(lora, a, Target::O), 0.0, s)?;
     ops::attention_backward(prog, &s.dq, &s.dk, &s.dv, &a.stats, &s.datt, &a.att, &a.q, &a.k, &a.v, seg, sh)?;
     ops::rope_backward(prog, &s.dk, cx.cos, cx.sin, cx.pos, sh.nkv, sh.hd)?;
     ops::rope_backward(prog, &s.dq, cx.cos, cx.sin, cx.pos, sh.nh, sh.hd)?;
-    cx.linear_backward(prog, &s.dln, &s.dv, &a.ln1, &w.v_proj, adapted(lora, a, Target::V), 0.0, s)?;
-    cx.linear_backward(prog, &s.dln, &s.dk, &a.ln1, &w.k_proj, adapted(lora, a, Target::K), 1.0, s)?;
-    cx.linear_backward(prog, &s.dln, &s.dq, &a.ln1, &w.q_proj, adapted(lora, a, Target::Q), 1.0, s)?;
+    cx.linear_backward(prog, &s.dln, &s.dv, &a.ln1, &w.v_proj, adapted_grads(lora, a, Target::V), 0.0, s)?;
+    cx.linear_backward(prog, &s.dln, &s.dk, &a.ln1, &w.k_proj, adapted_grads(lora, a, Target::K), 1.0, s)?;
+    cx.linear_backward(prog, &s.dln, &s.dq, &a.ln1, &w.q_proj, adapted_grads(lora, a, Target::Q), 1.0, s)?;
     ops::rmsnorm_backward(prog, &s.dres, &s.dln, &a.x, &a.rstd1, &w.input_layernorm, n, c)
 }

@@ -1,12 +1,12 @@
 //! A [`Plan`]: every buffer and program for one (batch B, sequence T) shape, built once and
 //! replayed each step. A training step is one submission with one 16-byte readback.
 
-use super::layer::{layer_backward, layer_forward, Alloc, Attend, Ctx, LayerActs, Scratch, Sizes};
+use super::layer::{layer_backward, layer_forward, Alloc, Attend, Ctx, LayerActs, Scratch, Sizes, Trained};
 use super::memory::{activation_buffers, show_bytes, Limits, ModelMemory};
 use super::Model;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Program, Readback, SplitTensor, Tensor};
-use crate::lora::{Lora, LoraModule};
+use crate::lora::{Lora, LoraModule, TrainState};
 use crate::ops::{self, AdamwParams, AttentionShape, StepParams, CE_STATS, PARTIALS, STATS_LEN};
 
 /// Rows of logits held at once by the fused cross-entropy (a multiple of 64, so chunk views
@@ -111,6 +111,7 @@ pub struct Plan {
     lnf: Tensor,         // (N, C)
     output: SplitTensor, // (V, C) lm_head or the tied embedding
     input_grad: Tensor,  // (N, C): dL/d(embeddings) after backward
+    state: TrainState,
     forward_train: Program,
     forward_eval: Program,
     backward: Program,
@@ -232,18 +233,37 @@ fn check_shape(model: &Model, b: usize, t: usize) -> Result<()> {
 }
 
 impl Plan {
-    /// A plan for `b` × `t` with buffers of its own.
+    /// A plan for `b` × `t` with buffers and a training state of its own.
     pub fn new(gpu: &Gpu, model: &Model, lora: &Lora, b: usize, t: usize, opts: PlanOptions) -> Result<Plan> {
         let arena = Arena::new(gpu, model, lora, b, t, opts.recompute)?;
-        Plan::in_arena(gpu, model, lora, b, t, opts, &arena)
+        Plan::in_arena(gpu, model, lora, &TrainState::new(gpu, lora)?, b, t, opts, &arena)
+    }
+
+    /// A plan for `b` × `t` with buffers of its own that accumulates into `state` (shared, e.g.,
+    /// by plans of several shapes over one adapter).
+    pub fn with_state(
+        gpu: &Gpu,
+        model: &Model,
+        lora: &Lora,
+        state: &TrainState,
+        b: usize,
+        t: usize,
+        opts: PlanOptions,
+    ) -> Result<Plan> {
+        let arena = Arena::new(gpu, model, lora, b, t, opts.recompute)?;
+        Plan::in_arena(gpu, model, lora, state, b, t, opts, &arena)
     }
 
     /// A plan for `b` × `t` whose activations are views of `arena`'s buffers (which must hold
-    /// the shape, under the same recompute setting).
+    /// the shape, under the same recompute setting), accumulating `lora`'s gradients into
+    /// `state` and updating its moments: the plans of one run, one per batch shape, share one
+    /// arena and one state.
+    #[allow(clippy::too_many_arguments)]
     pub fn in_arena(
         gpu: &Gpu,
         model: &Model,
         lora: &Lora,
+        state: &TrainState,
         b: usize,
         t: usize,
         opts: PlanOptions,
@@ -303,6 +323,9 @@ impl Plan {
         let cx_eval = Ctx { train: false, ..cx };
         let w = &model.weights;
         let layer_lora = |l: usize| -> Vec<&LoraModule> { lora.modules.iter().filter(|m| m.layer == l).collect() };
+        let layer_grads = |l: usize| -> Vec<Trained> {
+            lora.modules.iter().zip(&state.modules).filter(|(m, _)| m.layer == l).collect()
+        };
         let out_of = |l: usize| if l + 1 < acts.len() { &acts[l + 1].x } else { &x_final };
 
         // Forward: embeddings, layers, final norm, then the loss head (with dlnf when training).
@@ -352,14 +375,14 @@ impl Plan {
                 let full = Attend::Full { seg: &seg };
                 layer_forward(&mut backward, &cx, out_of(l), &acts[l], &w.layers[l], &layer_lora(l), &s, full)?;
             }
-            layer_backward(&mut backward, &cx, &acts[l], &w.layers[l], &layer_lora(l), &s, &seg)?;
+            layer_backward(&mut backward, &cx, &acts[l], &w.layers[l], &layer_grads(l), &s, &seg)?;
         }
 
         let mut optimizer = Program::new(gpu);
-        ops::grad_norm(&mut optimizer, &stats, &partials, &lora.grads, opts.max_grad_norm)?;
-        ops::adamw(&mut optimizer, &lora.params, &lora.m, &lora.v, &lora.grads, &stats, &step, opts.adamw)?;
+        ops::grad_norm(&mut optimizer, &stats, &partials, &state.grads, opts.max_grad_norm)?;
+        ops::adamw(&mut optimizer, &lora.params, &state.m, &state.v, &state.grads, &stats, &step, opts.adamw)?;
         let mut zero_grads = Program::new(gpu);
-        zero_grads.clear(&lora.grads);
+        zero_grads.clear(&state.grads);
         zero_grads.clear(&stats);
 
         let mut keep = vec![partials, cos, sin, x_final, rstdf, dlnf, losses, ce_stats];
@@ -378,6 +401,7 @@ impl Plan {
             lnf,
             output: w.output().clone(),
             input_grad: s.dres.clone(),
+            state: state.clone(),
             forward_train,
             forward_eval,
             backward,
@@ -473,6 +497,11 @@ impl Plan {
     /// Bytes of the activations and scratch buffers this plan allocated.
     pub fn activation_bytes(&self) -> u64 {
         self.activation_bytes
+    }
+
+    /// The gradients and moments this plan accumulates into and updates.
+    pub fn state(&self) -> &TrainState {
+        &self.state
     }
 
     /// dL/d(input embeddings) (N, C) after the last [`Plan::step`].

@@ -134,8 +134,8 @@ impl Trainer {
         let adapter_config =
             serde_json::to_string_pretty(&peft::adapter_config_json(&self.lora.config, base_model)).unwrap_or_default();
         let adapter = self.lora.peft_safetensors(&self.gpu).await?;
-        let m = self.lora.m.read_f32(&self.gpu).await?;
-        let v = self.lora.v.read_f32(&self.gpu).await?;
+        let m = self.state.m.read_f32(&self.gpu).await?;
+        let v = self.state.v.read_f32(&self.gpu).await?;
         let shape = vec![m.len()];
         let views = [("exp_avg", &m), ("exp_avg_sq", &v)]
             .into_iter()
@@ -176,7 +176,7 @@ impl Trainer {
         let st =
             safetensors::SafeTensors::deserialize(&ckpt.optimizer).map_err(|e| err("optimizer.safetensors", &e))?;
         let mut moments = Vec::new();
-        for (key, target) in [("exp_avg", &self.lora.m), ("exp_avg_sq", &self.lora.v)] {
+        for (key, target) in [("exp_avg", &self.state.m), ("exp_avg_sq", &self.state.v)] {
             let view = st.tensor(key).map_err(|e| err("optimizer.safetensors", &e))?;
             if view.dtype() != safetensors::Dtype::F32 || view.shape() != [target.numel()] {
                 return Err(err("optimizer.safetensors", &format!("{key} does not fit this adapter")));

@@ -20,7 +20,7 @@ pub use settings::{DataSettings, TrainOn, TrainSettings};
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::lora::Lora;
+use crate::lora::{Lora, TrainState};
 use crate::model::{Arena, Batch, Model, Plan, PlanOptions};
 use crate::ops::{AdamwParams, StepParams};
 
@@ -97,13 +97,14 @@ impl StepRecord {
 }
 
 /// Runs optimizer updates on an adapter. It keeps handles to the model and the adapter (their
-/// GPU buffers are shared, not copied), one activation [`Arena`] sized for the largest batch
-/// (B·T tokens) seen or reserved, and one [`Plan`] per batch shape seen, each a set of views of
-/// the arena with its programs.
+/// GPU buffers are shared, not copied), the run's gradients and moments, one activation
+/// [`Arena`] sized for the largest batch (B·T tokens) seen or reserved, and one [`Plan`] per
+/// batch shape seen, each a set of views of the arena with its programs, all over that one state.
 pub struct Trainer {
     gpu: Gpu,
     model: Model,
     pub lora: Lora,
+    pub state: TrainState,
     pub config: TrainConfig,
     arena: Option<Arena>,
     plans: HashMap<(usize, usize), Plan>,
@@ -123,6 +124,7 @@ impl Trainer {
             gpu: gpu.clone(),
             model: model.clone(),
             lora: lora.clone(),
+            state: TrainState::new(gpu, lora)?,
             config,
             arena: None,
             plans: HashMap::new(),
@@ -155,7 +157,7 @@ impl Trainer {
             let c = &self.config;
             let opts = PlanOptions { recompute: c.recompute, max_grad_norm: c.max_grad_norm, adamw: c.adamw() };
             let arena = self.arena.as_ref().expect("reserved above");
-            let plan = Plan::in_arena(&self.gpu, &self.model, &self.lora, b, t, opts, arena)?;
+            let plan = Plan::in_arena(&self.gpu, &self.model, &self.lora, &self.state, b, t, opts, arena)?;
             self.plans.insert((b, t), plan);
         }
         Ok(&self.plans[&(b, t)])

@@ -27,8 +27,20 @@ enum Command {
         #[arg(long)]
         dequantize: bool,
     },
-    /// Continue a prompt with the base model, or with an adapter.
+    /// Continue a prompt with the base model, with an adapter, or with several side by side.
     Generate(GenerateArgs),
+    /// Mix PEFT adapters into one, as PEFT's add_weighted_adapter(combination_type="cat").
+    Mix {
+        /// A PEFT adapter folder and its weight, DIR:WEIGHT (e.g. runs/a:0.7); two or more.
+        #[arg(long, required = true)]
+        adapter: Vec<String>,
+        /// The PEFT adapter folder to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace the adapter in --out if there is one.
+        #[arg(long)]
+        overwrite: bool,
+    },
     /// Fold an adapter into its base and write a Hugging Face folder.
     Merge {
         #[arg(long)]
@@ -57,9 +69,16 @@ enum Command {
 struct GenerateArgs {
     #[arg(long)]
     model: PathBuf,
-    /// A PEFT adapter folder.
+    /// A PEFT (or MLX-LM) adapter folder. Give it several times to answer with each adapter in
+    /// turn, the base model loaded once; the base answers first then, unless --no-base.
     #[arg(long)]
-    adapter: Option<PathBuf>,
+    adapter: Vec<PathBuf>,
+    /// With several adapters, leave the base model's answer out.
+    #[arg(long)]
+    no_base: bool,
+    /// Print a JSON list of {"adapter": the folder, or null for the base, "text": the answer}.
+    #[arg(long)]
+    json: bool,
     #[arg(long)]
     prompt: String,
     #[arg(long, default_value_t = 128)]
@@ -91,6 +110,7 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<std::process::ExitCod
         Command::Inspect { model, dequantize } => inspect(&model, dequantize).map(|_| done),
         Command::Generate(args) => run_generate(args).map(|_| done),
         Command::Merge { model, adapter, out, overwrite } => merge(&model, &adapter, &out, overwrite).map(|_| done),
+        Command::Mix { adapter, out, overwrite } => mix(&adapter, &out, overwrite).map(|_| done),
         Command::Train(args) => {
             let sub = matches.subcommand_matches("train");
             // Whether a setting was typed on the command line (not left at its default).
@@ -173,14 +193,27 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     let g = gpu()?;
     let model = crate::data::load_model(&g, &args.model, args.dequantize)?;
     let (tok, template) = load::load_tokenizer(&args.model)?;
-    let lora =
-        args.adapter.as_ref().map(|dir| weblora::lora::read_adapter_folder(&g, &model.config, dir)).transpose()?;
+    let loras = args
+        .adapter
+        .iter()
+        .map(|dir| weblora::lora::read_adapter_folder(&g, &model.config, dir))
+        .collect::<Result<Vec<_>>>()?;
+    // The answers: the base (none or several adapters, unless --no-base), then each adapter.
+    let mut answers: Vec<(Option<String>, Option<&weblora::lora::Lora>)> = Vec::new();
+    if loras.len() != 1 && !args.no_base {
+        answers.push((None, None));
+    }
+    answers.extend(args.adapter.iter().zip(&loras).map(|(dir, l)| (Some(dir.display().to_string()), Some(l))));
+    if answers.is_empty() {
+        return Err(Error::Input("--no-base without --adapter leaves nothing to answer".into()));
+    }
     let template = match (&template, args.raw) {
         (Some(src), false) => Some(weblora::data::ChatTemplate::for_model(&tok, Some(src))?),
         _ => None,
     };
     let prompt = chat_prompt(&tok, template.as_ref(), &args.prompt)?;
-    let decoder = Decoder::new(&g, &model, lora.as_ref(), prompt.len() + args.max_new_tokens)?;
+    let slots: Vec<_> = answers.iter().map(|(_, l)| *l).collect();
+    let mut decoder = Decoder::with_adapters(&g, &model, &slots, prompt.len() + args.max_new_tokens)?;
     let sampling = Sampling {
         max_new_tokens: args.max_new_tokens,
         temperature: args.temperature,
@@ -189,8 +222,47 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         seed: args.seed,
         stop: stop_tokens(&tok),
     };
-    let out = pollster::block_on(generate(&decoder, &prompt, &sampling))?;
-    let text = tok.decode(&out, true).map_err(|e| Error::Run(format!("decoding the answer: {e}")))?;
-    say!("{text}");
+    let mut texts = Vec::new();
+    for i in 0..answers.len() {
+        decoder.select(i)?;
+        let out = pollster::block_on(generate(&decoder, &prompt, &sampling))?;
+        texts.push(tok.decode(&out, true).map_err(|e| Error::Run(format!("decoding the answer: {e}")))?);
+    }
+    if args.json {
+        let list: Vec<_> = answers
+            .iter()
+            .zip(&texts)
+            .map(|((name, _), text)| serde_json::json!({ "adapter": name, "text": text }))
+            .collect();
+        say!("{}", serde_json::Value::Array(list));
+    } else if let [text] = &texts[..] {
+        say!("{text}");
+    } else {
+        for ((name, _), text) in answers.iter().zip(&texts) {
+            say!("[{}]", name.as_deref().unwrap_or("base"));
+            say!("{text}");
+        }
+    }
+    Ok(())
+}
+
+/// Mixes the adapters of `specs` (DIR:WEIGHT each) as PEFT's `cat` combination and writes the
+/// PEFT folder `out`.
+fn mix(specs: &[String], out: &std::path::Path, overwrite: bool) -> Result<()> {
+    if !overwrite && ["adapter_config.json", "adapter_model.safetensors"].iter().any(|f| out.join(f).exists()) {
+        return Err(Error::Run(format!("{} holds an adapter already; give --overwrite to replace it", out.display())));
+    }
+    let mut adapters = Vec::new();
+    for spec in specs {
+        let weight = spec.rsplit_once(':').and_then(|(dir, w)| Some((dir, w.trim().parse::<f32>().ok()?)));
+        let Some((dir, weight)) = weight else {
+            return Err(Error::Input(format!("--adapter {spec:?}: expected DIR:WEIGHT, such as runs/a:0.7")));
+        };
+        adapters.push((weblora::lora::mix::read_host_adapter(std::path::Path::new(dir))?, weight));
+    }
+    let parts: Vec<_> = adapters.iter().map(|(a, w)| (a, *w)).collect();
+    let mixed = weblora::lora::mix::mix_cat(&parts)?;
+    weblora::lora::mix::write_host_adapter(&mixed, out)?;
+    say!("mixed {} into {} ({})", mixed.name, out.display(), mixed.config.describe());
     Ok(())
 }
