@@ -389,6 +389,24 @@ fn quantize_projections(gpu: &Gpu, weights: &mut ModelWeights, ty: GgmlType) -> 
     Ok(())
 }
 
+/// Seconds per training step of `plan` on `batch`: `steps` timed steps after one warm-up.
+pub(crate) fn time_steps(plan: &Plan, batch: &Batch, steps: usize) -> Result<f64> {
+    plan.set_batch(batch)?;
+    let sp = StepParams {
+        inv_count: 1.0 / batch.supervised() as f32,
+        lr: 1e-4,
+        bias_correction1: 0.1,
+        bias_correction2_sqrt: 0.03,
+        ..Default::default()
+    };
+    pollster::block_on(plan.step(sp, true, true))?;
+    let start = Instant::now();
+    for _ in 0..steps {
+        pollster::block_on(plan.step(sp, true, true))?;
+    }
+    Ok(start.elapsed().as_secs_f64() / steps as f64)
+}
+
 fn bench_steps(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
     let config = smollm2_config(args.layers)?;
     let weights = ModelWeights::allocate(gpu, &config)?;
@@ -420,20 +438,7 @@ fn bench_steps(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
     for (label, model) in &models {
         for recompute in [false, true] {
             let plan = Plan::new(gpu, model, &lora, b, t, PlanOptions { recompute, ..Default::default() })?;
-            plan.set_batch(&batch)?;
-            let sp = StepParams {
-                inv_count: 1.0 / batch.supervised() as f32,
-                lr: 1e-4,
-                bias_correction1: 0.1,
-                bias_correction2_sqrt: 0.03,
-                ..Default::default()
-            };
-            pollster::block_on(plan.step(sp, true, true))?;
-            let start = Instant::now();
-            for _ in 0..args.steps {
-                pollster::block_on(plan.step(sp, true, true))?;
-            }
-            let secs = start.elapsed().as_secs_f64() / args.steps as f64;
+            let secs = time_steps(&plan, &batch, args.steps)?;
             let tps = (b * t) as f64 / secs;
             let base = *baseline.get_or_insert(tps);
             say!(

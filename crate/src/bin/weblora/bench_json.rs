@@ -5,17 +5,15 @@
 //! shape runs with zero-filled weights: `--config smollm2-135m|qwen2.5-0.5b|llama-3.2-1b` or a
 //! Hugging Face `config.json`.
 
-use std::time::Instant;
-
 use serde_json::{json, Value};
 use weblora::gpu::{DType, Gpu, Program, QuantTensor, Tensor};
 use weblora::io::ggml::GgmlType;
 use weblora::lora::{Lora, LoraConfig, Target};
 use weblora::model::{Batch, Model, ModelConfig, ModelWeights, Plan, PlanOptions};
-use weblora::ops::{self, StepParams};
+use weblora::ops;
 use weblora::{Error, Result};
 
-use crate::bench::{time_decode, time_program};
+use crate::bench::{time_decode, time_program, time_steps};
 
 /// The shapes `--config` names, as their Hugging Face configs give them (the fields the engine reads).
 const CONFIGS: [(&str, &str); 3] = [
@@ -182,20 +180,7 @@ fn train_row(gpu: &Gpu, model: &Model, name: &str, weights: &str, recompute: boo
     let targets: Vec<i32> = (0..b * t).map(|i| ((i * 17 + 1) % v) as i32).collect();
     let batch = Batch::new(b, t, ids, targets)?;
     let plan = Plan::new(gpu, model, &lora, b, t, PlanOptions { recompute, ..Default::default() })?;
-    plan.set_batch(&batch)?;
-    let sp = StepParams {
-        inv_count: 1.0 / batch.supervised() as f32,
-        lr: 1e-4,
-        bias_correction1: 0.1,
-        bias_correction2_sqrt: 0.03,
-        ..Default::default()
-    };
-    pollster::block_on(plan.step(sp, true, true))?;
-    let start = Instant::now();
-    for _ in 0..opts.steps {
-        pollster::block_on(plan.step(sp, true, true))?;
-    }
-    let step_s = start.elapsed().as_secs_f64() / opts.steps as f64;
+    let step_s = time_steps(&plan, &batch, opts.steps)?;
     let adapter_bytes = 4 * lora.params.byte_size();
     let peak = model.weights.gpu_bytes() + adapter_bytes + plan.activation_bytes();
     Ok(json!({
