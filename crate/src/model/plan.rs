@@ -235,8 +235,7 @@ fn check_shape(model: &Model, b: usize, t: usize) -> Result<()> {
 impl Plan {
     /// A plan for `b` × `t` with buffers and a training state of its own.
     pub fn new(gpu: &Gpu, model: &Model, lora: &Lora, b: usize, t: usize, opts: PlanOptions) -> Result<Plan> {
-        let arena = Arena::new(gpu, model, lora, b, t, opts.recompute)?;
-        Plan::in_arena(gpu, model, lora, &TrainState::new(gpu, lora)?, b, t, opts, &arena)
+        Plan::with_state(gpu, model, lora, &TrainState::new(gpu, lora)?, b, t, opts)
     }
 
     /// A plan for `b` × `t` with buffers of its own that accumulates into `state` (shared, e.g.,

@@ -127,12 +127,22 @@ fn gpu_with(gpu: &Gpu, family: KernelFamily) -> Result<Gpu> {
 }
 
 /// GFLOP/s of one f32 matmul (`layout` nt, nn or tn) on `gpu`, its kernel family's.
-fn matmul_gflops(gpu: &Gpu, layout: &str, data: &[f32], m: usize, n: usize, k: usize) -> Result<f64> {
+/// `data` fills A and B from its start; `None` leaves them zero.
+pub(crate) fn matmul_gflops(
+    gpu: &Gpu,
+    layout: &str,
+    data: Option<&[f32]>,
+    m: usize,
+    n: usize,
+    k: usize,
+) -> Result<f64> {
     let a = Tensor::zeros(gpu, "a", &[m * k], DType::F32)?;
     let b = Tensor::zeros(gpu, "b", &[n * k], DType::F32)?;
     let c = Tensor::zeros(gpu, "c", &[m, n], DType::F32)?;
-    a.write_f32(gpu, &data[..m * k])?;
-    b.write_f32(gpu, &data[..n * k])?;
+    if let Some(data) = data {
+        a.write_f32(gpu, &data[..m * k])?;
+        b.write_f32(gpu, &data[..n * k])?;
+    }
     let mut prog = Program::new(gpu);
     let reps_in_program = 4;
     for _ in 0..reps_in_program {
@@ -169,8 +179,8 @@ fn bench_matmuls(gpu: &Gpu, rows: usize, only: &str) -> Result<()> {
     say!("{:<32} {:>20} {:>10} {:>10} {:>10} {:>10}", "shape", "M×N×K", "cpu", "tiled", "tiled/cpu", "CPU loop");
     for (name, layout, m, n, k) in shapes.into_iter().filter(|s| only == "all" || s.1 == only) {
         let data: Vec<f32> = (0..m.max(n) * k).map(|i| ((i % 97) as f32 - 48.0) / 97.0).collect();
-        let cpu_family = matmul_gflops(&gpus[0], layout, &data, m, n, k)?;
-        let tiled = matmul_gflops(&gpus[1], layout, &data, m, n, k)?;
+        let cpu_family = matmul_gflops(&gpus[0], layout, Some(&data), m, n, k)?;
+        let tiled = matmul_gflops(&gpus[1], layout, Some(&data), m, n, k)?;
         let cpu = cpu_gflops(&data, m, n, k);
         let mnk = format!("{m}×{n}×{k}");
         say!("{name:<32} {mnk:>20} {cpu_family:>10.2} {tiled:>10.2} {:>9.2}× {cpu:>10.2}", tiled / cpu_family);

@@ -13,7 +13,7 @@ use weblora::model::{Batch, Model, ModelConfig, ModelWeights, Plan, PlanOptions}
 use weblora::ops;
 use weblora::{Error, Result};
 
-use crate::bench::{time_decode, time_program, time_steps};
+use crate::bench::{matmul_gflops, time_decode, time_program, time_steps};
 
 /// The shapes `--config` names, as their Hugging Face configs give them (the fields the engine reads).
 const CONFIGS: [(&str, &str); 3] = [
@@ -75,24 +75,23 @@ pub fn run(gpu: &Gpu, opts: &JsonBench) -> Result<()> {
     let peak = fma_peak_gflops(gpu)?;
     eprintln!("bench --json: matmuls at {} rows", opts.batch * opts.seq);
     let matmul = matmuls(gpu, &config, opts.batch * opts.seq, peak)?;
-    let mut weights = vec![("f32".to_string(), ModelWeights::allocate(gpu, &config)?)];
-    let f16 = ModelWeights::allocate_with(gpu, &config, &|_| Some(GgmlType::F16))?;
-    weights.push(("f16".to_string(), f16));
-    if let Some(ty) = opts.quant {
-        weights.push((ty.name().to_lowercase(), ModelWeights::allocate_with(gpu, &config, &|_| Some(ty))?));
-    }
+    // One weight type at a time (f32, f16, then --quant), so only one copy is held; decoding
+    // runs on the f32 weights.
     let mut train = vec![];
-    for (label, w) in &weights {
-        let model = Model { config: config.clone(), weights: w.clone() };
+    let mut decode_tps = 0.0;
+    for kept in [None, Some(GgmlType::F16)].into_iter().chain(opts.quant.map(Some)) {
+        let label = kept.map_or("f32".to_string(), |ty| ty.name().to_lowercase());
+        let model = Model { config: config.clone(), weights: ModelWeights::allocate_with(gpu, &config, &|_| kept)? };
         for recompute in [false, true] {
             eprintln!("bench --json: training, {label} weights, recompute {recompute}");
-            train.push(train_row(gpu, &model, &model_name, label, recompute, opts)?);
+            train.push(train_row(gpu, &model, &model_name, &label, recompute, opts)?);
+        }
+        if kept.is_none() {
+            let prompt: Vec<u32> = (0..4).map(|i| i * 31 + 7).collect();
+            eprintln!("bench --json: decoding {} tokens", opts.tokens);
+            decode_tps = time_decode(gpu, &model, &prompt, opts.tokens)?.0;
         }
     }
-    let model = Model { config: config.clone(), weights: weights.swap_remove(0).1 };
-    let prompt: Vec<u32> = (0..4).map(|i| i * 31 + 7).collect();
-    eprintln!("bench --json: decoding {} tokens", opts.tokens);
-    let (decode_tps, _) = time_decode(gpu, &model, &prompt, opts.tokens)?;
     let i = &gpu.info;
     let report = json!({
         "device": { "name": i.name, "backend": i.backend, "device_type": i.device_type, "kernels": i.kernels.name() },
@@ -141,25 +140,7 @@ fn matmuls(gpu: &Gpu, c: &ModelConfig, rows: usize, peak: f64) -> Result<Vec<Val
     ];
     let mut out = vec![];
     for (name, layout, m, n, k) in shapes {
-        let (a_len, b_len) = match layout {
-            "nt" => (m * k, n * k),
-            "nn" => (m * k, k * n),
-            _ => (k * m, k * n),
-        };
-        let a = Tensor::zeros(gpu, "a", &[a_len], DType::F32)?;
-        let b = Tensor::zeros(gpu, "b", &[b_len], DType::F32)?;
-        let cm = Tensor::zeros(gpu, "c", &[m, n], DType::F32)?;
-        let mut prog = Program::new(gpu);
-        let reps = 4;
-        for _ in 0..reps {
-            match layout {
-                "nt" => ops::matmul_nt(&mut prog, &cm, &a, &b, m, n, k, 1.0, 0.0)?,
-                "nn" => ops::matmul_nn(&mut prog, &cm, &a, &b, m, n, k, 1.0, 0.0)?,
-                _ => ops::matmul_tn(&mut prog, &cm, &a, &b, m, n, k, 1.0, 0.0)?,
-            }
-        }
-        let secs = time_program(gpu, &prog, 2)? / reps as f64;
-        let gflops = 2.0 * (m * n * k) as f64 / secs / 1e9;
+        let gflops = matmul_gflops(gpu, layout, None, m, n, k)?;
         out.push(
             json!({ "name": name, "m": m, "n": n, "k": k, "gflops": gflops, "percent_of_peak": 100.0 * gflops / peak }),
         );
