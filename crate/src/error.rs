@@ -7,6 +7,14 @@ pub enum Error {
     NoGpu(String),
     #[error("GPU error: {0}")]
     Gpu(String),
+    /// The device is gone (a driver reset, the browser reclaiming the GPU, a crashed GPU
+    /// process): nothing on it can be used again; a new device must be opened and the run
+    /// resumed from its last checkpoint.
+    #[error("the GPU device was lost: {0}")]
+    DeviceLost(String),
+    /// The device could not allocate memory the run asked for.
+    #[error("the GPU is out of memory: {0}")]
+    OutOfMemory(String),
     /// An environment variable with a value the engine does not know.
     #[error("{name}: {detail}")]
     Env { name: &'static str, detail: String },
@@ -64,6 +72,8 @@ impl Error {
         match self {
             Error::NoGpu(_) => "no-gpu",
             Error::Gpu(_) => "gpu",
+            Error::DeviceLost(_) => "device-lost",
+            Error::OutOfMemory(_) => "out-of-memory",
             Error::Env { .. } => "env",
             Error::Shape { .. } => "shape",
             Error::Config(_) => "config",

@@ -46,6 +46,11 @@ pub fn family_gpu(family: KernelFamily) -> &'static Gpu {
     GPUS[slot].get_or_init(|| open(test_options(KernelChoice::Force(family))))
 }
 
+/// A GPU of the test's own, opened as [`gpu`] is, for a test that ends it.
+pub fn private_gpu() -> Gpu {
+    open(test_options(KernelChoice::from_env().expect("WEBLORA_KERNELS")))
+}
+
 /// Reads a tensor of [`gpu`] back to the host.
 pub fn read(t: &Tensor) -> Vec<f32> {
     read_from(gpu(), t)

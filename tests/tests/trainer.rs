@@ -1,18 +1,22 @@
 //! The trainer: a run interrupted and resumed from its checkpoint continues exactly as the
 //! uninterrupted run; gradient accumulation equals one large batch; packed rows train as their
 //! examples alone; a diverging step leaves the adapter as it was; warm-up starts from a zero
-//! learning rate.
+//! learning rate; a lost device is a typed error, and its run resumes on a new device.
 
 use weblora::lora::{Lora, LoraConfig, Target};
 use weblora::model::{Batch, Model};
 use weblora::train::{Schedule, TrainConfig, Trainer};
 use weblora_tests::tiny::{batches, config, random_batch, random_examples, random_lora, random_model};
-use weblora_tests::{assert_close, gpu, read, Tolerance};
+use weblora_tests::{assert_close, gpu, private_gpu, read, Tolerance};
 
 fn fresh_lora(model: &Model) -> Lora {
+    fresh_lora_on(gpu(), model)
+}
+
+fn fresh_lora_on(g: &weblora::gpu::Gpu, model: &Model) -> Lora {
     let cfg = LoraConfig { r: 4, alpha: 8.0, dropout: 0.1, targets: Target::ALL.to_vec(), use_rslora: false };
-    let lora = Lora::new(gpu(), &model.config, cfg).unwrap();
-    lora.init_peft(gpu(), 7).unwrap();
+    let lora = Lora::new(g, &model.config, cfg).unwrap();
+    lora.init_peft(g, 7).unwrap();
     lora
 }
 
@@ -58,6 +62,44 @@ fn resumed_run_equals_uninterrupted_run() {
     assert_eq!(state.position["next_batch"], 6);
     assert_eq!(resumed.step, 3);
     let after = run(&mut resumed, 3, 6);
+    assert_eq!([before, after].concat(), uninterrupted, "losses step for step");
+    assert_eq!(read(&lora_b.params), read(&lora.params), "the same adapter at the end");
+}
+
+#[test]
+fn a_lost_device_is_a_typed_error_and_the_run_resumes_on_a_new_device() {
+    let batches = data();
+    let run = |trainer: &mut Trainer, from: usize, to: usize| -> Vec<f32> {
+        (from..to).map(|s| pollster::block_on(trainer.train_step(&batches[2 * s..2 * s + 2])).unwrap().loss).collect()
+    };
+    let g = gpu();
+    let model = random_model(g, config("llama", false, true), 32);
+    let lora = fresh_lora(&model);
+    let mut full = Trainer::new(g, &model, &lora, train_config()).unwrap();
+    let uninterrupted = run(&mut full, 0, 5);
+
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("lost-device-checkpoint");
+    let lost = private_gpu();
+    let lost_model = random_model(&lost, config("llama", false, true), 32);
+    let lost_lora = fresh_lora_on(&lost, &lost_model);
+    let mut first = Trainer::new(&lost, &lost_model, &lost_lora, train_config()).unwrap();
+    let before = run(&mut first, 0, 2);
+    pollster::block_on(first.save_checkpoint(&dir, "tiny", serde_json::json!({ "next_batch": 4 }))).unwrap();
+    lost.destroy();
+    for _ in 0..2 {
+        let e = pollster::block_on(first.train_step(&batches[4..6])).unwrap_err();
+        assert_eq!(e.kind(), "device-lost", "{e}");
+        assert!(e.to_string().starts_with("the GPU device was lost: destroyed"), "{e}");
+        assert!(e.to_string().contains("resume from the last checkpoint"), "{e}");
+    }
+    drop(first);
+
+    // The checkpoint written before the loss, on a device opened again.
+    let lora_b = Lora::new(g, &model.config, lost_lora.config.clone()).unwrap();
+    let mut resumed = Trainer::new(g, &model, &lora_b, train_config()).unwrap();
+    resumed.load_checkpoint(&dir).unwrap();
+    assert_eq!(resumed.step, 2);
+    let after = run(&mut resumed, 2, 5);
     assert_eq!([before, after].concat(), uninterrupted, "losses step for step");
     assert_eq!(read(&lora_b.params), read(&lora.params), "the same adapter at the end");
 }

@@ -109,9 +109,12 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub info: Arc<GpuInfo>,
     pub(crate) kernels: Arc<KernelCache>,
-    /// The first validation or out-of-memory error the device reported, surfaced at the next
-    /// readback instead of wgpu's default panic (which would kill a browser worker).
-    errors: Arc<Mutex<Option<String>>>,
+    /// The first error the device reported (a lost device overrides any other), surfaced at
+    /// the next wait or readback instead of wgpu's default panic (which would kill a browser
+    /// worker).
+    errors: Arc<Mutex<Option<Error>>>,
+    /// Answered once, when the device is lost; taken by the one caller that waits for it.
+    lost_signal: Arc<Mutex<Option<futures_channel::oneshot::Receiver<String>>>>,
 }
 
 impl Gpu {
@@ -169,13 +172,30 @@ impl Gpu {
             max_storage_binding: limits.max_storage_buffer_binding_size as u64,
             max_buffer: limits.max_buffer_size,
         };
-        let errors = Arc::new(Mutex::new(None));
+        let errors: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
         let sink = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
-            slot.get_or_insert_with(|| e.to_string());
+            slot.get_or_insert_with(|| fault_of(&e));
         }));
-        Ok(Gpu { device, queue, info: Arc::new(info), kernels: Arc::new(KernelCache::default()), errors })
+        let sink = errors.clone();
+        let (tell, told) = futures_channel::oneshot::channel();
+        let tell = Mutex::new(Some(tell));
+        device.set_device_lost_callback(move |reason, message| {
+            let e = lost(reason, &message);
+            if let Some(tell) = tell.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                let _ = tell.send(e.to_string());
+            }
+            *sink.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+        });
+        Ok(Gpu {
+            device,
+            queue,
+            info: Arc::new(info),
+            kernels: Arc::new(KernelCache::default()),
+            errors,
+            lost_signal: Arc::new(Mutex::new(Some(told))),
+        })
     }
 
     /// Blocks until all submitted work is done (native only; the browser has no blocking wait).
@@ -183,7 +203,7 @@ impl Gpu {
     pub fn wait(&self) -> Result<()> {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+            .map_err(|e| self.fault_or(Error::Gpu(format!("waiting for the GPU: {e}"))))?;
         self.take_error()
     }
 
@@ -196,12 +216,37 @@ impl Gpu {
         let _ = self.device.poll(wgpu::PollType::Poll);
     }
 
-    /// The first error the device reported since the last call, if any.
+    /// The first error the device reported since the last call, if any; a lost device is
+    /// reported again at every call, since nothing can run on it any more.
     pub fn take_error(&self) -> Result<()> {
-        match self.errors.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            Some(e) => Err(Error::Gpu(e)),
+        let mut slot = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.take() {
+            Some(Error::DeviceLost(m)) => {
+                *slot = Some(Error::DeviceLost(m.clone()));
+                Err(Error::DeviceLost(m))
+            }
+            Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// The error the device reported, in place of `other` (a failed wait or mapping is most
+    /// often the symptom of a lost device or of memory that ran out).
+    pub(crate) fn fault_or(&self, other: Error) -> Error {
+        self.take_error().err().unwrap_or(other)
+    }
+
+    /// Waits until the device is lost and returns why (the crate's message); `None` for every
+    /// caller but the first, and when the device is dropped without being lost.
+    pub async fn lost(&self) -> Option<String> {
+        let told = self.lost_signal.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+        told.await.ok()
+    }
+
+    /// Ends the device as a lost one does (a driver reset, a crashed GPU process): for tests
+    /// of what a run does then.
+    pub fn destroy(&self) {
+        self.device.destroy();
     }
 
     /// Submits a program as one command buffer, with an optional readback copy at its end.
@@ -215,9 +260,41 @@ impl Gpu {
     }
 }
 
+/// A device error as the crate's error: out of memory kept apart from the rest.
+fn fault_of(e: &wgpu::Error) -> Error {
+    match e {
+        wgpu::Error::OutOfMemory { .. } => Error::OutOfMemory(format!(
+            "{e}; a smaller batch or sequence length, `recompute`, or a memory budget (which plans the run to fit) needs less"
+        )),
+        _ => Error::Gpu(e.to_string()),
+    }
+}
+
+/// A lost device as the crate's error, with why when the implementation says.
+fn lost(reason: wgpu::DeviceLostReason, message: &str) -> Error {
+    let why = match reason {
+        wgpu::DeviceLostReason::Destroyed => "destroyed",
+        _ => "lost by the driver or the browser",
+    };
+    let message = if message.is_empty() { String::new() } else { format!(" ({message})") };
+    Error::DeviceLost(format!("{why}{message}; open the GPU again and resume from the last checkpoint"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::DeviceLimits;
+
+    #[test]
+    fn out_of_memory_is_its_own_kind_and_says_what_needs_less() {
+        let source: wgpu::ErrorSource = Box::new(std::io::Error::other("no room"));
+        let e = super::fault_of(&wgpu::Error::OutOfMemory { source });
+        assert_eq!(e.kind(), "out-of-memory");
+        assert!(e.to_string().starts_with("the GPU is out of memory: "), "{e}");
+        assert!(e.to_string().contains("recompute"), "{e}");
+        let source: wgpu::ErrorSource = Box::new(std::io::Error::other("bad"));
+        let e = super::fault_of(&wgpu::Error::Validation { source, description: "bad binding".into() });
+        assert_eq!(e.kind(), "gpu");
+    }
 
     #[test]
     fn limits_are_adapter_or_webgpu_default_and_anything_else_names_the_variable() {

@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use wgpu::util::DeviceExt;
-
 use super::{Gpu, Kernel, Tensor};
 use crate::error::{shape_err, Result};
 
@@ -72,11 +70,15 @@ impl Program {
         let pipeline = self.gpu.kernels.pipeline(device, kernel);
         let mut bytes = bytemuck::bytes_of(params).to_vec();
         bytes.resize(bytes.len().next_multiple_of(16), 0);
-        let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        // Written through the queue rather than mapped at creation: mapping panics inside wgpu
+        // on a lost device, a write is an error the device reports.
+        let uniform = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("params"),
-            contents: &bytes,
-            usage: wgpu::BufferUsages::UNIFORM,
+            size: bytes.len() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
         });
+        self.gpu.queue.write_buffer(&uniform, 0, &bytes);
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
         entries.extend(bindings.iter().map(|(slot, t)| wgpu::BindGroupEntry { binding: *slot, resource: t.binding() }));
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {

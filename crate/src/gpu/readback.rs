@@ -36,10 +36,10 @@ impl Readback {
         #[cfg(not(target_arch = "wasm32"))]
         gpu.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+            .map_err(|e| gpu.fault_or(Error::Gpu(format!("waiting for the GPU: {e}"))))?;
         rx.await
-            .map_err(|_| Error::Gpu("readback was dropped".into()))?
-            .map_err(|e| Error::Gpu(format!("mapping the readback buffer: {e}")))?;
+            .map_err(|_| gpu.fault_or(Error::Gpu("readback was dropped".into())))?
+            .map_err(|e| gpu.fault_or(Error::Gpu(format!("mapping the readback buffer: {e}"))))?;
         let bytes = {
             let view = self
                 .staging

@@ -272,7 +272,16 @@ fn train_loop(run: &mut Run, outputs: &Outputs, args: &TrainArgs) -> Result<std:
             bar.abandon();
             return interrupted(run, outputs, args);
         }
-        let done = pollster::block_on(run.step())?;
+        let done = match pollster::block_on(run.step()) {
+            Ok(done) => done,
+            Err(e) => {
+                bar.abandon();
+                if matches!(e, Error::DeviceLost(_) | Error::OutOfMemory(_)) {
+                    eprintln!("{}", where_to_resume(outputs.out));
+                }
+                return Err(e);
+            }
+        };
         let record = done.record;
         if done.diverged() {
             bar.abandon();
@@ -317,6 +326,19 @@ fn interrupted(run: &Run, outputs: &Outputs, args: &TrainArgs) -> Result<std::pr
     }
     let dir = outputs.checkpoint(run)?;
     outputs.write_adapter(run)?;
+    eprintln!(
+        "weblora: interrupted after update {} of {}; saved {} and the adapter in {}\nresume with: {}",
+        run.trainer.step,
+        run.total_steps(),
+        dir.display(),
+        args.out.display(),
+        resume_command(&dir)
+    );
+    Ok(std::process::ExitCode::from(130))
+}
+
+/// This command line again, continuing from checkpoint `dir`.
+fn resume_command(dir: &Path) -> String {
     let command: Vec<String> = std::env::args()
         .filter(|a| a != "--overwrite")
         .scan(false, |skip, a| {
@@ -326,14 +348,26 @@ fn interrupted(run: &Run, outputs: &Outputs, args: &TrainArgs) -> Result<std::pr
         })
         .flatten()
         .collect();
-    eprintln!(
-        "weblora: interrupted after update {} of {}; saved {} and the adapter in {}\nresume with: {} --resume {}",
-        run.trainer.step,
-        run.total_steps(),
-        dir.display(),
-        args.out.display(),
-        command.join(" "),
-        dir.display()
-    );
-    Ok(std::process::ExitCode::from(130))
+    format!("{} --resume {}", command.join(" "), dir.display())
+}
+
+/// After the GPU failed under a run: its newest checkpoint in `out` and how to continue from it.
+fn where_to_resume(out: &Path) -> String {
+    let newest = std::fs::read_dir(out)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let step = e.file_name().to_str()?.strip_prefix("checkpoint-")?.parse::<usize>().ok()?;
+            e.path().is_dir().then_some((step, e.path()))
+        })
+        .max_by_key(|(step, _)| *step);
+    match newest {
+        Some((step, dir)) => format!(
+            "weblora: the run's last checkpoint is {} (update {step}); resume with: {}",
+            dir.display(),
+            resume_command(&dir)
+        ),
+        None => "weblora: the run wrote no checkpoint yet (--checkpoint-every sets how often it does)".into(),
+    }
 }
