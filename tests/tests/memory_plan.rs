@@ -4,7 +4,7 @@
 //! Then the decisions: recompute only when needed, and a refusal that says what would fit.
 
 use weblora::lora::{LoraConfig, Target};
-use weblora::model::load::{self, LoadOptions};
+use weblora::model::load::{self, LoadOptions, ModelSource};
 use weblora::model::memory::Limits;
 use weblora::model::{MemoryPlan, ModelMemory, Plan, PlanOptions, Recompute, RunMemory, WeightMemory};
 use weblora::train::{TrainConfig, Trainer};
@@ -52,7 +52,7 @@ fn a_gguf_file_is_planned_from_its_header() {
     let limits = Limits::of(&g.info);
     let path = model_file::smollm2_gguf();
     // Kept as the file's Q4_1 and Q8_0 (f32 weights are checked on the tiny models above).
-    let planned = load::model_memory(&path, LoadOptions::default(), &limits).unwrap();
+    let planned = load::model_memory(&ModelSource::GgufFile(path.clone()), LoadOptions::default(), &limits).unwrap();
     let model = load::load_model_with(g, &path, LoadOptions::default()).unwrap();
     assert_eq!(planned.weights, WeightMemory::of(&model.weights));
     assert!(planned.weights.bytes < 100_000_000, "{}", planned.weights.bytes);
@@ -61,7 +61,7 @@ fn a_gguf_file_is_planned_from_its_header() {
 /// SmolLM2-135M's shape, planned without a GPU.
 fn smollm2() -> ModelMemory {
     let limits = webgpu_default();
-    load::model_memory(&model_file::smollm2_gguf(), LoadOptions::default(), &limits).unwrap()
+    load::model_memory(&ModelSource::GgufFile(model_file::smollm2_gguf()), LoadOptions::default(), &limits).unwrap()
 }
 
 fn webgpu_default() -> Limits {

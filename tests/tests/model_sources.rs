@@ -1,13 +1,15 @@
 //! Models read from every native source: a Hugging Face folder and a GGUF file served over HTTP
 //! (a loopback server in this test) load the same weights and tokenizer as from disk, with
-//! progress up to the file size; a missing URL is a clear error; `--model` arguments parse.
+//! progress up to the file size, and are planned from their headers alone to the same memory;
+//! a missing URL is a clear error; `--model` arguments parse.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
 use weblora::model::load::{self, LoadOptions, ModelSource};
-use weblora::model::Model;
+use weblora::model::memory::Limits;
+use weblora::model::{Model, WeightMemory};
 use weblora_tests::fixture::fixture_dir;
 use weblora_tests::gpu;
 use weblora_tests::smollm2::gguf_path;
@@ -73,6 +75,14 @@ fn a_folder_over_http_loads_the_same_weights_as_from_disk() {
     let (file, last) = seen.last().unwrap();
     assert!(file.ends_with("llama_tied/model.safetensors"));
     assert_eq!((last.consumed, last.total), (size, Some(size)), "progress ends at the file size");
+
+    // Planned from the URL's config.json alone, as from the folder on disk and as loaded.
+    let limits = Limits::of(&g.info);
+    let planned = load::model_memory(&source, LoadOptions::default(), &limits).unwrap();
+    let on_disk = load::model_memory(&ModelSource::Folder(dir), LoadOptions::default(), &limits).unwrap();
+    assert_eq!(planned.weights, on_disk.weights);
+    assert_eq!(format!("{:?}", planned.config), format!("{:?}", on_disk.config));
+    assert_eq!(planned.weights, WeightMemory::of(&local.weights));
 }
 
 #[test]
@@ -91,6 +101,13 @@ fn a_gguf_over_http_loads_the_same_model_and_tokenizer() {
     assert_eq!(remote.weights.gpu_bytes(), local.weights.gpu_bytes());
     let size = std::fs::metadata(&path).unwrap().len();
     assert_eq!(last.map(|p| (p.consumed, p.total)), Some((size, Some(size))));
+    // Planned from the URL's header alone, as from the file on disk and as loaded.
+    let limits = Limits::of(&g.info);
+    let planned = load::model_memory(&source, LoadOptions::default(), &limits).unwrap();
+    let on_disk = load::model_memory(&ModelSource::GgufFile(path.clone()), LoadOptions::default(), &limits).unwrap();
+    assert_eq!(planned.weights, on_disk.weights);
+    assert_eq!(format!("{:?}", planned.config), format!("{:?}", on_disk.config));
+    assert_eq!(planned.weights, WeightMemory::of(&local.weights));
 
     let (tok_remote, template_remote) = load::tokenizer_from(&source).unwrap();
     let (tok_local, template_local) = load::load_tokenizer(&path).unwrap();

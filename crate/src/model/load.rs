@@ -168,33 +168,28 @@ pub fn hf_kept_type(config: &ModelConfig, options: LoadOptions, name: &str) -> O
     kept_type(options, name, config.stored_type()?, &[1, cols])
 }
 
-/// The memory a local model (a GGUF file, or a Hugging Face folder) takes on a device with
-/// `limits`, from the file's header or the folder's config.json alone: nothing is uploaded.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn model_memory(
-    path: &std::path::Path,
+/// The memory a model of GGUF header `header` takes on a device with `limits`.
+pub(crate) fn gguf_memory(
+    header: &GgufHeader,
     options: LoadOptions,
     limits: &super::memory::Limits,
 ) -> Result<super::ModelMemory> {
-    use super::memory::WeightMemory;
-    let (config, weights) = if path.is_file() {
-        let header = crate::io::read_gguf_header(path)?;
-        let config = config_from_gguf(&header)?;
-        let kept = gguf_kept_types(&header, options);
-        let weights = WeightMemory::plan(&config, &|n| kept.get(n).copied(), limits)?;
-        (config, weights)
-    } else if path.is_dir() {
-        let file = path.join("config.json");
-        let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
-        let config = ModelConfig::from_json(&text, &file.display().to_string())?;
-        let weights = WeightMemory::plan(&config, &|n| hf_kept_type(&config, options, n), limits)?;
-        (config, weights)
-    } else {
-        return Err(Error::Input(format!(
-            "{}: a memory plan is made from a local model file or folder",
-            path.display()
-        )));
-    };
+    let config = config_from_gguf(header)?;
+    let kept = gguf_kept_types(header, options);
+    let weights = super::memory::WeightMemory::plan(&config, &|n| kept.get(n).copied(), limits)?;
+    Ok(super::ModelMemory { config, weights })
+}
+
+/// The memory a Hugging Face model of config.json `text` (from `file`) takes on a device with
+/// `limits`.
+pub(crate) fn hf_memory(
+    text: &str,
+    file: &str,
+    options: LoadOptions,
+    limits: &super::memory::Limits,
+) -> Result<super::ModelMemory> {
+    let config = ModelConfig::from_json(text, file)?;
+    let weights = super::memory::WeightMemory::plan(&config, &|n| hf_kept_type(&config, options, n), limits)?;
     Ok(super::ModelMemory { config, weights })
 }
 
@@ -441,5 +436,5 @@ pub fn tokenizer_from_gguf(header: &GgufHeader) -> Result<(Tokenizer, Option<Tem
 #[cfg(not(target_arch = "wasm32"))]
 pub use super::source::{
     load_from, load_gguf, load_gguf_with, load_hf_folder, load_model, load_model_with, load_tokenizer,
-    load_tokenizer_and_template, tokenizer_and_template, tokenizer_from, ModelSource,
+    load_tokenizer_and_template, model_memory, tokenizer_and_template, tokenizer_from, ModelSource,
 };

@@ -6,9 +6,10 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::load::{tokenizer_from_gguf, tokenizer_from_hf, GgufLoader, HfLoader, LoadOptions};
+use super::load::{gguf_memory, hf_memory, tokenizer_from_gguf, tokenizer_from_hf, GgufLoader, HfLoader, LoadOptions};
 use super::location::{is_repo_id, parse_model_url, RemoteKind};
-use super::Model;
+use super::memory::Limits;
+use super::{Model, ModelMemory};
 use crate::data::TemplateSource;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -207,6 +208,18 @@ pub fn tokenizer_and_template(source: &ModelSource, name: Option<&str>) -> Resul
     let header = read_gguf_header_from(f.reader, &f.name, f.total)?;
     let (tok, _) = tokenizer_from_gguf(&header)?;
     Ok((tok, TemplateSource::from_gguf(&header, name)?))
+}
+
+/// The memory a model of `source` takes on a device with `limits`, from the GGUF header or the
+/// folder's config.json alone (a URL is read only that far): nothing is uploaded.
+pub fn model_memory(source: &ModelSource, options: LoadOptions, limits: &Limits) -> Result<ModelMemory> {
+    if source.is_gguf() {
+        let f = source.open_required(None)?;
+        let header = read_gguf_header_from(f.reader, &f.name, f.total)?;
+        return gguf_memory(&header, options, limits);
+    }
+    let text = source.read_text("config.json", false)?.unwrap_or_default();
+    hf_memory(&text, &format!("{}/config.json", source.name()), options, limits)
 }
 
 fn no_progress(_: &str, _: Progress) {}

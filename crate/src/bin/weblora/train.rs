@@ -136,11 +136,13 @@ pub fn run_train(mut args: TrainArgs, given: Given) -> Result<std::process::Exit
     }
 
     let g = pollster::block_on(Gpu::new())?;
-    // A local model's run is planned from its header before anything is uploaded.
+    // A local model's run is planned from its header before anything is uploaded; a URL's is
+    // planned so when only the plan is asked for (else the header would be downloaded twice).
     if args.dry_run || args.data.model.exists() {
         let limits = Limits::of(&g.info);
         let load_options = if args.dequantize { LoadOptions::dequantized() } else { LoadOptions::default() };
-        let model = load::model_memory(&args.data.model, load_options, &limits)?;
+        let source = load::ModelSource::parse(&args.data.model.to_string_lossy())?;
+        let model = load::model_memory(&source, load_options, &limits)?;
         let lora = match &args.init_adapter {
             Some(dir) if dir.join("adapter_config.json").is_file() => {
                 let file = dir.join("adapter_config.json");
