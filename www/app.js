@@ -1,7 +1,8 @@
 // The WebLoRA page: pick a model and a dataset, train a LoRA adapter with a live loss chart, compare
 // answers with and without it, download it. All the work happens in the `weblora` package's worker;
 // the page's modules only wire the page to it: model.js, data.js, settings-form.js (built from the
-// engine's table of settings), train.js, checkpoint.js, generate.js, over page.js's shared state.
+// engine's table of settings), train.js, checkpoint.js, generate.js, recover.js (after a lost
+// GPU), over page.js's shared state.
 // `window.weblora` keeps the run's events for tests.
 
 import { WebLoRA, checkWebGPU } from "/web/src/index.js";
@@ -10,8 +11,9 @@ import { $, buttonEl, canvasEl, inputEl, textareaEl } from "/dom.js";
 import { dropZone } from "/files.js";
 import { download, generate } from "/generate.js";
 import { loadModel, onProgress, selectModelSource, setModelFiles } from "/model.js";
-import { hideError, hooks, messageOf, showError, state, updateButtons } from "/page.js";
-import { buildForm, formPending } from "/settings-form.js";
+import { hideError, hooks, messageOf, showError, showGpuLost, state, updateButtons } from "/page.js";
+import { reopenGpu } from "/recover.js";
+import { buildForm, formPending, formReady } from "/settings-form.js";
 import { onEval, onStatus, onStep, resumeCheckpoint, scheduleChart, showMemoryPlan, stopRun, togglePause, train, updateFigures } from "/train.js";
 
 /**
@@ -21,6 +23,22 @@ import { onEval, onStatus, onStep, resumeCheckpoint, scheduleChart, showMemoryPl
 function setGpuStatus(kind, text) {
   $("gpu-status").dataset.state = kind;
   $("gpu-text").textContent = text;
+}
+
+/**
+ * The engine's options from the page's address: `?kernels=tiled|cpu|auto` and
+ * `?limits=webgpu-default|adapter` (to try the page as a device with WebGPU's default limits
+ * runs it).
+ * @returns {{ kernels?: "auto" | "tiled" | "cpu", limits?: "adapter" | "webgpu-default" }}
+ */
+function engineOptions() {
+  const query = new URLSearchParams(location.search);
+  const kernels = query.get("kernels");
+  const limits = query.get("limits");
+  return {
+    ...(kernels === "auto" || kernels === "tiled" || kernels === "cpu" ? { kernels } : {}),
+    ...(limits === "adapter" || limits === "webgpu-default" ? { limits } : {}),
+  };
 }
 
 /** Opens WebGPU and the worker, then builds the settings form from the engine's table. */
@@ -38,10 +56,13 @@ async function openClient() {
   setGpuStatus("pending", "Opening the GPU…");
   updateButtons();
   try {
-    const client = await WebLoRA.create();
-    buildForm(client.settingsTable, { onDataChange: onDataSettingChange });
-    // The memory plan follows the training settings (a data setting reads the data again first).
-    for (const section of document.querySelectorAll("[data-section]")) section.addEventListener("change", () => showMemoryPlan());
+    const client = await WebLoRA.create(engineOptions());
+    // Opened again after a lost GPU, the page keeps its form and what is in it.
+    if (!formReady()) {
+      buildForm(client.settingsTable, { onDataChange: onDataSettingChange });
+      // The memory plan follows the training settings (a data setting reads the data again first).
+      for (const section of document.querySelectorAll("[data-section]")) section.addEventListener("change", () => showMemoryPlan());
+    }
     state.client = client;
     hooks.client = client;
     client.on("progress", onProgress);
@@ -49,6 +70,7 @@ async function openClient() {
     client.on("step", onStep);
     client.on("eval", onEval);
     client.on("error", (e) => showError(e.message, state.training ? $("train-card") : null));
+    client.on("deviceLost", (e) => showGpuLost(e.message));
     const g = client.gpu;
     setGpuStatus("ok", `WebGPU ready · ${[g?.name, g?.backend, g?.kernels && `${g.kernels} kernels`].filter(Boolean).join(" · ") || "GPU"}`);
     return client;
@@ -67,6 +89,7 @@ async function openClient() {
 
 function bind() {
   buttonEl("error-dismiss").addEventListener("click", hideError);
+  buttonEl("gpu-reopen").addEventListener("click", () => reopenGpu(openClient));
 
   buttonEl("load-model").addEventListener("click", loadModel);
   inputEl("model-url").addEventListener("input", () => selectModelSource("url"));

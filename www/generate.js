@@ -1,12 +1,13 @@
 // 5. Try it: the prompt answered by the base model and by base + adapter; 6. the adapter's
 // downloads (PEFT files, a llama.cpp GGUF adapter).
 
-import { $, el, textareaEl } from "/dom.js";
+import { $, el, inputEl, textareaEl } from "/dom.js";
 import { saveBlob } from "/files.js";
 import { hideError, messageOf, needClient, showError, state, updateButtons } from "/page.js";
 import { fmtBytes } from "/render.js";
 
-const MAX_NEW_TOKENS = 48;
+/** The most new tokens an answer may have, as the page's field allows. */
+const MAX_NEW_TOKENS = 1024;
 
 /**
  * @param {"answer-base" | "answer-adapter"} id
@@ -25,9 +26,14 @@ function setAnswer(id, text, { done = false, muted = false } = {}) {
 export async function generate() {
   const card = $("try-card");
   const prompt = textareaEl("prompt").value.trim();
+  const maxNewTokens = Number(inputEl("max-new-tokens").value);
   hideError();
   if (!prompt) {
     showError("Write a prompt first.", card);
+    return;
+  }
+  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1 || maxNewTokens > MAX_NEW_TOKENS) {
+    showError(`New tokens: a whole number from 1 to ${MAX_NEW_TOKENS}.`, card);
     return;
   }
   state.generating = true;
@@ -39,12 +45,12 @@ export async function generate() {
   let current = "answer-base";
   try {
     const client = await needClient();
-    const base = await client.generate(prompt, { adapter: false, maxNewTokens: MAX_NEW_TOKENS });
+    const base = await client.generate(prompt, { adapter: false, maxNewTokens });
     setAnswer("answer-base", base.text || "(no text)", { done: true });
     if (withAdapter) {
       current = "answer-adapter";
       setAnswer(current, "Generating…", { muted: true });
-      const tuned = await client.generate(prompt, { adapter: true, maxNewTokens: MAX_NEW_TOKENS });
+      const tuned = await client.generate(prompt, { adapter: true, maxNewTokens });
       setAnswer(current, tuned.text || "(no text)", { done: true });
     } else {
       setAnswer("answer-adapter", "No adapter yet: start training, then generate again.", { done: true, muted: true });

@@ -31,6 +31,8 @@ export const hooks = {
   evals: [],
   /** @type {WebLoRA | null} */
   client: null,
+  /** How often the page opened the GPU again after losing it, counted once all is restored. */
+  reopened: 0,
 };
 Object.assign(window, { weblora: hooks });
 
@@ -64,6 +66,8 @@ export const state = {
   runState: "idle",
   hasAdapter: false,
   generating: false,
+  /** The GPU device is gone until the page opens it again. */
+  gpuLost: false,
   exporting: false,
   /** @type {CheckpointInfo | null} */
   checkpoint: null,
@@ -81,6 +85,7 @@ export const messageOf = (err) =>
  * @param {Element | null} [card]
  */
 export function showError(err, card) {
+  if (/** @type {{ kind?: string }} */ (err)?.kind === "device-lost") return showGpuLost(messageOf(err));
   const banner = $("error");
   $("error-text").textContent = messageOf(err);
   if (card) card.insertBefore(banner, card.querySelector("h2")?.nextSibling ?? null);
@@ -89,15 +94,41 @@ export function showError(err, card) {
   if (box.top < 0 || box.bottom > window.innerHeight) banner.scrollIntoView({ block: "center", behavior: "smooth" });
 }
 
+/**
+ * Says that the GPU device is gone and offers to open it again, with the run's last checkpoint
+ * when this site's storage holds one of the loaded model and dataset.
+ * @param {string} message
+ */
+export function showGpuLost(message) {
+  const banner = $("gpu-lost");
+  if (!banner.hidden) return;
+  state.gpuLost = true;
+  $("error").hidden = true;
+  const said = message.charAt(0).toUpperCase() + message.slice(1);
+  $("gpu-lost-text").textContent = `${said}. What you loaded and the run's checkpoints are kept in this page's storage.`;
+  buttonEl("gpu-reopen").textContent = "Open the GPU again";
+  banner.hidden = false;
+  banner.scrollIntoView({ block: "center", behavior: "smooth" });
+  updateButtons();
+  state.client
+    ?.checkpointInfo()
+    .then((ck) => {
+      if (ck && ck.model === state.model?.name && ck.data === state.data?.name) {
+        buttonEl("gpu-reopen").textContent = ck.step < ck.totalSteps ? `Open the GPU again and resume from step ${ck.step}` : "Open the GPU again and restore the adapter";
+      }
+    })
+    .catch(() => {});
+}
+
 export function hideError() {
   $("error").hidden = true;
 }
 
 /** Enables the buttons that can act now. */
 export function updateButtons() {
-  const ready = state.gpuOk && !!state.client;
+  const ready = state.gpuOk && !!state.client && !state.gpuLost;
   const busy = state.starting || state.training || state.modelLoading;
-  buttonEl("load-model").disabled = !state.gpuOk || busy;
+  buttonEl("load-model").disabled = !state.gpuOk || state.gpuLost || busy;
   buttonEl("train").disabled = !ready || !state.model || busy;
   buttonEl("pause").disabled = !state.training || state.runState === "stopping";
   buttonEl("stop").disabled = !state.training || state.runState === "stopping";

@@ -20,7 +20,7 @@ use wasm_bindgen_futures::future_to_promise;
 use crate::data::{self, ChatTemplate, Prepared, TemplateSource};
 use crate::error::{Error, Result};
 use crate::generate::{chat_prompt, generate, stop_tokens, Sampling};
-use crate::gpu::{Gpu, GpuOptions, KernelChoice};
+use crate::gpu::{DeviceLimits, Gpu, GpuOptions, KernelChoice};
 use crate::lora::{gguf::gguf_lora_bytes, peft, Lora};
 use crate::model::decode::Decoder;
 use crate::model::load::{tokenizer_from_gguf, tokenizer_from_hf, GgufLoader, HfLoader, LoadOptions};
@@ -191,9 +191,11 @@ fn serialize<T: Serialize>(value: &T) -> Result<JsValue> {
 impl Engine {
     /// Opens the GPU through WebGPU with the matmul kernels `kernels` names: "auto" (the
     /// default: the CPU family on SwiftShader and other software adapters, the tiled family on
-    /// GPUs), "tiled" or "cpu". Fails with a message saying what to do when the browser has no
+    /// GPUs), "tiled" or "cpu", and the limits `limits` names: "adapter" (the default: every
+    /// limit the adapter offers) or "webgpu-default" (only WebGPU's defaults, as many phones and
+    /// integrated GPUs offer). Fails with a message saying what to do when the browser has no
     /// WebGPU.
-    pub async fn open(kernels: Option<String>) -> JsResult<Engine> {
+    pub async fn open(kernels: Option<String>, limits: Option<String>) -> JsResult<Engine> {
         console_error_panic_hook::set_once();
         let name = kernels.as_deref().unwrap_or("auto");
         let kernels = KernelChoice::from_name(name).ok_or_else(|| {
@@ -202,7 +204,14 @@ impl Engine {
                 detail: format!("{name:?} is not one of {}", KernelChoice::NAMES),
             })
         })?;
-        let options = GpuOptions { kernels, ..Default::default() };
+        let name = limits.as_deref().unwrap_or("adapter");
+        let limits = DeviceLimits::parse(name).map_err(|_| {
+            js_err(Error::Setting {
+                name: "limits".into(),
+                detail: format!("{name:?} is not one of \"adapter\", \"webgpu-default\""),
+            })
+        })?;
+        let options = GpuOptions { kernels, limits };
         let gpu = Gpu::with_options(options).await.map_err(|e| {
             let e: JsValue = js_sys::Error::new(&format!(
                 "{e}. This page needs WebGPU: use a recent Chrome or Edge (on Linux start it with \
@@ -213,6 +222,15 @@ impl Engine {
         })?;
         let state = State { gpu, loading: None, base: None, data: None, run: None };
         Ok(Engine { state: Rc::new(RefCell::new(state)) })
+    }
+
+    /// Resolves with the message when the GPU device is lost (a crashed GPU process, a driver
+    /// reset), so that a page can say so at once; nothing can run on it after that. Resolves
+    /// with null when the device ends otherwise.
+    #[wasm_bindgen(js_name = deviceLost)]
+    pub fn device_lost(&self) -> JsResult<Promise> {
+        let gpu = self.with(|st| Ok(st.gpu.clone()))?;
+        Ok(future_to_promise(async move { Ok(gpu.lost().await.map(JsValue::from).unwrap_or(JsValue::NULL)) }))
     }
 
     /// The adapter: name, backend, features, limits and kernel family.

@@ -1,9 +1,12 @@
-// The page end to end in headless Chromium: its settings form is the engine's table of settings
-// (one control per setting, with the library's default and range); load the demo model, drop a
-// JSONL dataset, train a few steps with the loss on the chart, generate, download the PEFT adapter
-// and check its files here in Node; then the same run natively (`weblora train`, same settings,
-// seed and data) must give the same adapter keys and shapes and the same losses. Screenshots go
-// to target/screenshots/.
+// The page end to end in headless Chromium, its device opened with WebGPU's default limits only
+// (`?limits=webgpu-default`: 128 MiB bindings, 256 MiB buffers): its settings form is the engine's
+// table of settings (one control per setting, with the library's default and range); load the
+// demo model, drop a JSONL dataset, see the memory plan (the same bytes as the native
+// `--dry-run`), train a few steps with the loss on the chart, generate, download the PEFT adapter
+// and check its files here in Node; crash the browser's GPU process: the page says the GPU was
+// lost, opens it again, restores the adapter from its last checkpoint and answers as before; then
+// the same run natively (`weblora train`, same settings, seed and data) must give the same adapter
+// keys and shapes and the same losses. Screenshots go to target/screenshots/.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -14,6 +17,11 @@ import { demoModel, nativeCli, open, root } from "./browser.mjs";
 
 const STEPS = 3;
 const SETTINGS = { "max-steps": STEPS, "batch-size": 2, "seq-len": 64, lr: "0.001", rank: 8, "eval-every": 0, "eval-split": 0.25, seed: 42 };
+/** SETTINGS as the native command line's flags. */
+const NATIVE_SETTINGS = [
+  "--max-steps", String(STEPS), "--batch-size", "2", "--seq-len", "64", "--lr", "0.001",
+  "--rank", "8", "--alpha", "16", "--eval-split", "0.25", "--seed", "42",
+];
 /** Browser and native losses agree to this relative difference: the same kernels run on two
  * software GPUs (SwiftShader, lavapipe) whose float functions may differ in the last bits.
  * Measured: 6.8e-8, 4.2e-7 and 4.6e-7 on the three steps, 1.4e-7 on the eval loss. */
@@ -56,9 +64,12 @@ after(async () => {
 
 test("page: load the demo model, drop data, train, generate, download; native gives the same run", { timeout: 2_400_000 }, async () => {
   const { page } = b;
-  await page.goto(b.server.url);
+  await page.goto(`${b.server.url}?limits=webgpu-default`);
   await page.waitForSelector("#load-model:not([disabled])");
   await page.waitForFunction(() => window.weblora?.client != null, null, { timeout: 120_000 });
+  const limits = await page.evaluate(() => window.weblora.client.gpu);
+  assert.equal(limits.maxStorageBinding, 134217728, "WebGPU's default binding limit");
+  assert.equal(limits.maxBuffer, 268435456, "WebGPU's default buffer limit");
   await page.screenshot({ path: join(shots, "1-before.png"), fullPage: true });
 
   // The settings form is the engine's table of settings: one control per setting the page shows,
@@ -130,6 +141,24 @@ test("page: load the demo model, drop data, train, generate, download; native gi
   assert.equal(summary.facts["Skipped lines"], "0");
   assert.match(summary.facts["Format"], /^messages\b/);
 
+  // The memory plan, before Train is pressed: what the page shows is the engine's plan, and its
+  // bytes are the native dry run's for the same settings and data.
+  await page.waitForFunction(() => /^Memory: batch/.test(document.querySelector("#memory-plan")?.textContent ?? ""), null, { timeout: 120_000 });
+  const shownPlan = await page.textContent("#memory-plan");
+  const dry = JSON.parse(
+    execFileSync(nativeCli(), ["train", "--model", demoModel, "--data", dataFile, "--out", join(work, "dry"), ...NATIVE_SETTINGS, "--dry-run", "--json"], {
+      env: { ...process.env, WEBLORA_LIMITS: "webgpu-default" },
+      stdio: ["ignore", "pipe", "inherit"],
+    }).toString("utf8"),
+  );
+  const expected = await page.evaluate(async (p) => {
+    const { fmtBytes } = await import("/render.js");
+    return `Memory: batch ${p.plan.batch} × ${p.plan.seq_len} takes ${fmtBytes(p.plan.total)} (activations ${fmtBytes(p.plan.activations)}); ${p.message}.`;
+  }, dry);
+  console.log(`page: ${shownPlan}`);
+  assert.equal(shownPlan, expected, "the page's plan is the native dry run's");
+  assert.ok(dry.fits && dry.plan.total > 0);
+
   await page.click("#train");
   await page.waitForFunction(() => window.weblora?.steps?.length >= 1, null, { timeout: 900_000 });
   await page.screenshot({ path: join(shots, "2-during.png"), fullPage: true });
@@ -150,6 +179,9 @@ test("page: load the demo model, drop data, train, generate, download; native gi
   });
   assert.ok(inked > 500, `the loss chart has ink (${inked} pixels)`);
 
+  // The page answers up to 256 new tokens by default; a short answer keeps the test short.
+  assert.equal(await page.inputValue("#max-new-tokens"), "256");
+  await page.fill("#max-new-tokens", "24");
   await page.fill("#prompt", "Hello!");
   await page.click("#generate");
   await page.waitForSelector('#answer-base[data-done="true"]', { timeout: 900_000 });
@@ -188,13 +220,34 @@ test("page: load the demo model, drop data, train, generate, download; native gi
 
   for (const u of b.requests) assert.equal(new URL(u).origin, b.origin, `no request leaves the page's origin: ${u}`);
 
+  // The GPU process crashes (as a driver reset or a GPU hang ends it): the page says the GPU was
+  // lost at once, and opens it again with the model, the dataset and the adapter of its last
+  // checkpoint, which answers as before.
+  const answer = await page.textContent("#answer-adapter");
+  const cdp = await b.browser.newBrowserCDPSession();
+  await cdp.send("Browser.crashGpuProcess");
+  await page.waitForSelector("#gpu-lost:not([hidden])", { timeout: 120_000 });
+  const lost = { text: await page.textContent("#gpu-lost-text"), button: await page.textContent("#gpu-reopen") };
+  console.log(`after the crash: ${lost.text} [${lost.button}]`);
+  assert.match(lost.text, /^The GPU device was lost: /);
+  await page.waitForFunction(() => document.querySelector("#gpu-reopen")?.textContent === "Open the GPU again and restore the adapter", null, { timeout: 60_000 });
+  assert.equal(await page.isDisabled("#train"), true, "nothing runs on a lost device");
+  await page.screenshot({ path: join(shots, "5-gpu-lost.png"), fullPage: true });
+  await page.click("#gpu-reopen");
+  await page.waitForFunction(() => window.weblora.reopened === 1, null, { timeout: 900_000 });
+  assert.equal(await page.isHidden("#gpu-lost"), true);
+  assert.match(await page.textContent("#model-status"), /^Loaded /);
+  assert.match(await page.textContent("#train-status"), /^Done — step 3 \/ 3/);
+  await page.click("#generate");
+  await page.waitForSelector('#answer-adapter[data-done="true"]', { timeout: 900_000 });
+  assert.equal(await page.textContent("#answer-adapter"), answer, "the restored adapter answers as the trained one did");
+  await page.screenshot({ path: join(shots, "6-reopened.png"), fullPage: true });
+
   // The same run natively.
   const out = join(work, "native");
-  execFileSync(nativeCli(), [
-    "train", "--model", demoModel, "--data", dataFile, "--out", out,
-    "--max-steps", String(STEPS), "--batch-size", "2", "--seq-len", "64", "--lr", "0.001",
-    "--rank", "8", "--alpha", "16", "--eval-split", "0.25", "--seed", "42",
-  ], { stdio: ["ignore", "ignore", "inherit"] });
+  execFileSync(nativeCli(), ["train", "--model", demoModel, "--data", dataFile, "--out", out, ...NATIVE_SETTINGS], {
+    stdio: ["ignore", "ignore", "inherit"],
+  });
   const state = JSON.parse(readFileSync(join(out, "trainer_state.json"), "utf8"));
   const native = state.log_history.map((e) => e.loss);
   const nativeHeader = safetensorsHeader(readFileSync(join(out, "adapter_model.safetensors")));

@@ -157,7 +157,11 @@ export interface StepEvent {
 
 /** What the package's promises reject with: the engine's message, and what kind of failure it is. */
 export interface WebLoRAError extends Error {
-  /** "setting" (a bad setting, named in `setting`), "io", "run", "data", "load", "lora", "gpu", "no-gpu", ... */
+  /**
+   * "setting" (a bad setting, named in `setting`), "io", "run", "data", "load", "lora", "memory",
+   * "gpu", "device-lost" (the GPU is gone: create a new WebLoRA and resume from the checkpoint),
+   * "out-of-memory", "no-gpu", ...
+   */
   kind?: string;
   /** The setting at fault, as the settings objects name it (e.g. "maxGradNorm"). */
   setting?: string;
@@ -183,6 +187,12 @@ export interface Events {
   eval: { step: number; loss: number; tokens: number };
   checkpoint: { step: number };
   error: { message: string };
+  /**
+   * The GPU device is gone (a crashed GPU process, a driver reset): every later call fails with
+   * kind "device-lost". Create a new WebLoRA, load the model again (from the cache) and resume
+   * from the last checkpoint: `train(settings, { resume: true })`.
+   */
+  deviceLost: { message: string };
 }
 
 export interface GenerateOptions {
@@ -242,8 +252,14 @@ export class WebLoRA {
   /**
    * `kernels`: the matmul kernels, "auto" (the default: the CPU family on a software adapter such
    * as SwiftShader, the tiled family on a GPU), "tiled" (workgroup-memory tiles) or "cpu".
+   * `limits`: "adapter" (the default: every limit the adapter offers) or "webgpu-default"
+   * (WebGPU's defaults only: 128 MiB storage bindings, 256 MiB buffers, as many phones offer).
    */
-  static create(options?: { workerUrl?: string | URL; kernels?: "auto" | "tiled" | "cpu" }): Promise<WebLoRA>;
+  static create(options?: {
+    workerUrl?: string | URL;
+    kernels?: "auto" | "tiled" | "cpu";
+    limits?: "adapter" | "webgpu-default";
+  }): Promise<WebLoRA>;
   gpu: GpuInfo;
   /** Every setting with its help, default and range, from the engine. */
   settingsTable: SettingSpec[];

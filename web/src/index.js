@@ -43,11 +43,13 @@ export class WebLoRA {
    * Starts the worker and opens the GPU. Rejects with a plain message when WebGPU is missing.
    * `options.kernels` chooses the matmul kernels: "auto" (the default: the CPU family on a
    * software adapter such as SwiftShader, the tiled family on a GPU), "tiled" or "cpu".
+   * `options.limits` chooses the device's limits: "adapter" (the default: every limit the adapter
+   * offers) or "webgpu-default" (WebGPU's defaults only: 128 MiB bindings, 256 MiB buffers).
    */
   static async create(options = {}) {
     const client = new WebLoRA(options);
     try {
-      const opened = await client.#call("open", { kernels: options.kernels ?? "auto" });
+      const opened = await client.#call("open", { kernels: options.kernels ?? "auto", limits: options.limits ?? "adapter" });
       client.gpu = opened.gpu;
       client.settingsTable = opened.settingsTable;
     } catch (e) {

@@ -202,9 +202,11 @@ function withBlobs(files) {
 }
 
 const ops = {
-  async open({ kernels }) {
+  async open({ kernels, limits }) {
     await init();
-    engine = await Engine.open(kernels);
+    engine = await Engine.open(kernels, limits);
+    // A lost device (a crashed GPU process, a driver reset) is told at once, not at the next call.
+    engine.deviceLost().then((message) => message && emit("deviceLost", { message }));
     return { gpu: engine.gpuInfo(), settingsTable: Engine.settingsTable() };
   },
   async loadModel({ url, files, cache }) {
