@@ -1,6 +1,6 @@
 //! `weblora bench --json` as a real process on a tiny shape given as a `config.json`: stdout is
-//! one JSON object with the fields `benchmarks/peft_baseline.py` prints too, and its figures
-//! agree with each other.
+//! one JSON object with the fields `benchmarks/peft_baseline.py` prints too (and the step's time
+//! by kernel), and its figures agree with each other.
 
 use std::path::Path;
 use std::process::Command;
@@ -51,6 +51,19 @@ fn bench_json_prints_one_object_with_the_peer_fields() {
         assert!((tps * step_s - 32.0).abs() < 1e-6 * 32.0, "tokens/s × s/step is the batch's 32 tokens: {r}");
         assert_eq!((r["batch"].as_u64(), r["seq"].as_u64()), (Some(2), Some(16)));
         assert!(r["peak_gpu_bytes"].as_u64().unwrap() > 0);
+        // The step by kernel (lavapipe offers timestamp queries): shares of one sum, longest
+        // first, the matmuls' share theirs; q8_0 weights are multiplied by the quantized kernels.
+        let kernels = r["kernels"].as_array().unwrap_or_else(|| panic!("timed by kernel: {r}"));
+        let share = |k: &Value| k["share"].as_f64().unwrap();
+        assert!((kernels.iter().map(share).sum::<f64>() - 1.0).abs() < 1e-9, "{r}");
+        assert!(kernels.windows(2).all(|w| w[0]["seconds"].as_f64() >= w[1]["seconds"].as_f64()), "{r}");
+        let name = |k: &Value| k["kernel"].as_str().unwrap().to_string();
+        let matmul_share: f64 =
+            kernels.iter().filter(|k| name(k).starts_with("Mat") || name(k).starts_with("Quant(Mat")).map(share).sum();
+        assert!((r["matmul_share"].as_f64().unwrap() - matmul_share).abs() < 1e-9, "{r}");
+        assert!(kernels.iter().any(|k| name(k) == "Adamw"), "{r}");
+        let quant = kernels.iter().any(|k| name(k).starts_with("Quant(MatmulNt, Q8_0"));
+        assert_eq!(quant, r["weights"] == "q8_0", "{r}");
     }
     // Recompute keeps fewer activations; f16 and q8_0 weights take fewer bytes than f32.
     let bytes = |i: usize| train[i]["peak_gpu_bytes"].as_u64().unwrap();

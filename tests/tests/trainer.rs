@@ -1,10 +1,12 @@
 //! The trainer: a run interrupted and resumed from its checkpoint continues exactly as the
 //! uninterrupted run; gradient accumulation equals one large batch; packed rows train as their
 //! examples alone; a diverging step leaves the adapter as it was; warm-up starts from a zero
-//! learning rate; a lost device is a typed error, and its run resumes on a new device.
+//! learning rate; a lost device is a typed error, and its run resumes on a new device; a step
+//! timed kernel by kernel is the same step.
 
 use weblora::lora::{Lora, LoraConfig, Target};
-use weblora::model::{Batch, Model};
+use weblora::model::{Batch, Model, Plan, PlanOptions};
+use weblora::ops::StepParams;
 use weblora::train::{Schedule, TrainConfig, Trainer};
 use weblora_tests::tiny::{batches, config, random_batch, random_examples, random_lora, random_model};
 use weblora_tests::{assert_close, gpu, private_gpu, read, Tolerance};
@@ -102,6 +104,45 @@ fn a_lost_device_is_a_typed_error_and_the_run_resumes_on_a_new_device() {
     let after = run(&mut resumed, 2, 5);
     assert_eq!([before, after].concat(), uninterrupted, "losses step for step");
     assert_eq!(read(&lora_b.params), read(&lora.params), "the same adapter at the end");
+}
+
+#[test]
+fn a_step_timed_by_kernel_is_the_same_step() {
+    let g = gpu();
+    assert!(g.info.timestamps, "{} offers timestamp queries", g.info.name);
+    let model = random_model(g, config("qwen2", true, false), 33);
+    let batch = random_batch(2, 9, 64, 1, 5);
+    let sp = StepParams {
+        inv_count: 1.0 / batch.supervised() as f32,
+        lr: 1e-2,
+        bias_correction1: 0.1,
+        bias_correction2_sqrt: 0.03,
+        ..Default::default()
+    };
+    let run = |timed: bool| {
+        let lora = random_lora(g, &model.config, LoraConfig { dropout: 0.0, ..fresh_lora(&model).config.clone() }, 8);
+        let plan = Plan::new(g, &model, &lora, 2, 9, PlanOptions::default()).unwrap();
+        plan.set_batch(&batch).unwrap();
+        let (stats, times) = if timed {
+            pollster::block_on(plan.time_step(sp)).unwrap()
+        } else {
+            (pollster::block_on(plan.step(sp, true, true)).unwrap(), vec![])
+        };
+        (stats.loss, stats.grad_norm, read(&lora.params), times)
+    };
+    let (loss, norm, params, _) = run(false);
+    let start = std::time::Instant::now();
+    let (timed_loss, timed_norm, timed_params, times) = run(true);
+    let wall = start.elapsed().as_secs_f64();
+    assert_eq!((timed_loss, timed_norm), (loss, norm));
+    assert_eq!(timed_params, params, "the same update");
+    let total: f64 = times.iter().map(|t| t.seconds).sum();
+    let names: Vec<&str> = times.iter().map(|t| t.kernel.as_str()).collect();
+    eprintln!("{} kernels, {total:.4} s of GPU time in {wall:.3} s: {times:?}", times.len());
+    assert!(names.contains(&"AttentionForward") && names.contains(&"Adamw"), "{names:?}");
+    assert!(times.iter().all(|t| t.seconds > 0.0 && t.dispatches > 0), "{times:?}");
+    assert!(total > 0.0 && total < wall, "GPU time {total} s within the {wall} s the step took");
+    assert!(times.windows(2).all(|w| w[0].seconds >= w[1].seconds), "longest first");
 }
 
 #[test]

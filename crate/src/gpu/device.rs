@@ -15,6 +15,8 @@ pub struct GpuInfo {
     pub device_type: String,
     pub shader_f16: bool,
     pub subgroups: bool,
+    /// Whether the device takes timestamp queries (the time of each kernel in benchmarks).
+    pub timestamps: bool,
     pub max_storage_binding: u64,
     pub max_buffer: u64,
     /// The matmul kernels this device runs.
@@ -124,8 +126,8 @@ impl Gpu {
         Self::with_options(GpuOptions::from_env()?).await
     }
 
-    /// Finds a GPU and opens it with `options.limits`, plus `shader-f16` and `subgroups` where
-    /// offered, and settles its kernel family by `options.kernels`. Natively the backend may be
+    /// Finds a GPU and opens it with `options.limits`, plus `shader-f16`, `subgroups` and
+    /// `timestamp-query` where offered, and settles its kernel family by `options.kernels`. Natively the backend may be
     /// chosen with `WGPU_BACKEND` (vulkan, metal, dx12); by default the primary backends are
     /// tried, never GL.
     pub async fn with_options(options: GpuOptions) -> Result<Gpu> {
@@ -145,7 +147,8 @@ impl Gpu {
             .await
             .map_err(|e| Error::NoGpu(e.to_string()))?;
         let offered = adapter.features();
-        let features = offered & (wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP);
+        let features =
+            offered & (wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP | wgpu::Features::TIMESTAMP_QUERY);
         let limits = options.limits.resolve(&adapter);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
@@ -169,6 +172,7 @@ impl Gpu {
             device_type: format!("{:?}", a.device_type),
             shader_f16: features.contains(wgpu::Features::SHADER_F16),
             subgroups: features.contains(wgpu::Features::SUBGROUP),
+            timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
             max_storage_binding: limits.max_storage_buffer_binding_size as u64,
             max_buffer: limits.max_buffer_size,
         };

@@ -80,6 +80,16 @@ pub enum Kernel {
 }
 
 impl Kernel {
+    /// Whether this is a matrix product (of any weight type), as benchmarks count them.
+    pub fn is_matmul(self) -> bool {
+        use Kernel::*;
+        match self {
+            MatmulNt | MatmulNn | MatmulTn | MatvecNt | MatmulNtTiled | MatmulNnTiled | MatmulTnTiled => true,
+            Quant(op, _) => op != QuantOp::Gather,
+            _ => false,
+        }
+    }
+
     fn shader(self) -> Shader {
         use Kernel::*;
         match self {

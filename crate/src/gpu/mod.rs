@@ -9,6 +9,7 @@ mod quant;
 mod readback;
 mod split;
 mod tensor;
+mod timer;
 mod weight;
 
 pub use device::{DeviceLimits, Gpu, GpuInfo, GpuOptions};
@@ -19,4 +20,5 @@ pub use quant::{repack, QuantTensor};
 pub use readback::Readback;
 pub use split::SplitTensor;
 pub use tensor::{DType, Tensor};
+pub use timer::{KernelTime, Timer};
 pub use weight::Weight;

@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use super::{Gpu, Kernel, Tensor};
+use super::{Gpu, Kernel, Tensor, Timer};
 use crate::error::{shape_err, Result};
 
 /// A tensor bound at a WGSL binding number (the `Params` uniform is always binding 0).
 pub type Binding<'a> = (u32, &'a Tensor);
 
 enum Command {
-    Dispatch { pipeline: Arc<wgpu::ComputePipeline>, bind_group: wgpu::BindGroup, groups: [u32; 3] },
+    Dispatch { kernel: Kernel, pipeline: Arc<wgpu::ComputePipeline>, bind_group: wgpu::BindGroup, groups: [u32; 3] },
     Copy { src: Tensor, dst: Tensor },
     Clear(Tensor),
 }
@@ -86,7 +86,7 @@ impl Program {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        self.commands.push(Command::Dispatch { pipeline, bind_group, groups });
+        self.commands.push(Command::Dispatch { kernel, pipeline, bind_group, groups });
         Ok(())
     }
 
@@ -104,19 +104,42 @@ impl Program {
         self.commands.push(Command::Clear(t.clone()));
     }
 
+    /// How many dispatches the program records.
+    pub fn dispatches(&self) -> usize {
+        self.commands.iter().filter(|c| matches!(c, Command::Dispatch { .. })).count()
+    }
+
     /// Records the program into `encoder`; consecutive dispatches share one compute pass.
     pub fn record(&self, encoder: &mut wgpu::CommandEncoder) {
+        self.record_with(encoder, None);
+    }
+
+    /// Records the program into `encoder` with each dispatch in a compute pass of its own that
+    /// `timer` timestamps (dispatches past its capacity run untimed).
+    pub fn record_timed(&self, encoder: &mut wgpu::CommandEncoder, timer: &mut Timer) {
+        self.record_with(encoder, Some(timer));
+    }
+
+    fn record_with(&self, encoder: &mut wgpu::CommandEncoder, mut timer: Option<&mut Timer>) {
         let mut i = 0;
         while i < self.commands.len() {
             match &self.commands[i] {
                 Command::Dispatch { .. } => {
+                    let timed = timer.is_some();
+                    let writes = match (&self.commands[i], timer.as_deref_mut()) {
+                        (Command::Dispatch { kernel, .. }, Some(t)) => t.next(*kernel),
+                        _ => None,
+                    };
                     let mut pass = encoder
-                        .begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+                        .begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: writes });
                     while let Some(Command::Dispatch { pipeline, bind_group, groups, .. }) = self.commands.get(i) {
                         pass.set_pipeline(pipeline);
                         pass.set_bind_group(0, bind_group, &[]);
                         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
                         i += 1;
+                        if timed {
+                            break;
+                        }
                     }
                 }
                 Command::Copy { src, dst } => {

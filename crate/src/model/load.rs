@@ -169,6 +169,7 @@ pub fn hf_kept_type(config: &ModelConfig, options: LoadOptions, name: &str) -> O
 }
 
 /// The memory a model of GGUF header `header` takes on a device with `limits`.
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn gguf_memory(
     header: &GgufHeader,
     options: LoadOptions,
@@ -182,6 +183,7 @@ pub(crate) fn gguf_memory(
 
 /// The memory a Hugging Face model of config.json `text` (from `file`) takes on a device with
 /// `limits`.
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn hf_memory(
     text: &str,
     file: &str,

@@ -5,7 +5,7 @@ use super::layer::{layer_backward, layer_forward, Alloc, Attend, Ctx, LayerActs,
 use super::memory::{activation_buffers, show_bytes, Limits, ModelMemory};
 use super::Model;
 use crate::error::{Error, Result};
-use crate::gpu::{DType, Gpu, Program, Readback, SplitTensor, Tensor};
+use crate::gpu::{DType, Gpu, KernelTime, Program, Readback, SplitTensor, Tensor, Timer};
 use crate::lora::{Lora, LoraModule, TrainState};
 use crate::ops::{self, AdamwParams, AttentionShape, StepParams, CE_STATS, PARTIALS, STATS_LEN};
 
@@ -455,6 +455,26 @@ impl Plan {
         self.gpu.queue.submit([encoder.finish()]);
         let stats: Vec<f32> = bytemuck::pod_collect_to_vec(&self.readback.read(&self.gpu).await?);
         Ok(StepStats { loss: stats[0], grad_norm: if update { stats[1] } else { 0.0 } })
+    }
+
+    /// A step with an update, as [`Plan::step`] runs it, with every dispatch timed (each in a
+    /// compute pass of its own): its statistics and its time by kernel. For benchmarks, on
+    /// devices with timestamp queries.
+    pub async fn time_step(&self, params: StepParams) -> Result<(StepStats, Vec<KernelTime>)> {
+        self.step.write_u32(&self.gpu, bytemuck::cast_slice(bytemuck::bytes_of(&params)))?;
+        let programs = [&self.zero_grads, &self.forward_train, &self.backward, &self.optimizer];
+        let mut timer = Timer::new(&self.gpu, programs.iter().map(|p| p.dispatches()).sum())?;
+        let mut encoder =
+            self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("timed step") });
+        for p in programs {
+            p.record_timed(&mut encoder, &mut timer);
+        }
+        timer.resolve(&mut encoder);
+        self.readback.copy_from(&mut encoder, &self.stats);
+        self.gpu.queue.submit([encoder.finish()]);
+        let stats: Vec<f32> = bytemuck::pod_collect_to_vec(&self.readback.read(&self.gpu).await?);
+        let times = timer.read(&self.gpu).await?;
+        Ok((StepStats { loss: stats[0], grad_norm: stats[1] }, times))
     }
 
     /// The mean loss over the supervised tokens of `batch` (uploaded here), without gradients.

@@ -10,7 +10,7 @@ use weblora::gpu::{DType, Gpu, Program, QuantTensor, Tensor};
 use weblora::io::ggml::GgmlType;
 use weblora::lora::{Lora, LoraConfig, Target};
 use weblora::model::{Batch, Model, ModelConfig, ModelWeights, Plan, PlanOptions};
-use weblora::ops;
+use weblora::ops::{self, StepParams};
 use weblora::{Error, Result};
 
 use crate::bench::{matmul_gflops, time_decode, time_program, time_steps};
@@ -164,10 +164,30 @@ fn train_row(gpu: &Gpu, model: &Model, name: &str, weights: &str, recompute: boo
     let step_s = time_steps(&plan, &batch, opts.steps)?;
     let adapter_bytes = 4 * lora.params.byte_size();
     let peak = model.weights.gpu_bytes() + adapter_bytes + plan.activation_bytes();
-    Ok(json!({
+    let mut row = json!({
         "model": name, "batch": b, "seq": t, "weights": weights, "recompute": recompute,
         "tokens_per_s": (b * t) as f64 / step_s, "step_s": step_s, "peak_gpu_bytes": peak,
-    }))
+    });
+    if gpu.info.timestamps {
+        let (kernels, matmul_share) = kernel_times(&plan, &batch)?;
+        row["kernels"] = kernels;
+        row["matmul_share"] = matmul_share.into();
+    }
+    Ok(row)
+}
+
+/// One more step of `plan` timed kernel by kernel (each dispatch in a pass of its own):
+/// `[{kernel, seconds, dispatches, share}]`, longest first, and the matmuls' share of the sum.
+fn kernel_times(plan: &Plan, batch: &Batch) -> Result<(Value, f64)> {
+    let sp = StepParams { inv_count: 1.0 / batch.supervised() as f32, lr: 1e-4, ..StepParams::default() };
+    let (_, times) = pollster::block_on(plan.time_step(sp))?;
+    let total: f64 = times.iter().map(|t| t.seconds).sum::<f64>().max(f64::MIN_POSITIVE);
+    let matmuls: f64 = times.iter().filter(|t| t.matmul).map(|t| t.seconds).sum();
+    let rows = times
+        .iter()
+        .map(|t| json!({ "kernel": t.kernel, "seconds": t.seconds, "dispatches": t.dispatches, "share": t.seconds / total }))
+        .collect();
+    Ok((Value::Array(rows), matmuls / total))
 }
 
 /// `--quant NAME` as a kept GGML type.
