@@ -627,6 +627,7 @@ fn random_adapter(dir: &Path, name: &str, r: usize, targets: &[weblora::lora::Ta
         dropout: 0.0,
         targets: targets.to_vec(),
         use_rslora: false,
+        use_dora: false,
     };
     write_host_adapter(&HostAdapter { name: name.into(), config, base_model: None, modules }, dir).unwrap();
 }

@@ -105,7 +105,7 @@ fn check_model(name: &str, model: &Model, lora_cfg: LoraConfig, check_dx: bool, 
 }
 
 fn lora(r: usize, targets: &[Target], dropout: f32, use_rslora: bool) -> LoraConfig {
-    LoraConfig { r, alpha: 2.0 * r as f32, dropout, targets: targets.to_vec(), use_rslora }
+    LoraConfig { r, alpha: 2.0 * r as f32, dropout, targets: targets.to_vec(), use_rslora, use_dora: false }
 }
 
 #[test]

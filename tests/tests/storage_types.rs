@@ -75,7 +75,14 @@ fn folder_16bit(ty: GgmlType, tied: bool) -> PathBuf {
 /// The logits, loss, LoRA gradients and decoder logits of one step.
 fn run(model: &Model) -> (Vec<f32>, f32, Vec<f32>, Vec<f32>) {
     let g = gpu();
-    let cfg = LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, targets: Target::ALL.to_vec(), use_rslora: false };
+    let cfg = LoraConfig {
+        r: 4,
+        alpha: 8.0,
+        dropout: 0.0,
+        targets: Target::ALL.to_vec(),
+        use_rslora: false,
+        use_dora: false,
+    };
     let lora = random_lora(g, &model.config, cfg, 5);
     let (b, t) = (2, 6);
     let mut batch = random_batch(b, t, V as u32, 2, 9);
