@@ -44,7 +44,7 @@ fn matches_peft(recompute: bool) {
     let plan = Plan::new(g, &model, &lora, b, t, opts).unwrap();
 
     let logits = pollster::block_on(plan.logits(&batch)).unwrap();
-    // Measured: max |err| 3.1e-6 (logits up to 4.3).
+    // Measured: max |err| 3.1e-6 (logits up to 4.3); 2.9e-6 with WEBLORA_KERNELS=tiled.
     let err = max_abs(&logits, &exp["logits"].data);
     println!("logits: max |err| {err:.2e}");
     assert!(err < 3e-5, "logits: max |err| {err}");
@@ -67,7 +67,7 @@ fn matches_peft(recompute: bool) {
                 }
             }
             println!("step 1 gradients: worst relative L2 error {:.2e} ({})", worst.0, worst.1);
-            // Measured: 1.45e-6 (layer 0's q_proj magnitude).
+            // Measured: 1.45e-6 (layer 0's q_proj magnitude); 2.1e-6 with WEBLORA_KERNELS=tiled.
             assert!(worst.0 < 1.5e-5, "gradient {}: relative L2 error {}", worst.1, worst.0);
         }
         losses.push(pollster::block_on(plan.step(sp, true, true)).unwrap().loss);
@@ -287,4 +287,32 @@ fn a_resumed_dora_run_equals_the_uninterrupted_run() {
     let after = run(&mut resumed, 2, 4);
     assert_eq!([before, after].concat(), uninterrupted, "losses step for step");
     assert_eq!(read(&lora_b.params), read(&lora.params), "the same adapter, magnitudes included");
+}
+
+/// With dropout on, a DoRA layer computes x'·Wᵀ again from the dropped-out x, as PEFT does. At a
+/// probability so small that nothing is dropped (x' = x), that path must give the loss and
+/// every gradient of the path without dropout.
+#[test]
+fn the_dropout_path_equals_the_plain_path_when_nothing_is_dropped() {
+    let g = gpu();
+    let model = load_model(g, &fixture_dir("tiny/llama_tied"));
+    let plain = load_adapter(g, &model.config, &fixture_dir("dora/adapter"));
+    let dropped = Lora::new(g, &model.config, LoraConfig { dropout: 1e-9, ..plain.config.clone() }).unwrap();
+    dropped.params.write_f32(g, &read(&plain.params)).unwrap();
+    let exp = expected();
+    let (b, t, batch) = batch(&exp);
+    let step = |lora: &Lora| {
+        let plan = Plan::new(g, &model, lora, b, t, PlanOptions::default()).unwrap();
+        plan.set_batch(&batch).unwrap();
+        let adamw = AdamwParams { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 };
+        let sp = StepParams::for_update(1, 1e-2, &adamw, batch.supervised(), 0);
+        let loss = pollster::block_on(plan.step(sp, true, false)).unwrap().loss;
+        (loss, read(&plan.state().grads))
+    };
+    let ((l0, g0), (l1, g1)) = (step(&plain), step(&dropped));
+    let err = rel_l2(&g1, &g0);
+    println!("loss {l1} vs {l0}; gradients relative L2 {err:.2e}");
+    // Measured: loss 4.9212246 vs 4.921224 (6e-7), gradients 3.9e-7.
+    assert!((l1 - l0).abs() < 6e-6, "loss {l1} vs {l0}");
+    assert!(err < 4e-6, "gradients: relative L2 {err}");
 }
