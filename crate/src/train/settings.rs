@@ -78,8 +78,8 @@ pub struct TrainSettings {
     /// Scale by alpha / √rank (rsLoRA).
     #[arg(long)]
     pub rslora: bool,
-    /// DoRA: a trained magnitude per output row rescales W + s·B·A to unit row norms (PEFT's
-    /// use_dora).
+    /// DoRA (PEFT's use_dora): each row of W + s·B·A divided by its norm and scaled by a trained
+    /// magnitude.
     #[arg(long)]
     pub dora: bool,
     /// Peak learning rate, in (0, 1].
