@@ -2,7 +2,8 @@
 //! tiny Llama of `tests/fixtures/tiny/llama_tied`): the adapter folder loads and gives PEFT's
 //! logits; the gradients of A, B and the magnitudes; 5 AdamW steps; PEFT's initial magnitudes;
 //! export with PEFT's keys; merging; the llama.cpp export's refusal; a resumed run. And the norm
-//! ‖W + s·B·A‖, assembled on the GPU from three terms, against a direct f64 computation.
+//! ‖W + s·B·A‖, assembled on the GPU from three terms, against a direct f64 computation; the
+//! dropout path; SmolLM2's Q4_1 weights at initialisation.
 
 use weblora::lora::{dora, merge, peft, Lora, LoraConfig, Target};
 use weblora::model::decode::Decoder;
@@ -315,4 +316,38 @@ fn the_dropout_path_equals_the_plain_path_when_nothing_is_dropped() {
     // Measured: loss 4.9212246 vs 4.921224 (6e-7), gradients 3.9e-7.
     assert!((l1 - l0).abs() < 6e-6, "loss {l1} vs {l0}");
     assert!(err < 4e-6, "gradients: relative L2 {err}");
+}
+
+/// On SmolLM2's Q4_1 weights, a DoRA adapter as initialised (B = 0, m = ‖W‖ per row, ‖W‖² from
+/// the quantized rows) answers with the base's logits.
+#[test]
+fn smollm2_q4_1_dora_at_initialisation_is_the_base() {
+    let g = gpu();
+    let model = weblora::model::load::load_gguf(g, &weblora_tests::smollm2::gguf_path()).unwrap();
+    let cfg = LoraConfig {
+        r: 4,
+        alpha: 16.0,
+        dropout: 0.0,
+        targets: vec![Target::Q, Target::V, Target::Down],
+        use_rslora: false,
+        use_dora: true,
+    };
+    let lora = Lora::new(g, &model.config, cfg).unwrap();
+    lora.init_peft_on(g, &model, 1).unwrap();
+    let mut decoder = Decoder::with_adapters(g, &model, &[None, Some(&lora)], 3).unwrap();
+    let ids = [1u32, 504, 3458];
+    let mut logits = Vec::new();
+    for which in 0..2 {
+        decoder.select(which).unwrap();
+        logits.push(
+            ids.iter()
+                .enumerate()
+                .flat_map(|(pos, &id)| pollster::block_on(decoder.next_logits(id, pos)).unwrap())
+                .collect::<Vec<f32>>(),
+        );
+    }
+    let err = max_abs(&logits[1], &logits[0]);
+    println!("SmolLM2 Q4_1, DoRA at initialisation vs the base: max |err| {err:.2e}");
+    // Measured: 4.6e-5 (m / ‖W‖ is 1 up to rounding).
+    assert!(err < 5e-4, "max |err| {err}");
 }
