@@ -351,3 +351,49 @@ fn smollm2_q4_1_dora_at_initialisation_is_the_base() {
     // Measured: 4.6e-5 (m / ‖W‖ is 1 up to rounding).
     assert!(err < 5e-4, "max |err| {err}");
 }
+
+/// The element-wise DoRA kernels against the CPU, at sizes off the workgroup grid; dm over more
+/// rows than one dispatch walks (`ops::K_SPAN`).
+#[test]
+fn dora_kernels_match_the_cpu() {
+    use weblora::gpu::{DType, Program, Tensor};
+    use weblora::ops;
+    use weblora_tests::{Rng, F32, F32_LONG};
+    let g = gpu();
+    let mut rng = Rng::new(17);
+    let up = |name: &str, shape: &[usize], v: &[f32]| Tensor::from_f32(g, name, shape, v).unwrap();
+    for (m, n) in [(37, 45), (ops::K_SPAN + 3, 3)] {
+        let (t, dy, y0) = (rng.vec(m * n, 1.0), rng.vec(m * n, 1.0), rng.vec(m * n, 1.0));
+        let sc: Vec<f32> = rng.vec(2 * n, 1.0);
+        let dm0 = rng.vec(n, 1.0);
+        let (tt, dyt, sct) = (up("t", &[m, n], &t), up("dy", &[m, n], &dy), up("sc", &[2, n], &sc));
+        let (y, dys, dm) =
+            (up("y", &[m, n], &y0), Tensor::zeros(g, "dys", &[m, n], DType::F32).unwrap(), up("dm", &[n], &dm0));
+        let w = up("w", &[m, n], &y0);
+        let mut prog = Program::new(g);
+        ops::dora_forward(&mut prog, &y, &tt, &sct, m, n, 0.5).unwrap();
+        ops::dora_scale_dy(&mut prog, &dys, &dyt, &sct, m, n).unwrap();
+        ops::dora_dmag(&mut prog, &dm, &dyt, &tt, &sct, m, n).unwrap();
+        // W (m, n), row i times sc'[0, i], sc' (2, m) the first 2m values of sc (the first case).
+        if m <= n {
+            ops::dora_scale_rows(&mut prog, &w, &up("sc_rows", &[2, m], &sc[..2 * m]), m, n).unwrap();
+        }
+        g.submit(&prog, None);
+        let want_y: Vec<f32> = (0..m * n).map(|i| 0.5 * y0[i] + sc[i % n] * t[i]).collect();
+        let want_dys: Vec<f32> = (0..m * n).map(|i| sc[i % n] * dy[i]).collect();
+        let want_dm: Vec<f32> = (0..n)
+            .map(|j| {
+                dm0[j]
+                    + ((0..m).map(|i| dy[i * n + j] as f64 * t[i * n + j] as f64).sum::<f64>() * sc[n + j] as f64)
+                        as f32
+            })
+            .collect();
+        assert_close("dora_forward", &read(&y), &want_y, F32);
+        assert_close("dora_scale_dy", &read(&dys), &want_dys, F32);
+        assert_close("dora_dmag", &read(&dm), &want_dm, F32_LONG);
+        if m <= n {
+            let want_w: Vec<f32> = (0..m * n).map(|i| y0[i] * sc[i / n]).collect();
+            assert_close("dora_scale_rows", &read(&w), &want_w, F32);
+        }
+    }
+}
