@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{expect_numel, groups_for, u32_of, K_SPAN};
 use crate::error::{shape_err, Result};
-use crate::gpu::{grid, Kernel, Program, QuantOp, QuantTensor, Tensor, Weight};
+use crate::gpu::{grid, Kernel, Program, Tensor, Weight};
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -36,32 +36,9 @@ pub fn row_sumsq(prog: &mut Program, out: &Tensor, w: &Weight) -> Result<()> {
             let p = params(op, 1, n, k, 0, 0.0, 0.0)?;
             prog.dispatch(Kernel::RowSumsq, &p, &[(1, out), (2, t)], grid(groups_for(n)))
         }
-        Weight::Quant(q) => row_sumsq_quant(prog, out, q),
+        Weight::Quant(q) => super::matmul_quant::row_sumsq_quant(prog, out, q),
         Weight::Split(_) => Err(shape_err(op, "a weight split into parts")),
     }
-}
-
-fn row_sumsq_quant(prog: &mut Program, out: &Tensor, w: &QuantTensor) -> Result<()> {
-    let op = "row_sumsq_quant";
-    if !QuantTensor::supports(w.ty()) {
-        return Err(shape_err(op, format!("no kernel for {}", w.ty().name())));
-    }
-    // The Params of shaders/matmul_quant.wgsl.
-    #[repr(C)]
-    #[derive(Clone, Copy, Pod, Zeroable)]
-    struct QuantParams {
-        m: u32,
-        n: u32,
-        k: u32,
-        alpha: f32,
-        beta: f32,
-        meta: u32,
-        v0: u32,
-    }
-    let (n, k) = (w.rows(), w.cols());
-    let p =
-        QuantParams { m: 1, n: u32_of(op, n)?, k: u32_of(op, k)?, alpha: 1.0, beta: 0.0, meta: w.meta_offset(), v0: 0 };
-    prog.dispatch(Kernel::Quant(QuantOp::RowSumsq, w.ty()), &p, &[(1, out), (3, w.data())], grid(groups_for(n)))
 }
 
 /// sc (2, N) = (m / ‖W + s·B·A‖, 1 / ‖W + s·B·A‖) per output row, from wsq (N) = ‖W‖² per row,
