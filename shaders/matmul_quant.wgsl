@@ -4,6 +4,7 @@
 //   matmul_nt_<type>: y (M, N)  = alpha · x (M, K) · W (N, K)ᵀ + beta · y    forward y = x·Wᵀ
 //   matmul_nn_<type>: dx (M, K) = alpha · dy (M, N) · W (N, K) + beta · dx   input grad dx = dy·W
 //   matvec_nt_<type>: as matmul_nt_<type> for M ≤ 4 (decoding)
+//   row_sumsq_<type>: out (N) = Σ_k W[n, k]², each row's squared norm (DoRA)
 //   gather_<type>:    out (M, K) = rows ids[m] − v0 of W, for the ids in [v0, v0 + N): the token
 //                     embedding lookup from one vocabulary part (rows of other ids are left alone)
 //
@@ -385,6 +386,19 @@ fn gather(ty: u32, i: u32) {
     }
 }
 
+// Row sums of squares: out (N) = Σ_k W[n, k]², invocation n (DoRA's ‖W_n‖²).
+fn row_sumsq(ty: u32, n: u32) {
+    if (n >= p.N) {
+        return;
+    }
+    var acc = 0.0;
+    for (var ch = 0u; ch < p.K / 8u; ch++) {
+        let v = deq8(ty, n, ch);
+        acc += dot(v.lo, v.lo) + dot(v.hi, v.hi);
+    }
+    out[n] = acc;
+}
+
 // The column of a mat-vec invocation: workgroups of 64 along x, continued along y past 65535.
 fn column(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 64u;
@@ -392,7 +406,7 @@ fn column(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 
 // ---------------------------------------------------------------------------------------------
 // Entry points: one per (type, layout). nt: grid (N/4, M/8) invocations; nn: (K/8, M/4);
-// matvec: N; gather: M·K/8.
+// matvec: N; gather: M·K/8; row_sumsq: N.
 
 @compute @workgroup_size(8, 8)
 fn matmul_nt_f16(@builtin(global_invocation_id) gid: vec3<u32>) { nt_tile(F16, gid); }
@@ -504,4 +518,39 @@ fn matvec_nt_q6_k(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
 @compute @workgroup_size(64)
 fn gather_q6_k(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     gather(Q6_K, column(gid, nwg));
+}
+
+@compute @workgroup_size(64)
+fn row_sumsq_f16(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    row_sumsq(F16, column(gid, nwg));
+}
+
+@compute @workgroup_size(64)
+fn row_sumsq_bf16(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    row_sumsq(BF16, column(gid, nwg));
+}
+
+@compute @workgroup_size(64)
+fn row_sumsq_q8_0(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    row_sumsq(Q8_0, column(gid, nwg));
+}
+
+@compute @workgroup_size(64)
+fn row_sumsq_q4_0(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    row_sumsq(Q4_0, column(gid, nwg));
+}
+
+@compute @workgroup_size(64)
+fn row_sumsq_q4_1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    row_sumsq(Q4_1, column(gid, nwg));
+}
+
+@compute @workgroup_size(64)
+fn row_sumsq_q4_k(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    row_sumsq(Q4_K, column(gid, nwg));
+}
+
+@compute @workgroup_size(64)
+fn row_sumsq_q6_k(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    row_sumsq(Q6_K, column(gid, nwg));
 }

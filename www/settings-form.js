@@ -57,6 +57,7 @@ const PLACES = {
   weightDecay: { section: "advanced", label: "Weight decay" },
   maxGradNorm: { section: "advanced", label: "Max gradient norm" },
   rslora: { section: "advanced", label: "rsLoRA" },
+  dora: { section: "advanced", label: "DoRA" },
   shuffle: { section: "advanced", label: "Shuffle" },
   groupByLength: { section: "advanced", label: "Group by length", options: { "": "When shuffling", true: "Always", false: "Never" } },
   packing: { section: "advanced", label: "Pack examples" },

@@ -54,6 +54,10 @@ pub enum Error {
     Internal(String),
     #[error("LoRA: {0}")]
     Lora(String),
+    /// A combination the engine does not support (a DoRA adapter as a llama.cpp LoRA file);
+    /// the message says what to do instead.
+    #[error("{0}")]
+    Unsupported(String),
     /// One of several adapters given together (to mix, or to answer side by side) does not fit
     /// the others or the base; `adapter` names it as the caller gave it.
     #[error("adapter {adapter}: {detail}")]
@@ -87,6 +91,7 @@ impl Error {
             Error::Tokenizer(_) => "tokenizer",
             Error::Internal(_) => "internal",
             Error::Lora(_) | Error::Adapter { .. } => "lora",
+            Error::Unsupported(_) => "unsupported",
             Error::Tensor { .. } => "tensor",
             Error::Load(_) => "load",
             Error::Data(_) => "data",

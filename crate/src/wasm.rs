@@ -423,7 +423,7 @@ impl Engine {
                 st.data.as_ref().ok_or_else(|| Error::State("no dataset is loaded".into()))?;
             let options = s.run_options(prepared.summary.seq_len)?;
             let lora = Lora::new(&st.gpu, &base.model.config, s.lora_config()?)?;
-            lora.init_peft(&st.gpu, s.seed)?;
+            lora.init_peft_on(&st.gpu, &base.model, s.seed)?;
             let pad = data::pad_id(&base.tokenizer);
             let (train, eval) = (prepared.train.examples.clone(), prepared.eval.clone());
             let mut run = Run::new(&st.gpu, &base.model, &lora, train, eval, pad, &options)?;

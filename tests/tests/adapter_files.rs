@@ -16,7 +16,14 @@ fn tmp(name: &str) -> std::path::PathBuf {
 fn peft_folder_round_trip() {
     let g = gpu();
     let cfg = config("llama", true, false);
-    let lcfg = LoraConfig { r: 3, alpha: 6.0, dropout: 0.05, targets: vec![Target::Q, Target::Down], use_rslora: true };
+    let lcfg = LoraConfig {
+        r: 3,
+        alpha: 6.0,
+        dropout: 0.05,
+        targets: vec![Target::Q, Target::Down],
+        use_rslora: true,
+        use_dora: false,
+    };
     let lora = random_lora(g, &cfg, lcfg, 8);
     let dir = tmp("peft-round-trip");
     pollster::block_on(write_peft_folder(g, &lora, "tiny-llama", &dir)).unwrap();
@@ -49,8 +56,10 @@ fn unusable_adapters_give_errors() {
     let cfg = config("llama", true, false);
     let base = r#"{"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj"]}"#;
     assert!(parse_adapter_config(base, "a.json").is_ok());
+    // DoRA adapters load (tests/tests/dora.rs checks them against PEFT).
+    let dora = r#"{"r": 4, "target_modules": ["q_proj"], "use_dora": true}"#;
+    assert!(parse_adapter_config(dora, "a.json").unwrap().use_dora);
     for (text, needle) in [
-        (r#"{"r": 4, "target_modules": ["q_proj"], "use_dora": true}"#, "DoRA"),
         (r#"{"r": 4, "target_modules": ["q_proj"], "bias": "all"}"#, "bias"),
         (r#"{"r": 4, "target_modules": ["embed_tokens"]}"#, "embed_tokens"),
         (r#"{"target_modules": ["q_proj"]}"#, "\"r\""),
@@ -65,7 +74,7 @@ fn unusable_adapters_give_errors() {
     let lora = random_lora(
         g,
         &cfg,
-        LoraConfig { r: 2, alpha: 4.0, dropout: 0.0, targets: vec![Target::Q], use_rslora: false },
+        LoraConfig { r: 2, alpha: 4.0, dropout: 0.0, targets: vec![Target::Q], use_rslora: false, use_dora: false },
         1,
     );
     pollster::block_on(write_peft_folder(g, &lora, "tiny", &dir)).unwrap();
@@ -89,7 +98,14 @@ fn merged_model_matches_base_plus_adapter() {
     use weblora::model::{export, load, Plan, PlanOptions};
     let g = gpu();
     let model = weblora_tests::tiny::random_model(g, config("qwen2", false, false), 12);
-    let lcfg = LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, targets: Target::ALL.to_vec(), use_rslora: false };
+    let lcfg = LoraConfig {
+        r: 4,
+        alpha: 8.0,
+        dropout: 0.0,
+        targets: Target::ALL.to_vec(),
+        use_rslora: false,
+        use_dora: false,
+    };
     let lora = random_lora(g, &model.config, lcfg.clone(), 4);
     let batch = weblora_tests::tiny::random_batch(1, 8, 64, 0, 3);
     let logits = |m: &weblora::model::Model, l: &weblora::lora::Lora| {
@@ -114,7 +130,8 @@ fn gguf_lora_adapter_for_llama_cpp() {
     use weblora::io::{gguf_to_hf_qk_rows, GgmlType, GgufEvent, GgufReader};
     let g = gpu();
     let cfg = config("llama", true, false);
-    let lcfg = LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, targets: Target::ALL.to_vec(), use_rslora: true };
+    let lcfg =
+        LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, targets: Target::ALL.to_vec(), use_rslora: true, use_dora: false };
     let lora = random_lora(g, &cfg, lcfg, 6);
     let bytes = pollster::block_on(weblora::lora::gguf::gguf_lora_bytes(g, &lora, &cfg)).unwrap();
     let dir = tmp("gguf-lora");
@@ -190,6 +207,7 @@ fn mlx_lm_adapter_import() {
         dropout: 0.0,
         targets: vec![Target::Q, Target::V, Target::Down],
         use_rslora: false,
+        use_dora: false,
     };
     let peft = random_lora(g, &cfg, lcfg, 9);
     let tensors = pollster::block_on(peft.read_params(g)).unwrap();

@@ -192,13 +192,21 @@ fn smollm2_answers_with_two_adapters_side_by_side_as_each_alone() {
     // Two random adapters of different ranks and targets, standing in for two trained on
     // different data: A and B uniform in ±0.25, B non-zero and large enough that each changes
     // the answer.
-    let cfg_a = LoraConfig { r: 8, alpha: 16.0, dropout: 0.0, targets: vec![Target::Q, Target::V], use_rslora: false };
+    let cfg_a = LoraConfig {
+        r: 8,
+        alpha: 16.0,
+        dropout: 0.0,
+        targets: vec![Target::Q, Target::V],
+        use_rslora: false,
+        use_dora: false,
+    };
     let cfg_b = LoraConfig {
         r: 4,
         alpha: 8.0,
         dropout: 0.0,
         targets: vec![Target::Gate, Target::Up, Target::Down],
         use_rslora: false,
+        use_dora: false,
     };
     let a = random_lora_scaled(g, c, cfg_a, 1, 0.25);
     let b = random_lora_scaled(g, c, cfg_b, 2, 0.25);

@@ -13,7 +13,14 @@ fn cached_decoding_matches_the_full_forward() {
     let g = gpu();
     for (name, cfg) in [("llama tied", config("llama", true, false)), ("qwen2 untied", config("qwen2", false, false))] {
         let model = random_model(g, cfg, 21);
-        let lcfg = LoraConfig { r: 4, alpha: 8.0, dropout: 0.1, targets: Target::ALL.to_vec(), use_rslora: false };
+        let lcfg = LoraConfig {
+            r: 4,
+            alpha: 8.0,
+            dropout: 0.1,
+            targets: Target::ALL.to_vec(),
+            use_rslora: false,
+            use_dora: false,
+        };
         let lora = random_lora(g, &model.config, lcfg, 3);
         let t = 9;
         let ids: Vec<u32> = (0..t as u32).map(|i| (i * 7 + 3) % 64).collect();

@@ -79,33 +79,37 @@ fn check_model(name: &str, model: &Model, lora_cfg: LoraConfig, check_dx: bool, 
     lora.params.write_f32(g, &p0).unwrap();
 
     if check_dx {
-        // dx: perturb the embedding row of a token; its gradient is the sum of dx over the
-        // positions holding it. (Untied models only: with tied embeddings the row is also the
-        // output projection.)
-        let c = model.config.hidden_size;
-        let tok = batch.ids[3];
-        let wte = pollster::block_on(model.weights.embed_tokens.read_f32(g)).unwrap();
-        let shape = [model.config.vocab_size, c];
-        for j in [0, c / 2, c - 1] {
-            let mut loss = [0.0f64; 2];
-            for (k, sign) in [1.0f32, -1.0].into_iter().enumerate() {
-                let mut w = wte.clone();
-                w[tok as usize * c + j] += sign * EPS;
-                model.weights.write(g, "model.embed_tokens.weight", &shape, &w).unwrap();
-                loss[k] = pollster::block_on(plan.step(sp(&batch), true, false)).unwrap().loss as f64;
-            }
-            let fd = (loss[0] - loss[1]) / (2.0 * EPS as f64);
-            let analytic: f64 =
-                batch.ids.iter().enumerate().filter(|(_, &id)| id == tok).map(|(pos, _)| dx[pos * c + j] as f64).sum();
-            let err = (fd - analytic).abs() / analytic.abs().max(1e-2);
-            assert!(err < 2e-2, "{name}: dx[{j}] of token {tok}: finite difference {fd} vs analytic {analytic}");
-        }
-        model.weights.write(g, "model.embed_tokens.weight", &shape, &wte).unwrap();
+        check_input_grad(name, model, &plan, &batch, &dx);
     }
 }
 
+/// dx: perturb the embedding row of a token; its gradient is the sum of dx over the positions
+/// holding it. (Untied models only: with tied embeddings the row is also the output projection.)
+fn check_input_grad(name: &str, model: &Model, plan: &Plan, batch: &Batch, dx: &[f32]) {
+    let g = gpu();
+    let c = model.config.hidden_size;
+    let tok = batch.ids[3];
+    let wte = pollster::block_on(model.weights.embed_tokens.read_f32(g)).unwrap();
+    let shape = [model.config.vocab_size, c];
+    for j in [0, c / 2, c - 1] {
+        let mut loss = [0.0f64; 2];
+        for (k, sign) in [1.0f32, -1.0].into_iter().enumerate() {
+            let mut w = wte.clone();
+            w[tok as usize * c + j] += sign * EPS;
+            model.weights.write(g, "model.embed_tokens.weight", &shape, &w).unwrap();
+            loss[k] = pollster::block_on(plan.step(sp(batch), true, false)).unwrap().loss as f64;
+        }
+        let fd = (loss[0] - loss[1]) / (2.0 * EPS as f64);
+        let analytic: f64 =
+            batch.ids.iter().enumerate().filter(|(_, &id)| id == tok).map(|(pos, _)| dx[pos * c + j] as f64).sum();
+        let err = (fd - analytic).abs() / analytic.abs().max(1e-2);
+        assert!(err < 2e-2, "{name}: dx[{j}] of token {tok}: finite difference {fd} vs analytic {analytic}");
+    }
+    model.weights.write(g, "model.embed_tokens.weight", &shape, &wte).unwrap();
+}
+
 fn lora(r: usize, targets: &[Target], dropout: f32, use_rslora: bool) -> LoraConfig {
-    LoraConfig { r, alpha: 2.0 * r as f32, dropout, targets: targets.to_vec(), use_rslora }
+    LoraConfig { r, alpha: 2.0 * r as f32, dropout, targets: targets.to_vec(), use_rslora, use_dora: false }
 }
 
 #[test]
@@ -135,4 +139,58 @@ fn llama_untied_packed_rows() {
     let batch = batches(&examples, 2, 7, true).remove(0);
     assert!(batch.segments.contains(&1), "{:?}", batch.segments);
     check_model("llama untied packed", &model, lora(4, &Target::ALL, 0.0, false), true, batch);
+}
+
+/// DoRA holds ‖W + s·B·A‖ constant for the gradients (as PEFT does), so its A and B gradients
+/// are not the loss's; the magnitudes' and dx are (the norm depends on neither), and dx reaches
+/// the first layer through every DoRA projection's input gradient, here with LoRA dropout (PEFT's
+/// path that computes x'·Wᵀ again) and biases.
+#[test]
+fn dora_magnitudes_and_dx_with_dropout_and_biases() {
+    let g = gpu();
+    let model = random_model(g, config("llama", false, true), 6);
+    let targets = [Target::Q, Target::V, Target::O, Target::Down];
+    let cfg = LoraConfig { use_dora: true, ..lora(4, &targets, 0.2, false) };
+    let lora = random_lora(g, &model.config, cfg, 5);
+    let batch = plain_batch(&model);
+    let plan = Plan::new(g, &model, &lora, batch.b, batch.t, PlanOptions::default()).unwrap();
+    plan.set_batch(&batch).unwrap();
+    let p0 = read(&lora.params);
+    pollster::block_on(plan.step(sp(&batch), true, false)).unwrap();
+    let grads = read(&plan.state().grads);
+    let dx = read(plan.input_grad());
+    let marks: Vec<f32> = (0..p0.len()).map(|i| i as f32).collect();
+    let mut is_mag = vec![false; p0.len()];
+    for (key, _, idx) in lora.unpack(&marks) {
+        if key.ends_with("lora_magnitude_vector") {
+            for i in idx {
+                is_mag[i as usize] = true;
+            }
+        }
+    }
+    let mut rng = Rng::new(4);
+    let dir: Vec<f32> = is_mag
+        .iter()
+        .map(|&m| {
+            if !m {
+                0.0
+            } else if rng.uniform() < 0.0 {
+                -1.0
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    check_direction("DoRA magnitudes", &plan, &lora, &p0, &grads, &dir, &batch);
+    let (imax, _) =
+        grads
+            .iter()
+            .zip(&is_mag)
+            .enumerate()
+            .fold((0, 0f32), |acc, (i, (&v, &m))| if m && v.abs() > acc.1 { (i, v.abs()) } else { acc });
+    let mut one = vec![0.0; p0.len()];
+    one[imax] = 1.0;
+    check_direction(&format!("DoRA largest magnitude entry {imax}"), &plan, &lora, &p0, &grads, &one, &batch);
+    lora.params.write_f32(g, &p0).unwrap();
+    check_input_grad("DoRA", &model, &plan, &batch, &dx);
 }

@@ -288,3 +288,40 @@ fn bad_shapes_are_errors() {
     assert_eq!(err.to_string(), "matvec_nt_quant: x [63] has 63 elements, expected 64");
     assert!(prog.is_empty());
 }
+
+/// DoRA's ‖W‖² per row, for a weight of every type (f32 included) against the CPU's sum over
+/// the dequantized values; 37 rows (not a workgroup multiple).
+#[test]
+fn row_sums_of_squares_match_the_cpu() {
+    use weblora::gpu::Weight;
+    let g = gpu();
+    let types = [
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::BF16,
+        GgmlType::Q8_0,
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q4_K,
+        GgmlType::Q6_K,
+    ];
+    for ty in types {
+        let (n, k) = (37, if matches!(ty, GgmlType::Q4_K | GgmlType::Q6_K) { 512 } else { 96 });
+        let mut rng = Rng::new(ty.id() as u64 + 11);
+        let (w, wf) = if ty == GgmlType::F32 {
+            let wf = rng.vec(n * k, 1.0);
+            (Weight::F32(Tensor::from_f32(g, "w", &[n, k], &wf).unwrap()), wf)
+        } else {
+            let bytes = random_ggml(&mut rng, ty, n, k);
+            let w = QuantTensor::from_ggml(g, "w", ty, n, k, &bytes).unwrap();
+            (Weight::Quant(w), dequantize_to_vec("w", ty, &bytes, n * k).unwrap())
+        };
+        let out = Tensor::zeros(g, "out", &[n], DType::F32).unwrap();
+        let mut prog = Program::new(g);
+        ops::row_sumsq(&mut prog, &out, &w).unwrap();
+        g.submit(&prog, None);
+        let want: Vec<f32> =
+            wf.chunks(k).map(|row| row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() as f32).collect();
+        assert_close(&format!("row_sumsq {}", ty.name()), &read(&out), &want, F32);
+    }
+}

@@ -12,16 +12,25 @@ use weblora_tests::tiny::{config, random_batch, random_lora, random_model};
 use weblora_tests::{gpu, model_file};
 
 fn lora_config() -> LoraConfig {
-    LoraConfig { r: 3, alpha: 6.0, dropout: 0.1, targets: vec![Target::Q, Target::V, Target::Down], use_rslora: false }
+    LoraConfig {
+        r: 3,
+        alpha: 6.0,
+        dropout: 0.1,
+        targets: vec![Target::Q, Target::V, Target::Down],
+        use_rslora: false,
+        use_dora: false,
+    }
 }
 
 #[test]
 fn the_plan_is_what_plans_and_trainers_allocate() {
     let g = gpu();
     let limits = Limits::of(&g.info);
-    for (model_type, tied) in [("llama", true), ("qwen2", false)] {
+    // DoRA adds each module's t and sc activations, the norm's scratch and the magnitudes.
+    for (model_type, tied, use_dora) in [("llama", true, false), ("qwen2", false, false), ("llama", true, true)] {
         let model = random_model(g, config(model_type, tied, false), 3);
-        let lora = random_lora(g, &model.config, lora_config(), 1);
+        let lora = random_lora(g, &model.config, LoraConfig { use_dora, ..lora_config() }, 1);
+        let model_type = if use_dora { "llama DoRA" } else { model_type };
         let memory = ModelMemory::of(&model);
         assert_eq!(WeightMemory::plan(&model.config, &|_| None, &limits).unwrap(), memory.weights, "{model_type}");
         // (3, 40): more rows than one chunk of the loss head's logits.
@@ -71,7 +80,14 @@ fn webgpu_default() -> Limits {
 #[test]
 fn recompute_is_turned_on_only_when_needed_and_a_refusal_says_what_fits() {
     let model = smollm2();
-    let lora = LoraConfig { r: 8, alpha: 16.0, dropout: 0.0, targets: Target::ALL.to_vec(), use_rslora: false };
+    let lora = LoraConfig {
+        r: 8,
+        alpha: 16.0,
+        dropout: 0.0,
+        targets: Target::ALL.to_vec(),
+        use_rslora: false,
+        use_dora: false,
+    };
     let plan = |b, t, r, budget| RunMemory::new(&model, &lora, b, t, r, budget, webgpu_default()).unwrap();
     let off = MemoryPlan::new(&model, &lora, 4, 256, false, &webgpu_default()).unwrap();
     let on = MemoryPlan::new(&model, &lora, 4, 256, true, &webgpu_default()).unwrap();

@@ -107,7 +107,14 @@ fn write_tiny_gguf() -> std::path::PathBuf {
 /// The logits and the LoRA gradients of one step (every target adapted, no dropout).
 fn logits_and_grads(model: &Model) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let g = gpu();
-    let cfg = LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, targets: Target::ALL.to_vec(), use_rslora: false };
+    let cfg = LoraConfig {
+        r: 4,
+        alpha: 8.0,
+        dropout: 0.0,
+        targets: Target::ALL.to_vec(),
+        use_rslora: false,
+        use_dora: false,
+    };
     let lora = random_lora(g, &model.config, cfg, 5);
     let (b, t) = (2, 6);
     let batch = random_batch(b, t, V as u32, 2, 9);
@@ -159,7 +166,8 @@ fn quantized_projections_give_the_gradients_of_their_f32_values() {
 fn merge_and_export_refuse_quantized_weights() {
     let g = gpu();
     let kept = load_gguf_with(g, &tiny_gguf(), LoadOptions::default()).unwrap();
-    let cfg = LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, targets: vec![Target::Q], use_rslora: false };
+    let cfg =
+        LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, targets: vec![Target::Q], use_rslora: false, use_dora: false };
     let lora = random_lora(g, &kept.config, cfg, 1);
     let err = weblora::lora::merge::merge_into(g, &kept, &lora).expect_err("merge refuses").to_string();
     assert!(err.contains("Q4_1") && err.contains("dequantized"), "{err}");

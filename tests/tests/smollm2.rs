@@ -77,7 +77,14 @@ fn logits_and_loss_match(g: &Gpu, label: &str, model: &weblora::model::Model) ->
     let ids: Vec<u32> = fwd["input_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
     let t = ids.len();
     // A freshly initialised adapter (B = 0) leaves the base model's outputs unchanged.
-    let cfg = LoraConfig { r: 8, alpha: 16.0, dropout: 0.0, targets: Target::ALL.to_vec(), use_rslora: false };
+    let cfg = LoraConfig {
+        r: 8,
+        alpha: 16.0,
+        dropout: 0.0,
+        targets: Target::ALL.to_vec(),
+        use_rslora: false,
+        use_dora: false,
+    };
     let lora = Lora::new(g, c, cfg).unwrap();
     lora.init_peft(g, 0).unwrap();
     let plan = Plan::new(g, model, &lora, 1, t, PlanOptions::default()).unwrap();
@@ -132,7 +139,8 @@ fn hugging_face_folder_from_the_gguf_gives_the_same_model() {
     let hf = load::load_hf_folder(g, &dir).unwrap();
 
     let ids: Vec<u32> = (0..12).map(|i| (i * 4099 + 7) % 49152).collect();
-    let cfg = LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, targets: vec![Target::Q], use_rslora: false };
+    let cfg =
+        LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, targets: vec![Target::Q], use_rslora: false, use_dora: false };
     let logits = |m: &weblora::model::Model| {
         let lora = Lora::new(g, &m.config, cfg.clone()).unwrap();
         lora.init_peft(g, 0).unwrap();
@@ -231,7 +239,7 @@ fn packed_eval_equals_unpacked_eval() {
     let lora = Lora::new(
         g,
         &model.config,
-        LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, targets: vec![Target::Q], use_rslora: false },
+        LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, targets: vec![Target::Q], use_rslora: false, use_dora: false },
     )
     .unwrap();
     lora.init_peft(g, 0).unwrap();

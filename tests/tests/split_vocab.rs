@@ -69,7 +69,14 @@ fn check(tied: bool) {
     assert!(w.output().num_parts() > 1);
     let first_part = w.embed_tokens.parts().nth(1).map(|(v0, _)| v0).unwrap();
 
-    let lora_cfg = LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, targets: Target::ALL.to_vec(), use_rslora: false };
+    let lora_cfg = LoraConfig {
+        r: 4,
+        alpha: 8.0,
+        dropout: 0.0,
+        targets: Target::ALL.to_vec(),
+        use_rslora: false,
+        use_dora: false,
+    };
     let lora = random_lora(g, &cfg, lora_cfg.clone(), 5);
     let (b, t) = (2, 5);
     let mut batch = random_batch(b, t, V as u32, 1, 9);

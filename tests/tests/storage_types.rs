@@ -72,10 +72,10 @@ fn folder_16bit(ty: GgmlType, tied: bool) -> PathBuf {
     dir
 }
 
-/// The logits, loss, LoRA gradients and decoder logits of one step.
-fn run(model: &Model) -> (Vec<f32>, f32, Vec<f32>, Vec<f32>) {
+/// The logits, loss, LoRA gradients and decoder logits of one step, of a LoRA or a DoRA adapter.
+fn run(model: &Model, use_dora: bool) -> (Vec<f32>, f32, Vec<f32>, Vec<f32>) {
     let g = gpu();
-    let cfg = LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, targets: Target::ALL.to_vec(), use_rslora: false };
+    let cfg = LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, targets: Target::ALL.to_vec(), use_rslora: false, use_dora };
     let lora = random_lora(g, &model.config, cfg, 5);
     let (b, t) = (2, 6);
     let mut batch = random_batch(b, t, V as u32, 2, 9);
@@ -110,7 +110,7 @@ fn split_in_parts(model: &mut Model, dir: &Path, ty: GgmlType) {
     }
 }
 
-fn check(ty: GgmlType, tied: bool) {
+fn check(ty: GgmlType, tied: bool, use_dora: bool) {
     let g = gpu();
     let dir = folder_16bit(ty, tied);
     let mut kept = load_hf_folder(g, &dir).unwrap();
@@ -128,10 +128,10 @@ fn check(ty: GgmlType, tied: bool) {
     assert!((f as f64 / k as f64) > 1.9, "{f} vs {k}");
 
     split_in_parts(&mut kept, &dir, ty);
-    let (logits_k, loss_k, grads_k, decoded_k) = run(&kept);
-    let (logits_f, loss_f, grads_f, decoded_f) = run(&f32s);
+    let (logits_k, loss_k, grads_k, decoded_k) = run(&kept, use_dora);
+    let (logits_f, loss_f, grads_f, decoded_f) = run(&f32s, use_dora);
     println!(
-        "{} tied={tied}, 4 vocabulary parts vs f32: logits rel. L2 {:e}, loss {loss_k} vs {loss_f}, LoRA gradients \
+        "{} tied={tied} DoRA={use_dora}, 4 vocabulary parts vs f32: logits rel. L2 {:e}, loss {loss_k} vs {loss_f}, LoRA gradients \
          rel. L2 {:e}, decoder rel. L2 {:e}",
         ty.name(),
         rel_l2(&logits_k, &logits_f),
@@ -150,12 +150,18 @@ fn check(ty: GgmlType, tied: bool) {
 
 #[test]
 fn bf16_folder_stays_bf16_and_matches_f32() {
-    check(GgmlType::BF16, true);
+    check(GgmlType::BF16, true, false);
 }
 
 #[test]
 fn f16_folder_stays_f16_and_matches_f32() {
-    check(GgmlType::F16, false);
+    check(GgmlType::F16, false, false);
+}
+
+/// DoRA over a 16-bit weight: ‖W‖² and A·Wᵀ from the weight in its own type.
+#[test]
+fn dora_on_an_f16_folder_matches_f32() {
+    check(GgmlType::F16, false, true);
 }
 
 /// Parts are whole multiples of 64 rows within the 128 MiB binding, sized by each type's bytes.

@@ -16,7 +16,14 @@ fn fresh_lora(model: &Model) -> Lora {
 }
 
 fn fresh_lora_on(g: &weblora::gpu::Gpu, model: &Model) -> Lora {
-    let cfg = LoraConfig { r: 4, alpha: 8.0, dropout: 0.1, targets: Target::ALL.to_vec(), use_rslora: false };
+    let cfg = LoraConfig {
+        r: 4,
+        alpha: 8.0,
+        dropout: 0.1,
+        targets: Target::ALL.to_vec(),
+        use_rslora: false,
+        use_dora: false,
+    };
     let lora = Lora::new(g, &model.config, cfg).unwrap();
     lora.init_peft(g, 7).unwrap();
     lora
@@ -178,7 +185,14 @@ fn packed_rows_train_as_their_examples_alone() {
     assert!(packed.iter().any(|b| b.segments.iter().any(|&s| s > 1)), "rows hold several examples");
     let cfg = TrainConfig { lr_scheduler_type: Schedule::Constant, warmup_steps: 0, ..train_config() };
     // Dropout 0: masks are drawn per (row, column), so they would differ between the layouts.
-    let lora_cfg = LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, targets: Target::ALL.to_vec(), use_rslora: false };
+    let lora_cfg = LoraConfig {
+        r: 4,
+        alpha: 8.0,
+        dropout: 0.0,
+        targets: Target::ALL.to_vec(),
+        use_rslora: false,
+        use_dora: false,
+    };
     let update = |micro: &[Batch], recompute: bool| {
         let lora = random_lora(g, &model.config, lora_cfg.clone(), 5);
         let mut trainer = Trainer::new(g, &model, &lora, TrainConfig { recompute, ..cfg.clone() }).unwrap();
@@ -209,6 +223,7 @@ fn fresh_lora_no_dropout(model: &Model) -> Lora {
         dropout: 0.0,
         targets: vec![Target::Q, Target::V, Target::Down],
         use_rslora: false,
+        use_dora: false,
     };
     let lora = Lora::new(gpu(), &model.config, cfg).unwrap();
     lora.init_peft(gpu(), 3).unwrap();

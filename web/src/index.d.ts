@@ -100,6 +100,8 @@ export interface TrainSettings {
   dropout?: number;
   targets?: Target[];
   rslora?: boolean;
+  /** DoRA (PEFT's use_dora): a trained magnitude per output row. */
+  dora?: boolean;
   lr?: number;
   schedule?: "constant" | "linear" | "cosine";
   warmup?: number;

@@ -21,6 +21,7 @@ enum Shader {
     CrossEntropy,
     Optimizer,
     Peak,
+    Dora,
 }
 
 impl Shader {
@@ -38,6 +39,7 @@ impl Shader {
             Shader::CrossEntropy => include_str!("../../../shaders/cross_entropy.wgsl"),
             Shader::Optimizer => include_str!("../../../shaders/optimizer.wgsl"),
             Shader::Peak => include_str!("../../../shaders/peak.wgsl"),
+            Shader::Dora => include_str!("../../../shaders/dora.wgsl"),
         }
     }
 }
@@ -77,6 +79,13 @@ pub enum Kernel {
     GradNormFinalize,
     Adamw,
     FmaPeak,
+    RowSumsq,
+    DoraNorm,
+    DoraMagnitude,
+    DoraForward,
+    DoraScaleDy,
+    DoraDmag,
+    DoraScaleRows,
 }
 
 impl Kernel {
@@ -107,6 +116,7 @@ impl Kernel {
             CrossEntropyForward | CrossEntropyBackward => Shader::CrossEntropy,
             LossSum | GradSumsqPartial | GradNormFinalize | Adamw => Shader::Optimizer,
             FmaPeak => Shader::Peak,
+            RowSumsq | DoraNorm | DoraMagnitude | DoraForward | DoraScaleDy | DoraDmag | DoraScaleRows => Shader::Dora,
         }
     }
 
@@ -143,6 +153,13 @@ impl Kernel {
             GradNormFinalize => "grad_norm_finalize",
             Adamw => "adamw",
             FmaPeak => "fma_peak",
+            RowSumsq => "row_sumsq",
+            DoraNorm => "dora_norm",
+            DoraMagnitude => "dora_magnitude",
+            DoraForward => "dora_forward",
+            DoraScaleDy => "dora_scale_dy",
+            DoraDmag => "dora_dmag",
+            DoraScaleRows => "dora_scale_rows",
         })
     }
 }
@@ -158,6 +175,8 @@ pub enum QuantOp {
     MatvecNt,
     /// Rows of W by token id: the embedding lookup.
     Gather,
+    /// Σ_k W[n, k]² per row: DoRA's ‖W‖².
+    RowSumsq,
 }
 
 impl QuantOp {
@@ -167,6 +186,7 @@ impl QuantOp {
             QuantOp::MatmulNn => "matmul_nn",
             QuantOp::MatvecNt => "matvec_nt",
             QuantOp::Gather => "gather",
+            QuantOp::RowSumsq => "row_sumsq",
         }
     }
 }

@@ -6,7 +6,7 @@
 //! into alpha, since llama.cpp scales by alpha / r.
 
 use super::{Lora, Target};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::io::gguf_write::{write_gguf, GgufWriteTensor, GgufWriteValue};
 use crate::io::{hf_to_gguf_qk_rows, GgmlType};
@@ -31,6 +31,11 @@ pub async fn gguf_lora_bytes(gpu: &Gpu, lora: &Lora, model: &ModelConfig) -> Res
     let arch = model.model_type.clone().unwrap_or_else(|| "llama".into());
     let arch = if arch == "qwen2" { arch } else { "llama".to_string() };
     let permuted = arch == "llama";
+    if lora.config.use_dora {
+        return Err(Error::Unsupported(
+            "llama.cpp's LoRA format has no DoRA magnitudes: fold the adapter into the base with `weblora merge` instead".into(),
+        ));
+    }
     let tensors = lora.read_params(gpu).await?;
     let mut out = Vec::new();
     for m in &lora.modules {

@@ -1,10 +1,11 @@
-//! Folding an adapter into its base: W ← W + s·B·A for every adapted projection, on the GPU.
-//! The merged model computes what base + adapter computed (dropout aside), with no adapter.
+//! Folding an adapter into its base: W ← W + s·B·A for every adapted projection, on the GPU,
+//! and for DoRA W ← (m / ‖W + s·B·A‖) ⊙ (W + s·B·A), the norm taken per row of the unmerged
+//! weight (PEFT's merge). The merged model computes what base + adapter computed (dropout
+//! aside), with no adapter.
 
 use super::Lora;
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, Program};
-use crate::lora::Target;
+use crate::gpu::{DType, Gpu, Program, Tensor};
 use crate::model::{Model, Weight};
 use crate::ops;
 
@@ -12,17 +13,14 @@ use crate::ops;
 pub fn merge_into(gpu: &Gpu, model: &Model, lora: &Lora) -> Result<()> {
     let mut prog = Program::new(gpu);
     let (rp, s) = (lora.config.r_padded(), lora.config.scaling());
+    let dora = if lora.config.use_dora {
+        let out = lora.modules.iter().map(|m| m.out_features).max().unwrap_or(1);
+        Some((super::dora::norm_scratch(gpu, lora)?, Tensor::zeros(gpu, "dora.scale", &[2 * out], DType::F32)?))
+    } else {
+        None
+    };
     for m in &lora.modules {
-        let layer = model.weights.layers.get(m.layer).ok_or_else(|| Error::Lora(format!("no layer {}", m.layer)))?;
-        let lin = match m.target {
-            Target::Q => &layer.q_proj,
-            Target::K => &layer.k_proj,
-            Target::V => &layer.v_proj,
-            Target::O => &layer.o_proj,
-            Target::Gate => &layer.gate_proj,
-            Target::Up => &layer.up_proj,
-            Target::Down => &layer.down_proj,
-        };
+        let lin = super::dora::projection(model, m)?;
         let Weight::F32(w) = &lin.weight else {
             return Err(Error::Lora(format!(
                 "layer {} {}: the base weight is kept as {} on the GPU; merging needs the model loaded dequantized",
@@ -31,8 +29,19 @@ pub fn merge_into(gpu: &Gpu, model: &Model, lora: &Lora) -> Result<()> {
                 lin.weight.ty().name()
             )));
         };
+        let sc = match &dora {
+            Some((scratch, sc)) => {
+                let sc = sc.view(0, &[2, m.out_features])?;
+                super::dora::record_scale(&mut prog, &sc, lin, m, &lora.config, scratch)?;
+                Some(sc)
+            }
+            None => None,
+        };
         // W (out, in) += s · B (out, Rp) · A (Rp, in)
         ops::matmul_nn(&mut prog, w, &m.b, &m.a, m.out_features, m.in_features, rp, s, 1.0)?;
+        if let Some(sc) = sc {
+            ops::dora_scale_rows(&mut prog, w, &sc, m.out_features, m.in_features)?;
+        }
     }
     gpu.submit(&prog, None);
     Ok(())

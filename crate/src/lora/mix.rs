@@ -39,6 +39,9 @@ impl HostAdapter {
     /// with finite values.
     pub fn parse(name: &str, config_text: &str, config_file: &str, tensors: &[u8], tensors_file: &str) -> Result<Self> {
         let config = super::peft::parse_adapter_config(config_text, config_file)?;
+        if config.use_dora {
+            return Err(Error::Unsupported(format!("{config_file}: mixing DoRA adapters is not supported")));
+        }
         let bad = |detail: String| Error::Lora(format!("{tensors_file}: {detail}"));
         let values = crate::io::safetensors::read_f32_tensors(tensors_file, tensors)?;
         // (shape, values) of each module's A and B, as they come.

@@ -69,7 +69,8 @@ pub fn read_mlx_adapter(gpu: &Gpu, model: &ModelConfig, config_json: &str, tenso
     if targets.is_empty() {
         return Err(bad("adapters.safetensors holds no LoRA tensors".into()));
     }
-    let config = LoraConfig { r: rank, alpha: scale * rank as f32, dropout, targets, use_rslora: false };
+    let config =
+        LoraConfig { r: rank, alpha: scale * rank as f32, dropout, targets, use_rslora: false, use_dora: false };
     let lora = Lora::new(gpu, model, config)?;
     let mut values: HashMap<String, Vec<f32>> = HashMap::new();
     for m in &lora.modules {

@@ -6,7 +6,12 @@
 //! zero, get zero gradients and stay zero, so the padded adapter computes exactly what the
 //! unpadded one does. An adapter is only its values: the gradients and AdamW moments of a run
 //! that trains it are a [`TrainState`] of the same layout, which the run owns.
+//!
+//! DoRA (PEFT's `use_dora=True`, see [`dora`]) adds to each module a trainable magnitude m
+//! (out), stored after its B in the same flat buffer, so gradients, moments, AdamW and
+//! checkpoints cover it with the rest.
 
+pub mod dora;
 pub mod gguf;
 pub mod merge;
 pub mod mix;
@@ -103,6 +108,8 @@ pub struct LoraConfig {
     pub dropout: f32,
     pub targets: Vec<Target>,
     pub use_rslora: bool,
+    /// DoRA: y = m / ‖W + s·B·A‖ ⊙ (x·Wᵀ + s·B·A·x), m trainable (PEFT's `use_dora`).
+    pub use_dora: bool,
 }
 
 impl LoraConfig {
@@ -120,7 +127,7 @@ impl LoraConfig {
         self.r.next_multiple_of(4)
     }
 
-    /// Whether `other` describes the same adapter (rank, alpha, dropout, targets, rsLoRA).
+    /// Whether `other` describes the same adapter (rank, alpha, dropout, targets, rsLoRA, DoRA).
     pub fn same_adapter(&self, other: &LoraConfig) -> bool {
         self == other
     }
@@ -129,7 +136,8 @@ impl LoraConfig {
     pub fn describe(&self) -> String {
         let targets: Vec<&str> = self.targets.iter().map(|t| t.hf_name()).collect();
         let rs = if self.use_rslora { ", rsLoRA" } else { "" };
-        format!("r {}, alpha {}, dropout {}, {}{rs}", self.r, self.alpha, self.dropout, targets.join(","))
+        let dora = if self.use_dora { ", DoRA" } else { "" };
+        format!("r {}, alpha {}, dropout {}, {}{rs}{dora}", self.r, self.alpha, self.dropout, targets.join(","))
     }
 
     /// P, the elements of each flat buffer (parameters, gradients, each moment) for `model`.
@@ -137,9 +145,8 @@ impl LoraConfig {
         self.layout(model).1
     }
 
-    /// Each module's (layer, target, in, out, start of A, start of B) in the flat buffers, and P.
-    #[allow(clippy::type_complexity)]
-    fn layout(&self, model: &ModelConfig) -> (Vec<(usize, Target, usize, usize, usize, usize)>, usize) {
+    /// Each module's place in the flat buffers, and P.
+    fn layout(&self, model: &ModelConfig) -> (Vec<Place>, usize) {
         let rp = self.r_padded();
         let mut layout = Vec::new();
         let mut p = 0;
@@ -150,7 +157,11 @@ impl LoraConfig {
                 p = (p + rp * i).next_multiple_of(ALIGN);
                 let b_start = p;
                 p = (p + o * rp).next_multiple_of(ALIGN);
-                layout.push((layer, target, i, o, a_start, b_start));
+                let m_start = p;
+                if self.use_dora {
+                    p = (p + o).next_multiple_of(ALIGN);
+                }
+                layout.push(Place { layer, target, i, o, a_start, b_start, m_start });
             }
         }
         (layout, p)
@@ -173,8 +184,23 @@ impl LoraConfig {
     }
 }
 
-/// PEFT's key for lora_A ("A") or lora_B ("B") of `target` in `layer`.
+/// Where one module's tensors start in the flat buffers: A, B, and (DoRA) the magnitude.
+struct Place {
+    layer: usize,
+    target: Target,
+    i: usize,
+    o: usize,
+    a_start: usize,
+    b_start: usize,
+    m_start: usize,
+}
+
+/// PEFT's key for lora_A ("A") or lora_B ("B") of `target` in `layer`, or ("M") its DoRA
+/// magnitude, which `save_pretrained` writes as `...q_proj.lora_magnitude_vector` (no `.weight`).
 pub fn peft_key(layer: usize, target: Target, which: &str) -> String {
+    if which == "M" {
+        return format!("base_model.model.model.layers.{layer}.{}.lora_magnitude_vector", target.module_path());
+    }
     format!("base_model.model.model.layers.{layer}.{}.lora_{which}.weight", target.module_path())
 }
 
@@ -183,10 +209,12 @@ pub fn parse_peft_key(key: &str) -> Option<(usize, Target, &'static str)> {
     let rest = key.strip_prefix("base_model.model.model.layers.")?;
     let (layer, rest) = rest.split_once('.')?;
     let layer = layer.parse().ok().filter(|_| layer.bytes().all(|b| b.is_ascii_digit()))?;
-    let (path, which) = match (rest.strip_suffix(".lora_A.weight"), rest.strip_suffix(".lora_B.weight")) {
-        (Some(p), _) => (p, "A"),
-        (_, Some(p)) => (p, "B"),
-        _ => return None,
+    let (path, which) = if let Some(p) = rest.strip_suffix(".lora_A.weight") {
+        (p, "A")
+    } else if let Some(p) = rest.strip_suffix(".lora_B.weight") {
+        (p, "B")
+    } else {
+        (rest.strip_suffix(".lora_magnitude_vector")?, "M")
     };
     let target = Target::ALL.into_iter().find(|t| t.module_path() == path)?;
     Some((layer, target, which))
@@ -201,12 +229,15 @@ pub struct LoraModule {
     pub out_features: usize,
     pub a: Tensor, // (Rp, in)
     pub b: Tensor, // (out, Rp)
+    /// DoRA's magnitude m (out), when the adapter is a DoRA adapter.
+    pub mag: Option<Tensor>,
     a_start: usize,
     b_start: usize,
+    m_start: usize,
 }
 
 impl LoraModule {
-    /// PEFT's key for lora_A ("A") or lora_B ("B") of this module.
+    /// PEFT's key for lora_A ("A"), lora_B ("B") or the DoRA magnitude ("M") of this module.
     pub fn peft_key(&self, which: &str) -> String {
         peft_key(self.layer, self.target, which)
     }
@@ -237,7 +268,8 @@ impl Lora {
         let (layout, p) = config.layout(model);
         let params = Tensor::zeros(gpu, "lora.params", &[p], DType::F32)?;
         let mut modules = Vec::new();
-        for (layer, target, i, o, a_start, b_start) in layout {
+        for Place { layer, target, i, o, a_start, b_start, m_start } in layout {
+            let mag = if config.use_dora { Some(params.view(m_start, &[o])?) } else { None };
             modules.push(LoraModule {
                 layer,
                 target,
@@ -245,8 +277,10 @@ impl Lora {
                 out_features: o,
                 a: params.view(a_start, &[rp, i])?,
                 b: params.view(b_start, &[o, rp])?,
+                mag,
                 a_start,
                 b_start,
+                m_start,
             });
         }
         Ok(Lora { config, params, modules })
@@ -257,13 +291,14 @@ impl Lora {
         self.modules.iter().find(|m| m.layer == layer && m.target == target)
     }
 
-    /// Trainable parameters (unpadded), as PEFT counts them.
+    /// Trainable parameters (unpadded), as PEFT counts them (with DoRA's magnitudes).
     pub fn num_params(&self) -> usize {
-        self.modules.iter().map(|m| self.config.r * (m.in_features + m.out_features)).sum()
+        let dora = usize::from(self.config.use_dora);
+        self.modules.iter().map(|m| self.config.r * (m.in_features + m.out_features) + dora * m.out_features).sum()
     }
 
-    /// Packs unpadded host tensors, A (r, in) and B (out, r) by PEFT key, into the flat
-    /// layout (P). Every module's A and B must be given, with finite values.
+    /// Packs unpadded host tensors, A (r, in) and B (out, r) by PEFT key, and with DoRA each
+    /// magnitude (out), into the flat layout (P). Every tensor must be given, with finite values.
     pub fn pack(&self, get: impl Fn(&str) -> Option<Vec<f32>>) -> Result<Vec<f32>> {
         let (r, rp) = (self.config.r, self.config.r_padded());
         let mut flat = vec![0.0f32; self.params.numel()];
@@ -284,6 +319,15 @@ impl Lora {
                 let dst = m.b_start + row * rp;
                 flat[dst..dst + r].copy_from_slice(&b[row * r..(row + 1) * r]);
             }
+            if self.config.use_dora {
+                let km = m.peft_key("M");
+                let mag = get(&km).ok_or_else(|| Error::Lora(format!("missing tensor {km}")))?;
+                if mag.len() != m.out_features {
+                    return Err(Error::Lora(format!("{km} has {} values, expected ({})", mag.len(), m.out_features)));
+                }
+                check_finite(&km, &mag)?;
+                flat[m.m_start..m.m_start + mag.len()].copy_from_slice(&mag);
+            }
         }
         Ok(flat)
     }
@@ -299,13 +343,37 @@ impl Lora {
                 .collect();
             out.push((m.peft_key("A"), vec![r, m.in_features], a));
             out.push((m.peft_key("B"), vec![m.out_features, r], b));
+            if self.config.use_dora {
+                let mag = flat[m.m_start..m.m_start + m.out_features].to_vec();
+                out.push((m.peft_key("M"), vec![m.out_features], mag));
+            }
         }
         out
     }
 
     /// PEFT's default initialisation: A ~ U(−1/√in, 1/√in) (kaiming_uniform with a = √5),
-    /// B = 0, drawn from `seed`.
+    /// B = 0, drawn from `seed`. A DoRA adapter's magnitudes depend on the base: initialise it
+    /// with [`Lora::init_peft_on`].
     pub fn init_peft(&self, gpu: &Gpu, seed: u64) -> Result<()> {
+        if self.config.use_dora {
+            return Err(Error::Lora(
+                "a DoRA adapter's magnitudes come from the base weights: initialise it on the model".into(),
+            ));
+        }
+        self.init_ab(gpu, seed)
+    }
+
+    /// PEFT's initialisation for a base `model`: [`Lora::init_peft`], and with DoRA each
+    /// magnitude set to ‖W‖ per output row (‖W + s·B·A‖ with B = 0), as PEFT does.
+    pub fn init_peft_on(&self, gpu: &Gpu, model: &crate::model::Model, seed: u64) -> Result<()> {
+        self.init_ab(gpu, seed)?;
+        if self.config.use_dora {
+            dora::init_magnitudes(gpu, model, self)?;
+        }
+        Ok(())
+    }
+
+    fn init_ab(&self, gpu: &Gpu, seed: u64) -> Result<()> {
         let mut rng = crate::rng::Rng::new(seed);
         let mut values = std::collections::HashMap::new();
         for m in &self.modules {
@@ -314,11 +382,13 @@ impl Lora {
                 (0..self.config.r * m.in_features).map(|_| ((rng.unit() * 2.0 - 1.0) * bound) as f32).collect();
             values.insert(m.peft_key("A"), a);
             values.insert(m.peft_key("B"), vec![0.0; m.out_features * self.config.r]);
+            // Set from the base by init_peft_on.
+            values.insert(m.peft_key("M"), vec![0.0; m.out_features]);
         }
         self.load(gpu, |k| values.get(k).cloned())
     }
 
-    /// Loads A and B values by PEFT key (see [`Lora::pack`]).
+    /// Loads A, B (and DoRA magnitude) values by PEFT key (see [`Lora::pack`]).
     pub fn load(&self, gpu: &Gpu, get: impl Fn(&str) -> Option<Vec<f32>>) -> Result<()> {
         self.params.write_f32(gpu, &self.pack(get)?)
     }

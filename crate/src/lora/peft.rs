@@ -1,5 +1,6 @@
 //! PEFT's adapter files: `adapter_config.json` and `adapter_model.safetensors`, with keys such
-//! as `base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`, A (r, in), B (out, r).
+//! as `base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`, A (r, in), B (out, r), and
+//! for DoRA (`use_dora: true`) `...q_proj.lora_magnitude_vector`, m (out).
 
 use std::collections::HashMap;
 
@@ -18,7 +19,7 @@ pub fn adapter_config_json(config: &LoraConfig, base_model: &str) -> serde_json:
         "lora_dropout": config.dropout,
         "target_modules": targets,
         "use_rslora": config.use_rslora,
-        "use_dora": false,
+        "use_dora": config.use_dora,
         "bias": "none",
         "fan_in_fan_out": false,
         "init_lora_weights": true,
@@ -31,7 +32,7 @@ pub fn adapter_config_json(config: &LoraConfig, base_model: &str) -> serde_json:
 }
 
 /// Reads the LoRA settings of an adapter_config.json; `file` names it in errors. Settings the
-/// engine does not implement (DoRA, trained biases, per-module ranks...) are refused.
+/// engine does not implement (trained biases, per-module ranks...) are refused.
 pub fn parse_adapter_config(text: &str, file: &str) -> Result<LoraConfig> {
     let bad = |what: String| Error::Lora(format!("{file}: {what}"));
     let j: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(format!("invalid JSON: {e}")))?;
@@ -51,9 +52,6 @@ pub fn parse_adapter_config(text: &str, file: &str) -> Result<LoraConfig> {
         None => return Err(bad("missing field \"target_modules\"".into())),
     };
     let flag = |k: &str| j.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
-    if flag("use_dora") {
-        return Err(bad("DoRA adapters are not supported".into()));
-    }
     if flag("fan_in_fan_out") {
         return Err(bad("fan_in_fan_out adapters are not supported".into()));
     }
@@ -70,7 +68,14 @@ pub fn parse_adapter_config(text: &str, file: &str) -> Result<LoraConfig> {
     if j.get("layers_to_transform").is_some_and(|v| !v.is_null()) {
         return Err(bad("layers_to_transform is not supported".into()));
     }
-    Ok(LoraConfig { r, alpha, dropout, targets: Target::parse_list(&targets)?, use_rslora: flag("use_rslora") })
+    Ok(LoraConfig {
+        r,
+        alpha,
+        dropout,
+        targets: Target::parse_list(&targets)?,
+        use_rslora: flag("use_rslora"),
+        use_dora: flag("use_dora"),
+    })
 }
 
 /// The tensors of an adapter_model.safetensors (f32, f16 or bf16), by key, as f32.
@@ -110,8 +115,11 @@ impl Lora {
     /// Loads values from PEFT adapter tensors (as [`parse_adapter_tensors`] gives them),
     /// refusing unexpected keys.
     pub fn load_peft(&self, gpu: &crate::gpu::Gpu, tensors: &HashMap<String, Vec<f32>>, file: &str) -> Result<()> {
-        let expected: std::collections::HashSet<String> =
-            self.modules.iter().flat_map(|m| [m.peft_key("A"), m.peft_key("B")]).collect();
+        let keys = |m: &super::LoraModule| {
+            let mag = self.config.use_dora.then(|| m.peft_key("M"));
+            [Some(m.peft_key("A")), Some(m.peft_key("B")), mag].into_iter().flatten()
+        };
+        let expected: std::collections::HashSet<String> = self.modules.iter().flat_map(keys).collect();
         if let Some(k) = tensors.keys().find(|k| !expected.contains(*k)) {
             return Err(Error::Lora(format!("{file}: unexpected tensor {k}")));
         }

@@ -11,6 +11,8 @@ use crate::gpu::{DType, Gpu, Tensor};
 pub struct ModuleGrads {
     pub ga: Tensor, // (Rp, in), accumulated
     pub gb: Tensor, // (out, Rp), accumulated
+    /// DoRA's magnitude gradient (out), accumulated.
+    pub gm: Option<Tensor>,
 }
 
 /// Gradients and AdamW moments for training one adapter, laid out as its parameters. A clone
@@ -35,7 +37,8 @@ impl TrainState {
             .iter()
             .map(|md| {
                 let (i, o, rp) = (md.in_features, md.out_features, lora.config.r_padded());
-                Ok(ModuleGrads { ga: grads.view(md.a_start, &[rp, i])?, gb: grads.view(md.b_start, &[o, rp])? })
+                let gm = if md.mag.is_some() { Some(grads.view(md.m_start, &[o])?) } else { None };
+                Ok(ModuleGrads { ga: grads.view(md.a_start, &[rp, i])?, gb: grads.view(md.b_start, &[o, rp])?, gm })
             })
             .collect::<Result<_>>()?;
         Ok(TrainState { grads, m, v, modules })

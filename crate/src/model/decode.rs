@@ -49,12 +49,14 @@ impl Decoder {
             return Err(Error::Input("a decoder needs at least one adapter or the base (None)".into()));
         }
         let z = |name: &str, shape: &[usize]| Tensor::zeros(gpu, name, shape, DType::F32);
-        let fallback = LoraConfig { r: 4, alpha: 4.0, dropout: 0.0, targets: vec![], use_rslora: false };
+        let fallback =
+            LoraConfig { r: 4, alpha: 4.0, dropout: 0.0, targets: vec![], use_rslora: false, use_dora: false };
         let mut targets: Vec<Target> = adapters.iter().flatten().flat_map(|l| l.config.targets.clone()).collect();
         targets.sort();
         targets.dedup();
         let rp_max = adapters.iter().flatten().map(|l| l.config.r_padded()).max().unwrap_or(fallback.r_padded());
-        let sizes = Sizes::new(cfg, 1, 1, &targets, rp_max);
+        let dora = adapters.iter().flatten().any(|l| l.config.use_dora);
+        let sizes = Sizes::new(cfg, 1, 1, &targets, rp_max, dora);
         let (c, v) = (cfg.hidden_size, cfg.vocab_size);
         let id = Tensor::zeros(gpu, "id", &[1], DType::U32)?;
         let pos = Tensor::zeros(gpu, "pos", &[1], DType::U32)?;

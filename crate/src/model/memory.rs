@@ -217,7 +217,7 @@ pub fn activation_buffers(
     };
     let blocks = SplitTensor::block_rows(&model.weights.output_parts, max_head_block(limits.max_binding()))?;
     let head: Vec<usize> = blocks.into_iter().map(|(_, rows)| rows).collect();
-    let sizes = Sizes::new(&model.config, b, t, &lora.targets, lora.r_padded());
+    let sizes = Sizes::new(&model.config, b, t, &lora.targets, lora.r_padded(), lora.use_dora);
     Buffers::<()>::allocate(&record, &sizes, model.config.num_hidden_layers, recompute, &head)?;
     Ok(list.into_inner())
 }

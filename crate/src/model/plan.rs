@@ -203,7 +203,7 @@ impl Arena {
             tensors.borrow_mut().push(t.clone());
             Ok::<_, Error>(t)
         };
-        let sizes = Sizes::new(&model.config, b, t, &lora.config.targets, lora.config.r_padded());
+        let sizes = Sizes::new(&model.config, b, t, &lora.config.targets, lora.config.r_padded(), lora.config.use_dora);
         let head = model.weights.output().blocks(max_head_block(gpu.info.max_tensor_bytes()))?;
         let rows: Vec<usize> = head.iter().map(|(_, w)| w.shape()[0]).collect();
         Buffers::allocate(&z, &sizes, model.config.num_hidden_layers, recompute, &rows)?;
@@ -300,7 +300,7 @@ impl Plan {
         let cos = Tensor::from_f32(gpu, "rope.cos", &[t, cfg.head_dim() / 2], &cos)?;
         let sin = Tensor::from_f32(gpu, "rope.sin", &[t, cfg.head_dim() / 2], &sin)?;
 
-        let sizes = Sizes::new(cfg, b, t, &lora.config.targets, rp);
+        let sizes = Sizes::new(cfg, b, t, &lora.config.targets, rp, lora.config.use_dora);
         // The head runs in vocabulary blocks, each inside one part of the output projection and
         // small enough that a chunk of its logits fits one binding.
         let head = model.weights.output().blocks(max_head_block(gpu.info.max_tensor_bytes()))?;

@@ -34,6 +34,22 @@ pub struct LayerWeights {
     pub down_proj: Linear,                // (C, F)
 }
 
+impl LayerWeights {
+    /// The projection a LoRA target adapts.
+    pub fn linear(&self, target: crate::lora::Target) -> &Linear {
+        use crate::lora::Target;
+        match target {
+            Target::Q => &self.q_proj,
+            Target::K => &self.k_proj,
+            Target::V => &self.v_proj,
+            Target::O => &self.o_proj,
+            Target::Gate => &self.gate_proj,
+            Target::Up => &self.up_proj,
+            Target::Down => &self.down_proj,
+        }
+    }
+}
+
 /// The whole model's weights. Like [`Tensor`], a clone is another handle to the same GPU buffers.
 #[derive(Clone)]
 pub struct ModelWeights {

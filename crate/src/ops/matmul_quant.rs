@@ -118,3 +118,13 @@ pub fn gather_quant(prog: &mut Program, out: &Tensor, ids: &Tensor, w: &QuantTen
         grid(groups_for(m * w.cols() / 8)),
     )
 }
+
+/// out (N) = Σ_k W[n, k]² for each row of W (N, K) kept in its GGML format: DoRA's ‖W‖² per
+/// output row (`ops::row_sumsq` sends a quantized weight here).
+pub(super) fn row_sumsq_quant(prog: &mut Program, out: &Tensor, w: &QuantTensor) -> Result<()> {
+    let op = "row_sumsq_quant";
+    let params = prepare(op, w, 1, 1.0, 0.0)?;
+    expect_numel(op, "out", out, w.rows())?;
+    let groups = grid(groups_for(w.rows()));
+    prog.dispatch(Kernel::Quant(QuantOp::RowSumsq, w.ty()), &params, &[(1, out), (3, w.data())], groups)
+}

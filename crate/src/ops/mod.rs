@@ -4,6 +4,7 @@
 //! NKV kv-heads, HD head dim, F ffn width, V vocab, R LoRA rank, P flat parameter count.
 
 mod attention;
+mod dora;
 mod elementwise;
 mod frozen;
 mod loss;
@@ -16,6 +17,7 @@ mod peak;
 pub use attention::{
     attention_backward, attention_decode, attention_forward, kv_append, rope_backward, rope_forward, AttentionShape,
 };
+pub use dora::{dora_dmag, dora_forward, dora_magnitude, dora_norm, dora_scale_dy, dora_scale_rows, row_sumsq};
 pub use elementwise::{add_bias, add_inplace, dropout, swiglu_backward, swiglu_forward};
 pub use frozen::{frozen_nn, frozen_nt};
 pub use loss::{cross_entropy_backward, cross_entropy_forward, loss_sum, CE_STATS};

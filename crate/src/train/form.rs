@@ -115,6 +115,8 @@ mod tests {
         assert_eq!(spec("warmup").range.map(|r| r.to_string()).as_deref(), Some("[0, ∞)"));
         assert_eq!((spec("shuffle").kind, spec("shuffle").default.as_bool()), ("boolean", Some(true)));
         assert_eq!((spec("rslora").kind, spec("rslora").default.as_bool()), ("boolean", Some(false)));
+        assert_eq!((spec("dora").kind, spec("dora").default.as_bool()), ("boolean", Some(false)));
+        assert!(spec("dora").help.contains("DoRA"), "{}", spec("dora").help);
         let targets = spec("targets");
         assert_eq!((targets.kind, targets.default.clone()), ("list", serde_json::json!(["all-linear"])));
         assert!(targets.choices.contains(&"down_proj".to_string()) && targets.choices.contains(&"all-linear".into()));

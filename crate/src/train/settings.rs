@@ -78,6 +78,10 @@ pub struct TrainSettings {
     /// Scale by alpha / √rank (rsLoRA).
     #[arg(long)]
     pub rslora: bool,
+    /// DoRA (PEFT's use_dora): each row of W + s·B·A divided by its norm and scaled by a trained
+    /// magnitude.
+    #[arg(long)]
+    pub dora: bool,
     /// Peak learning rate, in (0, 1].
     #[arg(long, default_value_t = TrainSettings::default().lr)]
     pub lr: f32,
@@ -144,6 +148,7 @@ impl Default for TrainSettings {
             dropout: 0.05,
             targets: vec!["all-linear".into()],
             rslora: false,
+            dora: false,
             lr: 2e-4,
             schedule: Schedule::Linear,
             warmup: 0,
@@ -309,6 +314,7 @@ impl TrainSettings {
             dropout: self.dropout,
             targets: Target::parse_list(&self.targets)?,
             use_rslora: self.rslora,
+            use_dora: self.dora,
         })
     }
 
@@ -340,7 +346,7 @@ impl TrainSettings {
         })
     }
 
-    /// Takes the adapter's own rank, alpha, dropout, targets and rsLoRA, refusing settings that
+    /// Takes the adapter's own rank, alpha, dropout, targets, rsLoRA and DoRA, refusing settings that
     /// were given (`given(name)`) and contradict them.
     pub fn adopt_adapter(&mut self, adapter: &LoraConfig, source: &str, given: &dyn Fn(&str) -> bool) -> Result<()> {
         let mut targets: Vec<String> = adapter.targets.iter().map(|t| t.hf_name().to_string()).collect();
@@ -353,10 +359,11 @@ impl TrainSettings {
             dropout: adapter.dropout,
             targets,
             rslora: adapter.use_rslora,
+            dora: adapter.use_dora,
             ..self.clone()
         };
         let same_targets = Target::parse_list(&self.targets).ok().as_ref() == Some(&adapter.targets);
-        for name in ["rank", "alpha", "dropout", "targets", "rslora"] {
+        for name in ["rank", "alpha", "dropout", "targets", "rslora", "dora"] {
             let differs = if name == "targets" { !same_targets } else { field(self, name) != field(&own, name) };
             if differs && given(name) {
                 return Err(bad(
@@ -568,8 +575,14 @@ mod tests {
 
     #[test]
     fn an_adapter_brings_its_own_settings() {
-        let adapter =
-            LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, targets: vec![Target::Q, Target::V], use_rslora: false };
+        let adapter = LoraConfig {
+            r: 4,
+            alpha: 8.0,
+            dropout: 0.0,
+            targets: vec![Target::Q, Target::V],
+            use_rslora: false,
+            use_dora: false,
+        };
         let mut s = TrainSettings::default();
         s.adopt_adapter(&adapter, "a/", &|_| false).unwrap();
         assert_eq!((s.rank, s.alpha, s.targets.join(",")), (4, 8.0, "q_proj,v_proj".to_string()));

@@ -432,7 +432,14 @@ fn bench_steps(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
         models.push((ty.name().to_string(), Model { config: config.clone(), weights: q }));
     }
     let model = &models[0].1;
-    let cfg = LoraConfig { r: 8, alpha: 16.0, dropout: 0.0, targets: Target::ALL.to_vec(), use_rslora: false };
+    let cfg = LoraConfig {
+        r: 8,
+        alpha: 16.0,
+        dropout: 0.0,
+        targets: Target::ALL.to_vec(),
+        use_rslora: false,
+        use_dora: false,
+    };
     let lora = Lora::new(gpu, &model.config, cfg)?;
     lora.init_peft(gpu, 0)?;
     let (b, t) = (args.batch, args.seq);

@@ -152,7 +152,14 @@ fn matmuls(gpu: &Gpu, c: &ModelConfig, rows: usize, peak: f64) -> Result<Vec<Val
 /// warm-up. `peak_gpu_bytes` adds the weights, the adapter with its gradients and moments, and
 /// the plan's activations.
 fn train_row(gpu: &Gpu, model: &Model, name: &str, weights: &str, recompute: bool, opts: &JsonBench) -> Result<Value> {
-    let cfg = LoraConfig { r: 8, alpha: 16.0, dropout: 0.0, targets: Target::ALL.to_vec(), use_rslora: false };
+    let cfg = LoraConfig {
+        r: 8,
+        alpha: 16.0,
+        dropout: 0.0,
+        targets: Target::ALL.to_vec(),
+        use_rslora: false,
+        use_dora: false,
+    };
     let lora = Lora::new(gpu, &model.config, cfg)?;
     lora.init_peft(gpu, 0)?;
     let (b, t) = (opts.batch, opts.seq);

@@ -150,7 +150,7 @@ fn no_adapter(g: &Gpu, model: &Model) -> Result<Lora> {
     let lora = Lora::new(
         g,
         &model.config,
-        LoraConfig { r: 4, alpha: 4.0, dropout: 0.0, targets: vec![Target::Q], use_rslora: false },
+        LoraConfig { r: 4, alpha: 4.0, dropout: 0.0, targets: vec![Target::Q], use_rslora: false, use_dora: false },
     )?;
     lora.init_peft(g, 0)?;
     Ok(lora)

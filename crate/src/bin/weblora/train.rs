@@ -175,7 +175,7 @@ pub fn run_train(mut args: TrainArgs, given: Given) -> Result<std::process::Exit
         }
         None => {
             let lora = Lora::new(&g, &model.config, args.settings.lora_config()?)?;
-            lora.init_peft(&g, args.settings.seed)?;
+            lora.init_peft_on(&g, &model, args.settings.seed)?;
             lora
         }
     };
@@ -205,13 +205,12 @@ pub fn run_train(mut args: TrainArgs, given: Given) -> Result<std::process::Exit
         run.restore(place, ckpt)?;
         say!("resumed from {place} at update {}", run.trainer.step);
     }
-    let outputs = Outputs {
-        gpu: &g,
-        lora: &lora,
-        base_name: &base_name,
-        out: &args.out,
-        gguf: is_gguf(&d.model).then_some(&model.config),
-    };
+    let gguf = is_gguf(&d.model) && !lora.config.use_dora;
+    if is_gguf(&d.model) && lora.config.use_dora {
+        say!("no adapter.gguf: llama.cpp's LoRA files have no DoRA magnitudes (`weblora merge` folds the adapter into the base)");
+    }
+    let outputs =
+        Outputs { gpu: &g, lora: &lora, base_name: &base_name, out: &args.out, gguf: gguf.then_some(&model.config) };
     handle_interrupts();
     train_loop(&mut run, &outputs, &args)
 }
