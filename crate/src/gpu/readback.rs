@@ -29,26 +29,30 @@ impl Readback {
     }
 
     pub async fn read(&self, gpu: &Gpu) -> Result<Vec<u8>> {
-        let (tx, rx) = futures_channel::oneshot::channel();
-        self.staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = tx.send(r);
-        });
-        #[cfg(not(target_arch = "wasm32"))]
-        gpu.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| gpu.fault_or(Error::Gpu(format!("waiting for the GPU: {e}"))))?;
-        rx.await
-            .map_err(|_| gpu.fault_or(Error::Gpu("readback was dropped".into())))?
-            .map_err(|e| gpu.fault_or(Error::Gpu(format!("mapping the readback buffer: {e}"))))?;
-        let bytes = {
-            let view = self
-                .staging
-                .get_mapped_range(..)
-                .map_err(|e| Error::Gpu(format!("reading the readback buffer: {e}")))?;
-            view.to_vec()
-        };
-        self.staging.unmap();
-        gpu.take_error()?;
-        Ok(bytes)
+        read_mapped(gpu, &self.staging, self.size).await
     }
+}
+
+/// The first `bytes` of `staging` (a MAP_READ buffer) once the submitted work is done; a lost
+/// device or another error it reported comes back as that error.
+pub(crate) async fn read_mapped(gpu: &Gpu, staging: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+    let (tx, rx) = futures_channel::oneshot::channel();
+    staging.map_async(wgpu::MapMode::Read, ..bytes, move |r| {
+        let _ = tx.send(r);
+    });
+    #[cfg(not(target_arch = "wasm32"))]
+    gpu.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| gpu.fault_or(Error::Gpu(format!("waiting for the GPU: {e}"))))?;
+    rx.await
+        .map_err(|_| gpu.fault_or(Error::Gpu("readback was dropped".into())))?
+        .map_err(|e| gpu.fault_or(Error::Gpu(format!("mapping the readback buffer: {e}"))))?;
+    let out = {
+        let view =
+            staging.get_mapped_range(..bytes).map_err(|e| Error::Gpu(format!("reading the readback buffer: {e}")))?;
+        view.to_vec()
+    };
+    staging.unmap();
+    gpu.take_error()?;
+    Ok(out)
 }

@@ -3,6 +3,7 @@
 //! every dispatch a compute pass of its own (a timestamp at its start and end), so it measures
 //! the kernels, not the step as it normally runs.
 
+use super::readback::read_mapped;
 use super::{Gpu, Kernel};
 use crate::error::{Error, Result};
 
@@ -103,26 +104,7 @@ impl Timer {
             return Ok(vec![]);
         }
         let bytes = (2 * n * wgpu::QUERY_SIZE as usize) as u64;
-        let (tx, rx) = futures_channel::oneshot::channel();
-        self.staging.map_async(wgpu::MapMode::Read, ..bytes, move |r| {
-            let _ = tx.send(r);
-        });
-        #[cfg(not(target_arch = "wasm32"))]
-        gpu.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| gpu.fault_or(Error::Gpu(format!("waiting for the GPU: {e}"))))?;
-        rx.await
-            .map_err(|_| gpu.fault_or(Error::Gpu("timestamp readback was dropped".into())))?
-            .map_err(|e| gpu.fault_or(Error::Gpu(format!("mapping the timestamps: {e}"))))?;
-        let ticks: Vec<u64> = {
-            let view = self
-                .staging
-                .get_mapped_range(..bytes)
-                .map_err(|e| Error::Gpu(format!("reading the timestamps: {e}")))?;
-            bytemuck::pod_collect_to_vec(&view)
-        };
-        self.staging.unmap();
-        gpu.take_error()?;
+        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&read_mapped(gpu, &self.staging, bytes).await?);
         let ns_per_tick = gpu.queue.get_timestamp_period() as f64;
         Ok(by_kernel(&self.kernels, &ticks, ns_per_tick))
     }
