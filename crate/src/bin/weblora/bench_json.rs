@@ -14,30 +14,7 @@ use weblora::ops::{self, StepParams};
 use weblora::{Error, Result};
 
 use crate::bench::{matmul_gflops, time_decode, time_program, time_steps};
-
-/// The shapes `--config` names, as their Hugging Face configs give them (the fields the engine reads).
-const CONFIGS: [(&str, &str); 3] = [
-    (
-        "smollm2-135m",
-        r#"{"model_type":"llama","hidden_size":576,"intermediate_size":1536,"num_attention_heads":9,
-        "num_key_value_heads":3,"num_hidden_layers":30,"rms_norm_eps":1e-5,"rope_theta":100000,
-        "vocab_size":49152,"tie_word_embeddings":true,"max_position_embeddings":8192}"#,
-    ),
-    (
-        "qwen2.5-0.5b",
-        r#"{"model_type":"qwen2","hidden_size":896,"intermediate_size":4864,"num_attention_heads":14,
-        "num_key_value_heads":2,"num_hidden_layers":24,"rms_norm_eps":1e-6,"rope_theta":1000000.0,
-        "vocab_size":151936,"tie_word_embeddings":true,"max_position_embeddings":32768}"#,
-    ),
-    (
-        "llama-3.2-1b",
-        r#"{"model_type":"llama","hidden_size":2048,"intermediate_size":8192,"num_attention_heads":32,
-        "num_key_value_heads":8,"head_dim":64,"num_hidden_layers":16,"rms_norm_eps":1e-5,
-        "rope_parameters":{"factor":32.0,"high_freq_factor":4.0,"low_freq_factor":1.0,
-        "original_max_position_embeddings":8192,"rope_theta":500000.0,"rope_type":"llama3"},
-        "vocab_size":128256,"tie_word_embeddings":true,"max_position_embeddings":131072}"#,
-    ),
-];
+use crate::bench_shapes::{training_matmuls, Dims, CONFIGS};
 
 /// The names `--config` takes besides a path.
 pub fn config_names() -> String {
@@ -76,20 +53,28 @@ pub fn run(gpu: &Gpu, opts: &JsonBench) -> Result<()> {
     eprintln!("bench --json: matmuls at {} rows", opts.batch * opts.seq);
     let matmul = matmuls(gpu, &config, opts.batch * opts.seq, peak)?;
     // One weight type at a time (f32, f16, then --quant), so only one copy is held; decoding
-    // runs on the f32 weights.
+    // runs on the f32 weights. `--steps 0` times no training and `--tokens 0` no decoding: with
+    // both, only the ceiling and the matmuls are measured and no model is allocated.
     let mut train = vec![];
-    let mut decode_tps = 0.0;
-    for kept in [None, Some(GgmlType::F16)].into_iter().chain(opts.quant.map(Some)) {
+    let mut decode = Value::Null;
+    let kept_types: Vec<Option<GgmlType>> = match (opts.steps, opts.tokens) {
+        (0, 0) => vec![],
+        (0, _) => vec![None],
+        _ => [None, Some(GgmlType::F16)].into_iter().chain(opts.quant.map(Some)).collect(),
+    };
+    for kept in kept_types {
         let label = kept.map_or("f32".to_string(), |ty| ty.name().to_lowercase());
         let model = Model { config: config.clone(), weights: ModelWeights::allocate_with(gpu, &config, &|_| kept)? };
-        for recompute in [false, true] {
+        for recompute in [false, true].into_iter().filter(|_| opts.steps > 0) {
             eprintln!("bench --json: training, {label} weights, recompute {recompute}");
             train.push(train_row(gpu, &model, &model_name, &label, recompute, opts)?);
         }
-        if kept.is_none() {
+        if kept.is_none() && opts.tokens > 0 {
             let prompt: Vec<u32> = (0..4).map(|i| i * 31 + 7).collect();
             eprintln!("bench --json: decoding {} tokens", opts.tokens);
-            decode_tps = time_decode(gpu, &model, &prompt, opts.tokens)?.0;
+            let tokens_per_s = time_decode(gpu, &model, &prompt, opts.tokens)?.0;
+            decode =
+                json!({ "model": model_name, "weights": "f32", "tokens": opts.tokens, "tokens_per_s": tokens_per_s });
         }
     }
     let i = &gpu.info;
@@ -98,7 +83,7 @@ pub fn run(gpu: &Gpu, opts: &JsonBench) -> Result<()> {
         "fma_peak_gflops": peak,
         "matmul": matmul,
         "train": train,
-        "decode": { "model": model_name, "weights": "f32", "tokens": opts.tokens, "tokens_per_s": decode_tps },
+        "decode": decode,
     });
     println!("{}", serde_json::to_string_pretty(&report).map_err(|e| Error::Run(e.to_string()))?);
     Ok(())
@@ -120,32 +105,29 @@ fn fma_peak_gflops(gpu: &Gpu) -> Result<f64> {
     }
 }
 
-/// Every f32 matmul layout a training step runs, at the model's shapes with `rows` = B·T and
-/// LoRA r = 8 (rank padded to 8), in the device's kernel family.
+/// Every f32 matmul layout a training step runs ([`training_matmuls`]), at the model's shapes
+/// with `rows` = B·T, in the device's kernel family.
 fn matmuls(gpu: &Gpu, c: &ModelConfig, rows: usize, peak: f64) -> Result<Vec<Value>> {
-    let (h, f, q, kv) = (c.hidden_size, c.intermediate_size, c.q_dim(), c.kv_dim());
-    // The head in 64-row chunks over at most 32768 vocabulary rows (one part's worth).
-    let v = c.vocab_size.min(32768);
-    let shapes: [(&str, &str, usize, usize, usize); 10] = [
-        ("q_proj x·Wᵀ", "nt", rows, q, h),
-        ("k/v_proj x·Wᵀ", "nt", rows, kv, h),
-        ("gate/up x·Wᵀ", "nt", rows, f, h),
-        ("down x·Wᵀ", "nt", rows, h, f),
-        ("lm_head x·Wᵀ (64-row chunk)", "nt", 64, v, h),
-        ("gate/up dy·W", "nn", rows, h, f),
-        ("down dy·W", "nn", rows, f, h),
-        ("lm_head dlogits·W (64-row chunk)", "nn", 64, h, v),
-        ("lora dA duᵀ·x (gate/up)", "tn", 8, h, rows),
-        ("lora dB dyᵀ·u (gate/up)", "tn", f, 8, rows),
-    ];
     let mut out = vec![];
-    for (name, layout, m, n, k) in shapes {
+    for (name, layout, m, n, k) in training_matmuls(&dims(c), rows) {
         let gflops = matmul_gflops(gpu, layout, None, m, n, k)?;
-        out.push(
-            json!({ "name": name, "m": m, "n": n, "k": k, "gflops": gflops, "percent_of_peak": 100.0 * gflops / peak }),
-        );
+        out.push(json!({
+            "name": name, "layout": layout, "m": m, "n": n, "k": k, "gflops": gflops,
+            "percent_of_peak": 100.0 * gflops / peak,
+        }));
     }
     Ok(out)
+}
+
+/// The widths of `c` that the matmuls depend on.
+fn dims(c: &ModelConfig) -> Dims {
+    Dims {
+        hidden: c.hidden_size,
+        intermediate: c.intermediate_size,
+        q_dim: c.q_dim(),
+        kv_dim: c.kv_dim(),
+        vocab: c.vocab_size,
+    }
 }
 
 /// One training configuration: LoRA r = 8 on every linear layer, `steps` timed steps after one
@@ -203,4 +185,19 @@ pub fn quant_type(name: &str) -> Result<GgmlType> {
         name: "quant".into(),
         detail: format!("{name} is not one of {:?}", QuantTensor::TYPES),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Burn peer reads the widths from the config's JSON itself (`Dims::from_config_json`);
+    /// they must be the engine's, or the two benchmarks time different products.
+    #[test]
+    fn the_peer_reads_the_engines_widths() {
+        for (name, json) in CONFIGS {
+            let engine = dims(&ModelConfig::from_json(json, name).unwrap());
+            assert_eq!(Dims::from_config_json(json).unwrap(), engine, "{name}");
+        }
+    }
 }

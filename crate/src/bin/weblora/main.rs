@@ -15,6 +15,8 @@ mod bench;
 #[cfg(not(target_arch = "wasm32"))]
 mod bench_json;
 #[cfg(not(target_arch = "wasm32"))]
+mod bench_shapes;
+#[cfg(not(target_arch = "wasm32"))]
 mod commands;
 #[cfg(not(target_arch = "wasm32"))]
 mod data;
