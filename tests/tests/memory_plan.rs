@@ -80,14 +80,7 @@ fn webgpu_default() -> Limits {
 #[test]
 fn recompute_is_turned_on_only_when_needed_and_a_refusal_says_what_fits() {
     let model = smollm2();
-    let lora = LoraConfig {
-        r: 8,
-        alpha: 16.0,
-        dropout: 0.0,
-        targets: Target::ALL.to_vec(),
-        use_rslora: false,
-        use_dora: false,
-    };
+    let lora = LoraConfig::all_linear(8, 16.0);
     let plan = |b, t, r, budget| RunMemory::new(&model, &lora, b, t, r, budget, webgpu_default()).unwrap();
     let off = MemoryPlan::new(&model, &lora, 4, 256, false, &webgpu_default()).unwrap();
     let on = MemoryPlan::new(&model, &lora, 4, 256, true, &webgpu_default()).unwrap();

@@ -1,6 +1,6 @@
 //! A tiny model memorises one small batch through its LoRA adapter alone.
 
-use weblora::lora::{LoraConfig, Target};
+use weblora::lora::LoraConfig;
 use weblora::model::{Plan, PlanOptions};
 use weblora::ops::{AdamwParams, StepParams};
 use weblora_tests::gpu;
@@ -10,14 +10,7 @@ use weblora_tests::tiny::{config, random_batch, random_model};
 fn lora_overfits_a_small_batch() {
     let g = gpu();
     let model = random_model(g, config("llama", true, false), 11);
-    let cfg = LoraConfig {
-        r: 8,
-        alpha: 16.0,
-        dropout: 0.0,
-        targets: Target::ALL.to_vec(),
-        use_rslora: false,
-        use_dora: false,
-    };
+    let cfg = LoraConfig::all_linear(8, 16.0);
     let lora = weblora::lora::Lora::new(g, &model.config, cfg).unwrap();
     lora.init_peft(g, 1).unwrap();
     let batch = random_batch(2, 8, model.config.vocab_size as u32, 0, 4);

@@ -77,14 +77,7 @@ fn logits_and_loss_match(g: &Gpu, label: &str, model: &weblora::model::Model) ->
     let ids: Vec<u32> = fwd["input_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
     let t = ids.len();
     // A freshly initialised adapter (B = 0) leaves the base model's outputs unchanged.
-    let cfg = LoraConfig {
-        r: 8,
-        alpha: 16.0,
-        dropout: 0.0,
-        targets: Target::ALL.to_vec(),
-        use_rslora: false,
-        use_dora: false,
-    };
+    let cfg = LoraConfig::all_linear(8, 16.0);
     let lora = Lora::new(g, c, cfg).unwrap();
     lora.init_peft(g, 0).unwrap();
     let plan = Plan::new(g, model, &lora, 1, t, PlanOptions::default()).unwrap();

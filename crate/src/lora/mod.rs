@@ -113,6 +113,11 @@ pub struct LoraConfig {
 }
 
 impl LoraConfig {
+    /// Rank `r` and `alpha` on all seven projections, without dropout, rsLoRA or DoRA.
+    pub fn all_linear(r: usize, alpha: f32) -> LoraConfig {
+        LoraConfig { r, alpha, dropout: 0.0, targets: Target::ALL.to_vec(), use_rslora: false, use_dora: false }
+    }
+
     /// s = alpha / r, or alpha / √r with rsLoRA.
     pub fn scaling(&self) -> f32 {
         if self.use_rslora {

@@ -12,7 +12,7 @@ use std::time::Instant;
 use weblora::generate::{pick, Sampling};
 use weblora::gpu::{DType, DeviceLimits, Gpu, GpuOptions, KernelChoice, KernelFamily, Program, QuantTensor, Tensor};
 use weblora::io::ggml::GgmlType;
-use weblora::lora::{Lora, LoraConfig, Target};
+use weblora::lora::{Lora, LoraConfig};
 use weblora::model::decode::Decoder;
 use weblora::model::{load, Batch, Linear, Model, ModelConfig, ModelWeights, Plan, PlanOptions, Weight};
 use weblora::ops::{self, StepParams};
@@ -432,14 +432,7 @@ fn bench_steps(gpu: &Gpu, args: &BenchArgs) -> Result<()> {
         models.push((ty.name().to_string(), Model { config: config.clone(), weights: q }));
     }
     let model = &models[0].1;
-    let cfg = LoraConfig {
-        r: 8,
-        alpha: 16.0,
-        dropout: 0.0,
-        targets: Target::ALL.to_vec(),
-        use_rslora: false,
-        use_dora: false,
-    };
+    let cfg = LoraConfig::all_linear(8, 16.0);
     let lora = Lora::new(gpu, &model.config, cfg)?;
     lora.init_peft(gpu, 0)?;
     let (b, t) = (args.batch, args.seq);

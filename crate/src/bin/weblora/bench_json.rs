@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 use weblora::gpu::{DType, Gpu, Program, QuantTensor, Tensor};
 use weblora::io::ggml::GgmlType;
-use weblora::lora::{Lora, LoraConfig, Target};
+use weblora::lora::{Lora, LoraConfig};
 use weblora::model::{Batch, Model, ModelConfig, ModelWeights, Plan, PlanOptions};
 use weblora::ops::{self, StepParams};
 use weblora::{Error, Result};
@@ -134,14 +134,7 @@ fn dims(c: &ModelConfig) -> Dims {
 /// warm-up. `peak_gpu_bytes` adds the weights, the adapter with its gradients and moments, and
 /// the plan's activations.
 fn train_row(gpu: &Gpu, model: &Model, name: &str, weights: &str, recompute: bool, opts: &JsonBench) -> Result<Value> {
-    let cfg = LoraConfig {
-        r: 8,
-        alpha: 16.0,
-        dropout: 0.0,
-        targets: Target::ALL.to_vec(),
-        use_rslora: false,
-        use_dora: false,
-    };
+    let cfg = LoraConfig::all_linear(8, 16.0);
     let lora = Lora::new(gpu, &model.config, cfg)?;
     lora.init_peft(gpu, 0)?;
     let (b, t) = (opts.batch, opts.seq);
