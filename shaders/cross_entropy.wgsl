@@ -4,7 +4,8 @@
 // log-sum-exp (max m, Σ exp(x − m), the target's logit) and writes the losses after the last
 // block; backward replaces each block of logits in place by dlogits = (softmax − onehot) ·
 // inv_count. Blocks are dispatched in vocabulary order starting at 0. Rows whose target is
-// negative (-100, as Hugging Face) are ignored: zero loss, zero gradient. One workgroup per row.
+// negative (-100, as Hugging Face) are ignored: zero loss, zero gradient. Forward takes one
+// workgroup per row, backward one invocation per logit.
 
 struct Params {
     rows: u32,    // rows in this chunk
@@ -21,7 +22,7 @@ struct Step {
     dropout_seed: u32,
 }
 
-const WG: u32 = 64u;
+const WG: u32 = 256u;   // forward: one workgroup per row
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> logits: array<f32>;   // (rows, V) in, dlogits out (backward)
@@ -62,16 +63,21 @@ fn cross_entropy_forward(
         return;
     }
     let base = row * p.V;
+    // One pass: each invocation keeps its own max and Σ exp(x − max) over its columns.
     var m = -3.0e38;
-    for (var i = lid; i < p.V; i += WG) {
-        m = max(m, logits[base + i]);
-    }
-    m = workgroup_reduce(lid, m, true);
     var s = 0.0;
     for (var i = lid; i < p.V; i += WG) {
-        s += exp(logits[base + i] - m);
+        let x = logits[base + i];
+        if (x > m) {
+            s = s * exp(m - x) + 1.0;
+            m = x;
+        } else {
+            s += exp(x - m);
+        }
     }
-    s = workgroup_reduce(lid, s, false);
+    let row_m = workgroup_reduce(lid, m, true);
+    s = workgroup_reduce(lid, s * exp(m - row_m), false);
+    m = row_m;
     if (lid == 0u) {
         let label = targets[row];
         // The running statistics of the blocks before this one (none for the first).
@@ -97,23 +103,17 @@ fn cross_entropy_forward(
     }
 }
 
-@compute @workgroup_size(WG)
-fn cross_entropy_backward(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let row = wid.x + wid.y * nwg.x;
-    if (row >= p.rows) {
+// One invocation per logit of the chunk's block.
+@compute @workgroup_size(64)
+fn cross_entropy_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 64u;
+    if (i >= p.rows * p.V) {
         return;
     }
-    let base = row * p.V;
-    let m = stats[row * 4u];
-    let inv_s = 1.0 / stats[row * 4u + 1u];
+    let row = i / p.V;
+    let col = i % p.V;
     let label = targets[row];
     let scale = select(step.inv_count, 0.0, is_ignored(label));
-    for (var i = lid; i < p.V; i += WG) {
-        let onehot = select(0.0, 1.0, i32(p.v0 + i) == label);
-        logits[base + i] = (exp(logits[base + i] - m) * inv_s - onehot) * scale;
-    }
+    let onehot = select(0.0, 1.0, i32(p.v0 + col) == label);
+    logits[i] = (exp(logits[i] - stats[row * 4u]) * (1.0 / stats[row * 4u + 1u]) - onehot) * scale;
 }

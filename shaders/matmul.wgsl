@@ -19,6 +19,8 @@ struct Params {
     beta: f32,
     k_begin: u32,
     k_end: u32,
+    k_slice: u32,   // split K: the tiled family only
+    slices: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

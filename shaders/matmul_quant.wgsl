@@ -47,6 +47,11 @@ struct Params {
     meta_off: u32,
     // gather: the id of row 0 of W.
     v0: u32,
+    // The tiled products (matmul_quant_tiled.wgsl): the span of the contraction, and each
+    // workgroup z's slice of it.
+    c_begin: u32,
+    c_end: u32,
+    c_slice: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

@@ -16,6 +16,13 @@
 // A dispatch adds the products over k in [k_begin, k_end) only, k_begin a multiple of 16 and
 // k_end either a multiple of 16 or K: long products are recorded as several dispatches, the later
 // ones with beta = 1 (ops/matmul.rs).
+//
+// Split K: workgroup z walks its own slice of that span, [k_begin + z·k_slice, + k_slice), and
+// writes its partial product to c's block z (c then holds `slices` blocks of M·N). `matmul_reduce`
+// sums the blocks into the real C with alpha and beta. A product with few tiles of C and a long
+// K (the head's input gradient, 64 rows × 576 columns over a vocabulary part; LoRA's rank-wide
+// gradients) would otherwise keep most of a GPU idle. One slice is the plain product: k_slice
+// covers the span and z is 0.
 
 struct Params {
     M: u32,
@@ -25,12 +32,15 @@ struct Params {
     beta: f32,
     k_begin: u32,
     k_end: u32,
+    k_slice: u32,
+    slices: u32,   // matmul_reduce: how many partial blocks
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> c: array<f32>;
 @group(0) @binding(2) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> parts: array<f32>;   // matmul_reduce: (slices, M, N)
 
 const TILE: u32 = 64u;   // rows and columns of C per workgroup
 const TILE4: u32 = 16u;  // TILE / 4: vec4s across the tile, and invocations along each side
@@ -112,11 +122,11 @@ fn accumulate(acc: ptr<function, array<vec4<f32>, 4>>, lid: vec3<u32>) {
     }
 }
 
-fn store(row: u32, col: u32, value: f32) {
+fn store(row: u32, col: u32, block: u32, value: f32) {
     if (row >= p.M || col >= p.N) {
         return;
     }
-    let i = row * p.N + col;
+    let i = block * p.M * p.N + row * p.N + col;
     if (p.beta == 0.0) {
         c[i] = p.alpha * value;
     } else {
@@ -128,11 +138,17 @@ fn store_block(wg: vec3<u32>, lid: vec3<u32>, acc: array<vec4<f32>, 4>) {
     let m0 = wg.y * TILE + 4u * lid.y;
     let n0 = wg.x * TILE + 4u * lid.x;
     for (var i = 0u; i < 4u; i++) {
-        store(m0 + i, n0, acc[i].x);
-        store(m0 + i, n0 + 1u, acc[i].y);
-        store(m0 + i, n0 + 2u, acc[i].z);
-        store(m0 + i, n0 + 3u, acc[i].w);
+        store(m0 + i, n0, wg.z, acc[i].x);
+        store(m0 + i, n0 + 1u, wg.z, acc[i].y);
+        store(m0 + i, n0 + 2u, wg.z, acc[i].z);
+        store(m0 + i, n0 + 3u, wg.z, acc[i].w);
     }
+}
+
+// The span of K that workgroup z walks: its slice of [k_begin, k_end).
+fn k_range(z: u32) -> vec2<u32> {
+    let begin = p.k_begin + z * p.k_slice;
+    return vec2(begin, min(begin + p.k_slice, p.k_end));
 }
 
 // Every invocation runs the K loop to the end (no early return), so the barriers are reached in
@@ -142,7 +158,8 @@ fn matmul_nt_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
     let t = lid.y * TILE4 + lid.x;
     let row = t / 4u;
     var acc: array<vec4<f32>, 4>;
-    for (var k0 = p.k_begin; k0 < p.k_end; k0 += TK) {
+    let span = k_range(wg.z);
+    for (var k0 = span.x; k0 < span.y; k0 += TK) {
         store_a_transposed(t, load_a_row(wg.y * TILE + row, k0 / 4u + t % 4u));
         store_b_transposed(t, load_b_row(wg.x * TILE + row, k0 / 4u + t % 4u));
         workgroupBarrier();
@@ -157,7 +174,8 @@ fn matmul_nn_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
     let t = lid.y * TILE4 + lid.x;
     let row = t / 4u;
     var acc: array<vec4<f32>, 4>;
-    for (var k0 = p.k_begin; k0 < p.k_end; k0 += TK) {
+    let span = k_range(wg.z);
+    for (var k0 = span.x; k0 < span.y; k0 += TK) {
         store_a_transposed(t, load_a_row(wg.y * TILE + row, k0 / 4u + t % 4u));
         // B's slice is K-major already: invocation t loads its row lid.y, vec4 column lid.x.
         b_tile[t] = load_b_col(k0 + lid.y, wg.x * TILE4 + lid.x);
@@ -172,7 +190,8 @@ fn matmul_nn_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
 fn matmul_tn_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let t = lid.y * TILE4 + lid.x;
     var acc: array<vec4<f32>, 4>;
-    for (var k0 = p.k_begin; k0 < p.k_end; k0 += TK) {
+    let span = k_range(wg.z);
+    for (var k0 = span.x; k0 < span.y; k0 += TK) {
         a_tile[t] = load_a_col(k0 + lid.y, wg.y * TILE4 + lid.x);
         b_tile[t] = load_b_col(k0 + lid.y, wg.x * TILE4 + lid.x);
         workgroupBarrier();
@@ -180,4 +199,24 @@ fn matmul_tn_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
         workgroupBarrier();
     }
     store_block(wg, lid, acc);
+}
+
+// c (M, N) = alpha · Σ_z parts[z] + beta · c: the end of a split-K product, one invocation per
+// element of C, the blocks summed in order (the same sum on every run).
+@compute @workgroup_size(64)
+fn matmul_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 64u;
+    let mn = p.M * p.N;
+    if (i >= mn) {
+        return;
+    }
+    var sum = 0.0;
+    for (var z = 0u; z < p.slices; z++) {
+        sum += parts[z * mn + i];
+    }
+    if (p.beta == 0.0) {
+        c[i] = p.alpha * sum;
+    } else {
+        c[i] = p.alpha * sum + p.beta * c[i];
+    }
 }

@@ -585,8 +585,10 @@ fn tiny_activations(b: usize, t: usize, v: usize, recompute: bool) -> usize {
     let acts = if recompute { layer + (layers - 1) * n * c } else { layers * layer };
     let scratch = n * (2 * c + 2 * qd + 2 * kvd + 3 * f + rp + 2 * c.max(f).max(qd));
     let chunk = n.min(64);
-    // stats, partials, x_final, lnf, rstdf, scratch, dlnf, losses, one block of logits, ce_stats
-    acts + 4 + 64 + 2 * n * c + n + scratch + n * c + n + chunk * v + chunk * 4
+    // stats, partials, the split-K partial products, x_final, lnf, rstdf, scratch, dlnf, losses,
+    // one block of logits, ce_stats
+    let split_k = weblora::ops::SPLIT_K_MAX_PARTS;
+    acts + 4 + 64 + split_k + 2 * n * c + n + scratch + n * c + n + chunk * v + chunk * 4
 }
 
 #[test]

@@ -142,6 +142,34 @@ fn long_k_matches_cpu() {
     }
 }
 
+/// Products the tiled family splits along K ([`ops::split_k`]): few tiles of C and a long K, as
+/// the head's input gradient (64 rows) and LoRA's rank-wide gradients have. The partial products
+/// land in the program's scratch and one more dispatch sums them with alpha and beta; the last
+/// slice is shorter where K is not a multiple of the slice. Both families, against the CPU.
+#[test]
+fn split_k_products_match_cpu() {
+    let shapes: [(Layout, usize, usize, usize); 4] = [
+        (Layout::Nn, 64, 576, 4100),
+        (Layout::Tn, 8, 576, 1024),
+        (Layout::Tn, 1536, 8, 1032),
+        (Layout::Nt, 1, 68, 3076),
+    ];
+    for (layout, m, n, k) in shapes {
+        let split = ops::split_k(m.div_ceil(64) * n.div_ceil(64), m * n, k);
+        assert!(
+            split.is_some_and(|(slices, len)| slices > 1 && len % 16 == 0 && (slices - 1) * len < k),
+            "{m}×{n}×{k}"
+        );
+        for family in FAMILIES {
+            check(family, layout, m, n, k, 1.0, 0.0);
+            check(family, layout, m, n, k, -0.5, 1.0);
+        }
+    }
+    // Enough tiles, or too short a K, run one workgroup per tile.
+    assert_eq!(ops::split_k(144, 1024 * 576, 576), None);
+    assert_eq!(ops::split_k(4, 64 * 64, 200), None);
+}
+
 #[test]
 fn matmul_rejects_bad_shapes() {
     let g = gpu();

@@ -5,10 +5,11 @@
 //! weights take on the GPU; and the errors of bad shapes.
 
 use half::{bf16, f16};
+use weblora::gpu::KernelFamily;
 use weblora::gpu::{DType, Program, QuantTensor, SplitTensor, Tensor};
 use weblora::io::ggml::{dequantize_to_vec, GgmlType};
 use weblora::ops;
-use weblora_tests::{assert_close, cpu, gpu, read, Rng, F32, F32_LONG};
+use weblora_tests::{assert_close, cpu, family_gpu, gpu, read, read_from, Rng, F32, F32_LONG};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Layout {
@@ -51,8 +52,15 @@ fn random_ggml(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8>
 }
 
 /// Runs one layout on the GPU; returns (got, expected from the CPU).
-fn run(layout: Layout, ty: GgmlType, m: usize, n: usize, k: usize, alpha: f32, beta: f32) -> (Vec<f32>, Vec<f32>) {
-    let g = gpu();
+fn run(
+    family: KernelFamily,
+    layout: Layout,
+    ty: GgmlType,
+    (m, n, k): (usize, usize, usize),
+    alpha: f32,
+    beta: f32,
+) -> (Vec<f32>, Vec<f32>) {
+    let g = family_gpu(family);
     let mut rng = Rng::new((m * 7919 + n * 131 + k) as u64 ^ ty.id() as u64);
     let bytes = random_ggml(&mut rng, ty, n, k);
     let w = QuantTensor::from_ggml(g, "w", ty, n, k, &bytes).unwrap();
@@ -82,34 +90,43 @@ fn run(layout: Layout, ty: GgmlType, m: usize, n: usize, k: usize, alpha: f32, b
         }
     }
     g.submit(&prog, None);
-    (read(&tc), want)
+    (read_from(g, &tc), want)
 }
 
-/// (M, N, K) with M and N off the register tiles (8×4 forward, 4×8 backward) and across several
-/// workgroups; K one, two and three blocks, and SmolLM2's 576 (512 for the K-quants). The
-/// mat-vec takes M = 1 (decoding) to 4, with N across its 64-column workgroups.
+/// (M, N, K) with M and N off the register tiles (8×4 forward, 4×8 backward) and the tiled
+/// family's 64×64, across several workgroups; K one, two and three blocks, and SmolLM2's 576
+/// (512 for the K-quants). The last shape has a long N and few output tiles, so the tiled
+/// family splits the input gradient's contraction (N) into slices and sums them. The mat-vec
+/// takes M = 1 (decoding) to 4, with N across its 64-column workgroups.
 fn shapes(layout: Layout, ty: GgmlType) -> Vec<(usize, usize, usize)> {
     let b = QuantTensor::col_multiple(ty).max(32);
     let long = if b == 256 { 512 } else { 576 };
     match layout {
         // Measured worst |err| of the mat-vec: 1.1e-5 (Q6_K, K = 768), 4.8e-7 at K ≤ 64.
         Layout::Matvec => vec![(1, 1, b), (1, 130, long), (2, 7, 2 * b), (3, 66, 3 * b), (4, 131, b)],
-        _ => vec![(1, 1, b), (5, 7, 2 * b), (33, 37, 3 * b), (3, 66, b), (70, 35, long)],
+        _ => vec![(1, 1, b), (5, 7, 2 * b), (33, 37, 3 * b), (3, 66, b), (70, 35, long), (9, 1030, 2 * b)],
     }
 }
 
+/// Both kernel families for the products (the register tiles and the workgroup tiles); the
+/// mat-vec is one kernel in both.
 fn check_type(ty: GgmlType) {
     for layout in [Layout::Nt, Layout::Nn, Layout::Matvec] {
-        for (m, n, k) in shapes(layout, ty) {
-            for (alpha, beta) in [(1.0, 0.0), (-0.5, 1.0)] {
-                let (got, want) = run(layout, ty, m, n, k, alpha, beta);
-                let tol = if k.max(n) > 64 { F32_LONG } else { F32 };
-                let what = format!("{} {layout:?} m={m} n={n} k={k} beta={beta}", ty.name());
-                assert_close(&what, &got, &want, tol);
+        let families = if layout == Layout::Matvec { &FAMILIES[..1] } else { &FAMILIES[..] };
+        for &family in families {
+            for (m, n, k) in shapes(layout, ty) {
+                for (alpha, beta) in [(1.0, 0.0), (-0.5, 1.0)] {
+                    let (got, want) = run(family, layout, ty, (m, n, k), alpha, beta);
+                    let tol = if k.max(n) > 64 { F32_LONG } else { F32 };
+                    let what = format!("{} {family:?} {layout:?} m={m} n={n} k={k} beta={beta}", ty.name());
+                    assert_close(&what, &got, &want, tol);
+                }
             }
         }
     }
 }
+
+const FAMILIES: [KernelFamily; 2] = [KernelFamily::Cpu, KernelFamily::Tiled];
 
 #[test]
 fn matmul_q8_0_matches_cpu() {

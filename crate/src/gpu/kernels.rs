@@ -14,8 +14,10 @@ enum Shader {
     Matmul,
     MatmulTiled,
     MatmulQuant,
+    MatmulQuantTiled,
     Rope,
     Attention,
+    AttentionTiled,
     Swiglu,
     Elementwise,
     CrossEntropy,
@@ -32,8 +34,18 @@ impl Shader {
             Shader::Matmul => include_str!("../../../shaders/matmul.wgsl"),
             Shader::MatmulTiled => include_str!("../../../shaders/matmul_tiled.wgsl"),
             Shader::MatmulQuant => include_str!("../../../shaders/matmul_quant.wgsl"),
+            // The tiled products use the register-tiled file's bindings and dequantization.
+            Shader::MatmulQuantTiled => concat!(
+                include_str!("../../../shaders/matmul_quant.wgsl"),
+                include_str!("../../../shaders/matmul_quant_tiled.wgsl")
+            ),
             Shader::Rope => include_str!("../../../shaders/rope.wgsl"),
             Shader::Attention => include_str!("../../../shaders/attention.wgsl"),
+            // The tiled family's attention uses the other file's bindings and helpers.
+            Shader::AttentionTiled => concat!(
+                include_str!("../../../shaders/attention.wgsl"),
+                include_str!("../../../shaders/attention_tiled.wgsl")
+            ),
             Shader::Swiglu => include_str!("../../../shaders/swiglu.wgsl"),
             Shader::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
             Shader::CrossEntropy => include_str!("../../../shaders/cross_entropy.wgsl"),
@@ -58,6 +70,7 @@ pub enum Kernel {
     MatmulNtTiled,
     MatmulNnTiled,
     MatmulTnTiled,
+    MatmulReduce,
     /// A kernel of `shaders/matmul_quant.wgsl` for a weight kept in GGML type `.1`.
     Quant(QuantOp, GgmlType),
     RopeForward,
@@ -65,6 +78,10 @@ pub enum Kernel {
     AttentionForward,
     AttentionBackwardDq,
     AttentionBackwardDkv,
+    AttentionDkvReduce,
+    AttentionForwardTiled,
+    AttentionBackwardDqTiled,
+    AttentionBackwardDkvTiled,
     AttentionDecode,
     KvAppend,
     SwigluForward,
@@ -93,9 +110,27 @@ impl Kernel {
     pub fn is_matmul(self) -> bool {
         use Kernel::*;
         match self {
-            MatmulNt | MatmulNn | MatmulTn | MatvecNt | MatmulNtTiled | MatmulNnTiled | MatmulTnTiled => true,
+            MatmulNt | MatmulNn | MatmulTn | MatvecNt | MatmulNtTiled | MatmulNnTiled | MatmulTnTiled
+            | MatmulReduce => true,
             Quant(op, _) => op != QuantOp::Gather,
             _ => false,
+        }
+    }
+
+    /// The pipeline-overridable constant the kernel's entry point takes, if any: the attention
+    /// kernels' head dim in vec4s (`HD4`), so that their loops over it have a fixed count, which
+    /// a GPU's compiler unrolls, keeping each invocation's rows in registers.
+    pub fn constant(self) -> Option<&'static str> {
+        use Kernel::*;
+        match self {
+            AttentionForward
+            | AttentionBackwardDq
+            | AttentionBackwardDkv
+            | AttentionDecode
+            | AttentionForwardTiled
+            | AttentionBackwardDqTiled
+            | AttentionBackwardDkvTiled => Some("HD4"),
+            _ => None,
         }
     }
 
@@ -105,12 +140,13 @@ impl Kernel {
             EmbeddingForward => Shader::Embedding,
             RmsnormForward | RmsnormBackward => Shader::Rmsnorm,
             MatmulNt | MatmulNn | MatmulTn | MatvecNt => Shader::Matmul,
-            MatmulNtTiled | MatmulNnTiled | MatmulTnTiled => Shader::MatmulTiled,
+            MatmulNtTiled | MatmulNnTiled | MatmulTnTiled | MatmulReduce => Shader::MatmulTiled,
+            Quant(QuantOp::MatmulNtTiled | QuantOp::MatmulNnTiled, _) => Shader::MatmulQuantTiled,
             Quant(..) => Shader::MatmulQuant,
             RopeForward | RopeBackward => Shader::Rope,
-            AttentionForward | AttentionBackwardDq | AttentionBackwardDkv | AttentionDecode | KvAppend => {
-                Shader::Attention
-            }
+            AttentionForward | AttentionBackwardDq | AttentionBackwardDkv | AttentionDkvReduce | AttentionDecode
+            | KvAppend => Shader::Attention,
+            AttentionForwardTiled | AttentionBackwardDqTiled | AttentionBackwardDkvTiled => Shader::AttentionTiled,
             SwigluForward | SwigluBackward => Shader::Swiglu,
             AddInplace | AddBias | Dropout => Shader::Elementwise,
             CrossEntropyForward | CrossEntropyBackward => Shader::CrossEntropy,
@@ -133,12 +169,17 @@ impl Kernel {
             MatmulNtTiled => "matmul_nt_tiled",
             MatmulNnTiled => "matmul_nn_tiled",
             MatmulTnTiled => "matmul_tn_tiled",
+            MatmulReduce => "matmul_reduce",
             Quant(op, ty) => return Cow::Owned(format!("{}_{}", op.name(), ty.name().to_lowercase())),
             RopeForward => "rope_forward",
             RopeBackward => "rope_backward",
             AttentionForward => "attention_forward",
             AttentionBackwardDq => "attention_backward_dq",
             AttentionBackwardDkv => "attention_backward_dkv",
+            AttentionDkvReduce => "attention_dkv_reduce",
+            AttentionForwardTiled => "attention_forward_tiled",
+            AttentionBackwardDqTiled => "attention_backward_dq_tiled",
+            AttentionBackwardDkvTiled => "attention_backward_dkv_tiled",
             AttentionDecode => "attention_decode",
             KvAppend => "kv_append",
             SwigluForward => "swiglu_forward",
@@ -171,6 +212,10 @@ pub enum QuantOp {
     MatmulNt,
     /// dx = dy·W, a linear layer's input gradient.
     MatmulNn,
+    /// y = x·Wᵀ in 64×64 tiles through workgroup memory (the tiled family).
+    MatmulNtTiled,
+    /// dx = dy·W in 64×64 tiles through workgroup memory (the tiled family).
+    MatmulNnTiled,
     /// y = x·Wᵀ for at most four rows of x (decoding).
     MatvecNt,
     /// Rows of W by token id: the embedding lookup.
@@ -184,6 +229,8 @@ impl QuantOp {
         match self {
             QuantOp::MatmulNt => "matmul_nt",
             QuantOp::MatmulNn => "matmul_nn",
+            QuantOp::MatmulNtTiled => "matmul_nt_tiled",
+            QuantOp::MatmulNnTiled => "matmul_nn_tiled",
             QuantOp::MatvecNt => "matvec_nt",
             QuantOp::Gather => "gather",
             QuantOp::RowSumsq => "row_sumsq",
@@ -195,15 +242,17 @@ impl QuantOp {
 #[derive(Default)]
 pub(crate) struct KernelCache {
     modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
-    pipelines: Mutex<HashMap<Kernel, Arc<wgpu::ComputePipeline>>>,
+    /// Keyed by the kernel and the value of its [`Kernel::constant`] (0 for none).
+    pipelines: Mutex<HashMap<(Kernel, u32), Arc<wgpu::ComputePipeline>>>,
 }
 
 impl KernelCache {
-    pub(crate) fn pipeline(&self, device: &wgpu::Device, kernel: Kernel) -> Arc<wgpu::ComputePipeline> {
+    pub(crate) fn pipeline(&self, device: &wgpu::Device, kernel: Kernel, value: u32) -> Arc<wgpu::ComputePipeline> {
         let mut pipelines = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = pipelines.get(&kernel) {
+        if let Some(p) = pipelines.get(&(kernel, value)) {
             return p.clone();
         }
+        let constants: Vec<(&str, f64)> = kernel.constant().map(|name| (name, value as f64)).into_iter().collect();
         let shader = kernel.shader();
         let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
         let entry = kernel.entry_point();
@@ -218,10 +267,10 @@ impl KernelCache {
             layout: None,
             module,
             entry_point: Some(&entry),
-            compilation_options: Default::default(),
+            compilation_options: wgpu::PipelineCompilationOptions { constants: &constants, ..Default::default() },
             cache: None,
         }));
-        pipelines.insert(kernel, pipeline.clone());
+        pipelines.insert((kernel, value), pipeline.clone());
         pipeline
     }
 }

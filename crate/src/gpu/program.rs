@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use super::{Gpu, Kernel, Tensor, Timer};
-use crate::error::{shape_err, Result};
+use super::{DType, Gpu, Kernel, Tensor, Timer};
+use crate::error::{shape_err, Error, Result};
 
 /// A tensor bound at a WGSL binding number (the `Params` uniform is always binding 0).
 pub type Binding<'a> = (u32, &'a Tensor);
@@ -19,6 +19,9 @@ enum Command {
 pub struct Program {
     gpu: Gpu,
     commands: Vec<Command>,
+    /// Working memory for a step between two dispatches (split-K partial products), shared by
+    /// all of them: the dispatches run in order.
+    scratch: Option<Tensor>,
 }
 
 /// The most workgroups in one grid dimension (WebGPU's maxComputeWorkgroupsPerDimension).
@@ -26,7 +29,27 @@ const MAX_GROUPS: u32 = 65535;
 
 impl Program {
     pub fn new(gpu: &Gpu) -> Program {
-        Program { gpu: gpu.clone(), commands: Vec::new() }
+        Program { gpu: gpu.clone(), commands: Vec::new(), scratch: None }
+    }
+
+    /// A program whose scratch memory starts as `scratch` (a plan's, counted in its memory plan).
+    pub fn with_scratch(gpu: &Gpu, scratch: Tensor) -> Program {
+        Program { gpu: gpu.clone(), commands: Vec::new(), scratch: Some(scratch) }
+    }
+
+    /// `numel` f32s of the program's scratch memory, for a dispatch that hands its result to
+    /// the next one only. A larger request replaces the buffer; dispatches recorded earlier keep
+    /// the one they bound.
+    pub fn scratch(&mut self, numel: usize) -> Result<Tensor> {
+        if self.scratch.as_ref().is_none_or(|s| s.numel() < numel) {
+            self.scratch = Some(Tensor::zeros(&self.gpu, "scratch", &[numel], DType::F32)?);
+        }
+        self.scratch.as_ref().expect("allocated above").view(0, &[numel])
+    }
+
+    /// The bytes of the program's scratch memory.
+    pub fn scratch_bytes(&self) -> u64 {
+        self.scratch.as_ref().map_or(0, Tensor::byte_size)
     }
 
     /// The device the program records for.
@@ -51,6 +74,22 @@ impl Program {
         bindings: &[Binding],
         groups: [u32; 3],
     ) -> Result<()> {
+        self.dispatch_with(kernel, 0, params, bindings, groups)
+    }
+
+    /// [`Program::dispatch`] of a kernel that takes a pipeline constant ([`Kernel::constant`]),
+    /// with `value` for it: each value is a pipeline of its own.
+    pub fn dispatch_with<P: bytemuck::Pod>(
+        &mut self,
+        kernel: Kernel,
+        value: u32,
+        params: &P,
+        bindings: &[Binding],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        if kernel.constant().is_some() != (value != 0) {
+            return Err(Error::Internal(format!("{kernel:?} dispatched with pipeline constant {value}")));
+        }
         let max = self.gpu.info.max_storage_binding;
         for (slot, t) in bindings {
             if t.byte_size() > max {
@@ -67,7 +106,7 @@ impl Program {
             return Err(shape_err("dispatch", format!("{kernel:?}: grid {groups:?} too large")));
         }
         let device = &self.gpu.device;
-        let pipeline = self.gpu.kernels.pipeline(device, kernel);
+        let pipeline = self.gpu.kernels.pipeline(device, kernel, value);
         let mut bytes = bytemuck::bytes_of(params).to_vec();
         bytes.resize(bytes.len().next_multiple_of(16), 0);
         // Written through the queue rather than mapped at creation: mapping panics inside wgpu

@@ -158,8 +158,8 @@ pub(super) struct Scratch<T = Tensor> {
     pub dg: T,      // (N, F)
     pub du: T,      // (N, F)
     pub dlora_u: T, // (N, Rp)
-    pub drop_a: T,  // (N·max(C, F, NH·HD)) dropout scratch
-    pub drop_b: T,  // (N·max(C, F, NH·HD)) dropout scratch
+    pub drop_a: T,  // (N·max(C, F, NH·HD)) dropout scratch; attention backward's dk shares
+    pub drop_b: T,  // (N·max(C, F, NH·HD)) dropout scratch; attention backward's dv shares
     /// DoRA: the norm's terms, and dys (N·max out) = dy scaled by m/n.
     pub dora: Option<(NormScratch<T>, T)>,
 }
@@ -439,7 +439,9 @@ pub(super) fn layer_backward(
     cx.linear_backward(prog, &s.dln, &s.dg, &a.ln2, &w.gate_proj, adapted_grads(lora, a, Target::Gate)?, 1.0, s)?;
     ops::rmsnorm_backward(prog, &s.dres, &s.dln, &a.xmid, &a.rstd2, &w.post_attention_layernorm, n, c)?;
     cx.linear_backward(prog, &s.datt, &s.dres, &a.att, &w.o_proj, adapted_grads(lora, a, Target::O)?, 0.0, s)?;
-    ops::attention_backward(prog, &s.dq, &s.dk, &s.dv, &a.stats, &s.datt, &a.att, &a.q, &a.k, &a.v, seg, sh)?;
+    // The dropout scratch (N·max(C, F, NH·HD) each) is free here: each query head's share of dk, dv.
+    let heads = (&s.drop_a, &s.drop_b);
+    ops::attention_backward(prog, &s.dq, &s.dk, &s.dv, heads, &a.stats, &s.datt, &a.att, &a.q, &a.k, &a.v, seg, sh)?;
     ops::rope_backward(prog, &s.dk, cx.cos, cx.sin, cx.pos, sh.nkv, sh.hd)?;
     ops::rope_backward(prog, &s.dq, cx.cos, cx.sin, cx.pos, sh.nh, sh.hd)?;
     cx.linear_backward(prog, &s.dln, &s.dv, &a.ln1, &w.v_proj, adapted_grads(lora, a, Target::V)?, 0.0, s)?;

@@ -126,8 +126,9 @@ pub struct Plan {
 /// allocated. In a [`Plan`] each is a [`Tensor`]; the memory plan (`super::memory`) runs this
 /// same code with an allocator that only records names and shapes, so the two cannot drift.
 pub(super) struct Buffers<T = Tensor> {
-    stats: T,    // (STATS_LEN) loss, gradient norm, clip factor
-    partials: T, // (PARTIALS)
+    stats: T,           // (STATS_LEN) loss, gradient norm, clip factor
+    partials: T,        // (PARTIALS)
+    matmul_partials: T, // (SPLIT_K_MAX_PARTS) the programs' scratch: split-K partial products
     acts: Vec<LayerActs<T>>,
     x_final: T, // (N, C)
     lnf: T,     // (N, C)
@@ -146,6 +147,7 @@ impl<T: Clone> Buffers<T> {
         let (n, c) = (sizes.b * sizes.t, sizes.c);
         let stats = z("stats", &[STATS_LEN])?;
         let partials = z("partials", &[PARTIALS])?;
+        let matmul_partials = z("matmul_partials", &[ops::SPLIT_K_MAX_PARTS])?;
         let mut acts: Vec<LayerActs<T>> = Vec::with_capacity(layers);
         for l in 0..layers {
             let x = z("x", &[n, c])?;
@@ -161,7 +163,7 @@ impl<T: Clone> Buffers<T> {
         let chunk_rows = n.min(CE_CHUNK);
         let logits = head_rows.iter().map(|&vb| z("logits_chunk", &[chunk_rows, vb])).collect::<Result<_>>()?;
         let ce_stats = z("ce_stats", &[chunk_rows, CE_STATS])?;
-        Ok(Buffers { stats, partials, acts, x_final, lnf, rstdf, s, dlnf, losses, logits, ce_stats })
+        Ok(Buffers { stats, partials, matmul_partials, acts, x_final, lnf, rstdf, s, dlnf, losses, logits, ce_stats })
     }
 }
 
@@ -306,7 +308,9 @@ impl Plan {
         let head = model.weights.output().blocks(max_head_block(gpu.info.max_tensor_bytes()))?;
         let rows: Vec<usize> = head.iter().map(|(_, w)| w.shape()[0]).collect();
         let bufs = Buffers::allocate(&z, &sizes, cfg.num_hidden_layers, opts.recompute, &rows)?;
-        let Buffers { stats, partials, acts, x_final, lnf, rstdf, s, dlnf, losses, logits, ce_stats } = bufs;
+        let Buffers { stats, partials, matmul_partials, acts, x_final, lnf, rstdf, s, dlnf, losses, logits, ce_stats } =
+            bufs;
+        let program = || Program::with_scratch(gpu, matmul_partials.clone());
 
         let cx = Ctx {
             n,
@@ -331,7 +335,7 @@ impl Plan {
         let forward = |with_grad: bool| -> Result<Program> {
             let cx = if with_grad { &cx } else { &cx_eval };
             let full = Attend::Full { seg: &seg };
-            let mut p = Program::new(gpu);
+            let mut p = program();
             ops::embedding_forward(&mut p, &acts[0].x, &ids, &w.embed_tokens)?;
             for (l, a) in acts.iter().enumerate() {
                 layer_forward(&mut p, cx, out_of(l), a, &w.layers[l], &layer_lora(l), &s, full)?;
@@ -366,7 +370,7 @@ impl Plan {
         let forward_eval = forward(false)?;
 
         // Backward: the same list reversed. Under recompute each layer's forward is replayed first.
-        let mut backward = Program::new(gpu);
+        let mut backward = program();
         backward.clear(&s.dres);
         ops::rmsnorm_backward(&mut backward, &s.dres, &dlnf, &x_final, &rstdf, &w.norm, n, c)?;
         for l in (0..acts.len()).rev() {
@@ -377,14 +381,14 @@ impl Plan {
             layer_backward(&mut backward, &cx, &acts[l], &w.layers[l], &layer_grads(l), &s, &seg)?;
         }
 
-        let mut optimizer = Program::new(gpu);
+        let mut optimizer = program();
         ops::grad_norm(&mut optimizer, &stats, &partials, &state.grads, opts.max_grad_norm)?;
         ops::adamw(&mut optimizer, &lora.params, &state.m, &state.v, &state.grads, &stats, &step, opts.adamw)?;
         let mut zero_grads = Program::new(gpu);
         zero_grads.clear(&state.grads);
         zero_grads.clear(&stats);
 
-        let mut keep = vec![partials, cos, sin, x_final, rstdf, dlnf, losses, ce_stats];
+        let mut keep = vec![partials, matmul_partials, cos, sin, x_final, rstdf, dlnf, losses, ce_stats];
         keep.extend(logits);
         Ok(Plan {
             gpu: gpu.clone(),

@@ -4,7 +4,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{expect, expect_numel, groups_for, u32_of};
 use crate::error::{shape_err, Result};
-use crate::gpu::{grid, Kernel, Program, Tensor};
+use crate::gpu::{grid, Kernel, KernelFamily, Program, Tensor};
 
 /// The sizes of one attention call.
 #[derive(Clone, Copy, Debug)]
@@ -32,8 +32,8 @@ impl AttentionShape {
     /// silently wrong). Each invocation walks `steps(t)` keys or queries, each with two loops
     /// over HD/4 inside and a step back through its segment, after a few loops over HD/4 of its
     /// own. Measured on lavapipe at HD = 64: the forward goes wrong from query 1816 (1817 keys,
-    /// about 36 iterations a key); dk/dv with 7 query heads per kv head between 250 and 320
-    /// tokens. One iteration a step more is counted than measured, to stay clear of the limit.
+    /// about 36 iterations a key). Backward walks as many: dk and dv take one query head per
+    /// invocation. One iteration a step more is counted than measured, to stay clear of the limit.
     fn check_loops(&self, prog: &Program, op: &'static str, steps: impl Fn(u64) -> u64) -> Result<()> {
         let info = &prog.gpu().info;
         let Some(limit) = info.loop_limit else {
@@ -58,6 +58,23 @@ impl AttentionShape {
                 info.name
             ),
         ))
+    }
+
+    /// The head dim in vec4s: the attention kernels' pipeline constant `HD4`.
+    fn hd4(&self) -> u32 {
+        (self.hd / 4) as u32
+    }
+
+    /// Workgroups of the CPU family's kernels: one invocation per (b, head, row).
+    fn row_groups(&self) -> u32 {
+        groups_for(self.b * self.nh * self.t)
+    }
+
+    /// Workgroups of the tiled family's kernels (`attention_tiled.wgsl`): 64 invocations take
+    /// 64 / lanes rows of one (b, head), lanes = HD/4 rounded up to a power of two.
+    fn tile_groups(&self) -> u32 {
+        let rows = 64 / (self.hd / 4).next_power_of_two();
+        (self.b * self.nh * self.t.div_ceil(rows)).min(u32::MAX as usize) as u32
     }
 
     fn q_numel(&self) -> usize {
@@ -168,23 +185,24 @@ pub fn attention_forward(
     expect_numel(op, "k", k, s.kv_numel())?;
     expect_numel(op, "v", v, s.kv_numel())?;
     expect_numel(op, "seg", seg, s.b * s.t)?;
-    let rows = groups_for(s.b * s.nh * s.t);
-    prog.dispatch(
-        Kernel::AttentionForward,
-        &s.params(op)?,
-        &[(1, out), (2, stats), (3, q), (4, k), (5, v), (8, seg)],
-        grid(rows),
-    )
+    let (kernel, groups) = match prog.gpu().info.kernels {
+        KernelFamily::Cpu => (Kernel::AttentionForward, s.row_groups()),
+        KernelFamily::Tiled => (Kernel::AttentionForwardTiled, s.tile_groups()),
+    };
+    let bindings = [(1, out), (2, stats), (3, q), (4, k), (5, v), (8, seg)];
+    prog.dispatch_with(kernel, s.hd4(), &s.params(op)?, &bindings, grid(groups))
 }
 
 /// dq, dk, dv from dout, recomputing probabilities from q, k, v and the log-sum-exp in the
 /// first half of `stats` (2, B, NH, T); its second half gets rowsum(dout ⊙ out). `seg` as in
-/// [`attention_forward`].
+/// [`attention_forward`]. `heads` is scratch of at least dq's size each, where each query head's
+/// share of dk and dv is summed over its group when a kv head serves several query heads.
 pub fn attention_backward(
     prog: &mut Program,
     dq: &Tensor,
     dk: &Tensor,
     dv: &Tensor,
+    heads: (&Tensor, &Tensor),
     stats: &Tensor,
     dout: &Tensor,
     out: &Tensor,
@@ -196,8 +214,7 @@ pub fn attention_backward(
 ) -> Result<()> {
     let op = "attention_backward";
     s.check(op)?;
-    let group = (s.nh / s.nkv) as u64;
-    s.check_loops(prog, op, |t| group * t)?;
+    s.check_loops(prog, op, |t| t)?;
     for (name, t) in [("dq", dq), ("dout", dout), ("out", out), ("q", q)] {
         expect_numel(op, name, t, s.q_numel())?;
     }
@@ -207,17 +224,25 @@ pub fn attention_backward(
     expect(op, "stats", stats, &[2, s.b, s.nh, s.t])?;
     expect_numel(op, "seg", seg, s.b * s.t)?;
     let params = s.params(op)?;
+    let (dq_kernel, dkv_kernel, groups) = match prog.gpu().info.kernels {
+        KernelFamily::Cpu => (Kernel::AttentionBackwardDq, Kernel::AttentionBackwardDkv, s.row_groups()),
+        KernelFamily::Tiled => (Kernel::AttentionBackwardDqTiled, Kernel::AttentionBackwardDkvTiled, s.tile_groups()),
+    };
+    let bindings = [(1, dq), (2, stats), (3, q), (4, k), (5, v), (6, dout), (7, out), (8, seg)];
+    prog.dispatch_with(dq_kernel, s.hd4(), &params, &bindings, grid(groups))?;
+    if s.nh == s.nkv {
+        let bindings = [(1, dk), (2, stats), (3, q), (4, k), (5, v), (6, dout), (8, seg), (9, dv)];
+        return prog.dispatch_with(dkv_kernel, s.hd4(), &params, &bindings, grid(groups));
+    }
+    let dk_heads = heads.0.view(0, &[s.q_numel()])?;
+    let dv_heads = heads.1.view(0, &[s.q_numel()])?;
+    let bindings = [(1, &dk_heads), (2, stats), (3, q), (4, k), (5, v), (6, dout), (8, seg), (9, &dv_heads)];
+    prog.dispatch_with(dkv_kernel, s.hd4(), &params, &bindings, grid(groups))?;
     prog.dispatch(
-        Kernel::AttentionBackwardDq,
+        Kernel::AttentionDkvReduce,
         &params,
-        &[(1, dq), (2, stats), (3, q), (4, k), (5, v), (6, dout), (7, out), (8, seg)],
-        grid(groups_for(s.b * s.nh * s.t)),
-    )?;
-    prog.dispatch(
-        Kernel::AttentionBackwardDkv,
-        &params,
-        &[(1, dk), (2, stats), (3, q), (4, k), (5, v), (6, dout), (8, seg), (9, dv)],
-        grid(groups_for(s.b * s.nkv * s.t)),
+        &[(1, dk), (9, dv), (11, &dk_heads), (12, &dv_heads)],
+        grid(groups_for(s.kv_numel() / 4)),
     )
 }
 
@@ -243,8 +268,9 @@ pub fn attention_decode(
     expect_numel(op, "k_cache", k_cache, s.kv_numel())?;
     expect_numel(op, "v_cache", v_cache, s.kv_numel())?;
     expect_numel(op, "pos", pos, 1)?;
-    prog.dispatch(
+    prog.dispatch_with(
         Kernel::AttentionDecode,
+        s.hd4(),
         &s.params(op)?,
         &[(1, out), (3, q), (4, k_cache), (5, v_cache), (10, pos)],
         [groups_for(s.nh), 1, 1],

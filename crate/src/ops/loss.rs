@@ -3,7 +3,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::optim::OptimParams;
-use super::{expect, u32_of};
+use super::{expect, groups_for, u32_of};
 use crate::error::{shape_err, Result};
 use crate::gpu::{grid, Kernel, Program, Tensor};
 
@@ -81,7 +81,7 @@ pub fn cross_entropy_backward(
         Kernel::CrossEntropyBackward,
         &params,
         &[(1, logits), (3, targets), (4, step), (5, stats)],
-        grid(params.rows),
+        grid(groups_for(logits.numel())),
     )
 }
 

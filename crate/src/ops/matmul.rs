@@ -10,7 +10,8 @@ use crate::gpu::{grid, Kernel, KernelFamily, Program, Tensor};
 /// The most rows (M) the mat-vec kernels take: decoding has one.
 pub const MATVEC_ROWS: usize = 4;
 
-/// Both families' parameters. A dispatch adds the products over k in [k_begin, k_end) only.
+/// Both families' parameters. A dispatch adds the products over k in [k_begin, k_end) only;
+/// the tiled family's workgroup z walks the slice [k_begin + z·k_slice, + k_slice) of that.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct Params {
@@ -21,6 +22,8 @@ struct Params {
     beta: f32,
     k_begin: u32,
     k_end: u32,
+    k_slice: u32,
+    slices: u32,
 }
 
 /// The most K one matmul dispatch walks: longer products are recorded as several dispatches over
@@ -31,9 +34,80 @@ struct Params {
 /// Qwen2's vocabulary in two parts).
 pub const K_SPAN: usize = 16384;
 
+/// Split K (tiled family): a product whose C has fewer than this many 64×64 tiles is split
+/// along K into slices that run side by side, so that about [`SPLIT_K_GROUPS`] workgroups run.
+const SPLIT_K_BELOW: usize = 64;
+const SPLIT_K_GROUPS: usize = 256;
+/// The shortest K slice: shorter ones add more partial sums than they save.
+const SPLIT_K_MIN_SLICE: usize = 128;
+/// The most partial-product f32s a split product holds (4 MiB): a training plan keeps one buffer
+/// of this size for them (`matmul_partials`), counted in its memory plan.
+pub const SPLIT_K_MAX_PARTS: usize = 1 << 20;
+
+/// How a tiled product with `tiles` tiles of C, (M·N) = `mn`, is split along `k`: Some((slices,
+/// slice length)), the length a multiple of the kernel's K step (16) and at most [`K_SPAN`],
+/// or None to walk K in one workgroup per tile.
+pub fn split_k(tiles: usize, mn: usize, k: usize) -> Option<(usize, usize)> {
+    if tiles >= SPLIT_K_BELOW || k < 2 * SPLIT_K_MIN_SLICE {
+        return None;
+    }
+    let most = (k / SPLIT_K_MIN_SLICE).min(SPLIT_K_MAX_PARTS / mn);
+    let slices = SPLIT_K_GROUPS.div_ceil(tiles).min(most).max(k.div_ceil(K_SPAN));
+    if slices < 2 || slices > most {
+        return None;
+    }
+    let len = k.div_ceil(slices).next_multiple_of(16);
+    Some((k.div_ceil(len), len))
+}
+
+/// One dispatch of a product: the span [begin, end) of the contraction it walks, the slice of
+/// that span each workgroup z takes (`slices` of them, each into its own block of the target),
+/// and the alpha and beta it applies.
+#[derive(Clone, Copy)]
+pub(super) struct Pass {
+    pub begin: u32,
+    pub end: u32,
+    pub slice: u32,
+    pub slices: u32,
+    pub alpha: f32,
+    pub beta: f32,
+}
+
+/// Records a product of C (M, N) over a contraction of length `k` as passes of `dispatch(prog,
+/// target, pass)`, which records the product's kernel writing into `target`. With `split`
+/// (from [`split_k`]), one pass of all slices into the program's scratch, then `matmul_reduce`
+/// sums them into C; else spans of at most [`K_SPAN`], the later ones adding to C.
+pub(super) fn record_passes(
+    prog: &mut Program,
+    op: &'static str,
+    c: &Tensor,
+    (m, n, k): (usize, usize, usize),
+    split: Option<(usize, usize)>,
+    alpha: f32,
+    beta: f32,
+    mut dispatch: impl FnMut(&mut Program, &Tensor, Pass) -> Result<()>,
+) -> Result<()> {
+    let (m32, n32, k32) = (u32_of(op, m)?, u32_of(op, n)?, u32_of(op, k)?);
+    if let Some((slices, len)) = split {
+        let parts = prog.scratch(slices * m * n)?;
+        let slices = u32_of(op, slices)?;
+        dispatch(prog, &parts, Pass { begin: 0, end: k32, slice: u32_of(op, len)?, slices, alpha: 1.0, beta: 0.0 })?;
+        let params = Params { m: m32, n: n32, k: k32, alpha, beta, k_begin: 0, k_end: k32, k_slice: 0, slices };
+        return prog.dispatch(Kernel::MatmulReduce, &params, &[(1, c), (4, &parts)], grid(groups_for(m * n)));
+    }
+    // One pass even at K = 0, so that c is still scaled by beta.
+    for span in 0..k.div_ceil(K_SPAN).max(1) {
+        let begin = u32_of(op, span * K_SPAN)?;
+        let end = u32_of(op, ((span + 1) * K_SPAN).min(k))?;
+        let beta = if span == 0 { beta } else { 1.0 };
+        dispatch(prog, c, Pass { begin, end, slice: end - begin, slices: 1, alpha, beta })?;
+    }
+    Ok(())
+}
+
 /// Records a matmul with the kernel of the device's family: `kernels` is (CPU family, tiled
-/// family). The CPU family's workgroup covers 32×32 of c, the tiled family's 64×64; each
-/// dispatch walks at most [`K_SPAN`] of K.
+/// family). The CPU family's workgroup covers 32×32 of c, the tiled family's 64×64 and splits
+/// a product with few tiles and a long K ([`split_k`]).
 fn record(
     prog: &mut Program,
     kernels: (Kernel, Kernel),
@@ -48,22 +122,17 @@ fn record(
     if m == 0 || n == 0 {
         return Err(shape_err(op, format!("empty output ({m}, {n})")));
     }
-    let (kernel, tile) = match prog.gpu().info.kernels {
-        KernelFamily::Cpu => (kernels.0, 32),
-        KernelFamily::Tiled => (kernels.1, 64),
+    let (kernel, tile, split) = match prog.gpu().info.kernels {
+        KernelFamily::Cpu => (kernels.0, 32, None),
+        KernelFamily::Tiled => (kernels.1, 64, split_k(m.div_ceil(64) * n.div_ceil(64), m * n, k)),
     };
-    let groups = [u32_of(op, n.div_ceil(tile))?, u32_of(op, m.div_ceil(tile))?, 1];
-    let (m, n, k32) = (u32_of(op, m)?, u32_of(op, n)?, u32_of(op, k)?);
-    // One dispatch even at K = 0, so that c is still scaled by beta.
-    for span in 0..k.div_ceil(K_SPAN).max(1) {
-        let k_begin = span * K_SPAN;
-        let k_end = (k_begin + K_SPAN).min(k);
-        let beta = if span == 0 { beta } else { 1.0 };
-        let (k_begin, k_end) = (u32_of(op, k_begin)?, u32_of(op, k_end)?);
-        let params = Params { m, n, k: k32, alpha, beta, k_begin, k_end };
-        prog.dispatch(kernel, &params, &[(1, c), (2, a), (3, b)], groups)?;
-    }
-    Ok(())
+    let (gx, gy) = (u32_of(op, n.div_ceil(tile))?, u32_of(op, m.div_ceil(tile))?);
+    let (m32, n32, k32) = (u32_of(op, m)?, u32_of(op, n)?, u32_of(op, k)?);
+    record_passes(prog, op, c, (m, n, k), split, alpha, beta, |prog, target, pass| {
+        let Pass { begin, end, slice, slices, alpha, beta } = pass;
+        let params = Params { m: m32, n: n32, k: k32, alpha, beta, k_begin: begin, k_end: end, k_slice: slice, slices };
+        prog.dispatch(kernel, &params, &[(1, target), (2, a), (3, b)], [gx, gy, slices])
+    })
 }
 
 fn need_mult4(op: &'static str, what: &str, v: usize) -> Result<()> {
@@ -158,6 +227,16 @@ pub fn matvec_nt(
     expect_numel(op, "a", a, m * k)?;
     expect_numel(op, "b", b, n * k)?;
     let k32 = u32_of(op, k)?;
-    let params = Params { m: u32_of(op, m)?, n: u32_of(op, n)?, k: k32, alpha, beta, k_begin: 0, k_end: k32 };
+    let params = Params {
+        m: u32_of(op, m)?,
+        n: u32_of(op, n)?,
+        k: k32,
+        alpha,
+        beta,
+        k_begin: 0,
+        k_end: k32,
+        k_slice: k32,
+        slices: 1,
+    };
     prog.dispatch(Kernel::MatvecNt, &params, &[(1, c), (2, a), (3, b)], grid(groups_for(n)))
 }

@@ -3,9 +3,10 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::matmul::{record_passes, split_k, Pass};
 use super::{expect_numel, groups_for, u32_of, MATVEC_ROWS};
 use crate::error::{shape_err, Result};
-use crate::gpu::{grid, Kernel, Program, QuantOp, QuantTensor, Tensor};
+use crate::gpu::{grid, Kernel, KernelFamily, Program, QuantOp, QuantTensor, Tensor};
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -17,6 +18,9 @@ struct Params {
     beta: f32,
     meta: u32,
     v0: u32,
+    c_begin: u32,
+    c_end: u32,
+    c_slice: u32,
 }
 
 /// Checks the weight and the sizes every layout shares; returns `Params`.
@@ -33,7 +37,30 @@ fn prepare(op: &'static str, w: &QuantTensor, m: usize, alpha: f32, beta: f32) -
         ));
     }
     let meta = w.meta_offset();
-    Ok(Params { m: u32_of(op, m)?, n: u32_of(op, n)?, k: u32_of(op, k)?, alpha, beta, meta, v0: 0 })
+    let (m, n, k) = (u32_of(op, m)?, u32_of(op, n)?, u32_of(op, k)?);
+    Ok(Params { m, n, k, alpha, beta, meta, v0: 0, c_begin: 0, c_end: 0, c_slice: 0 })
+}
+
+/// The tiled family's product of `out` (M, `cols`) over a contraction of length `len`, in
+/// 64×64 tiles (`matmul_quant_tiled.wgsl`), split along the contraction or walked in spans as
+/// the f32 products are (`ops::matmul`).
+fn record_tiled(
+    prog: &mut Program,
+    op: &'static str,
+    kernel: Kernel,
+    params: Params,
+    out: &Tensor,
+    (act_slot, act): (u32, &Tensor),
+    w: &QuantTensor,
+    (m, cols, len): (usize, usize, usize),
+) -> Result<()> {
+    let split = split_k(m.div_ceil(64) * cols.div_ceil(64), m * cols, len);
+    let (gx, gy) = (u32_of(op, cols.div_ceil(64))?, u32_of(op, m.div_ceil(64))?);
+    record_passes(prog, op, out, (m, cols, len), split, params.alpha, params.beta, |prog, target, pass| {
+        let Pass { begin, end, slice, slices, alpha, beta } = pass;
+        let params = Params { alpha, beta, c_begin: begin, c_end: end, c_slice: slice, ..params };
+        prog.dispatch(kernel, &params, &[(1, target), (act_slot, act), (3, w.data())], [gx, gy, slices])
+    })
 }
 
 /// y (M, N) = alpha · x (M, K) · W (N, K)ᵀ + beta · y, with W frozen in its GGML format: the
@@ -52,6 +79,10 @@ pub fn matmul_nt_quant(
     let (n, k) = (w.rows(), w.cols());
     expect_numel(op, "y", y, m * n)?;
     expect_numel(op, "x", x, m * k)?;
+    if prog.gpu().info.kernels == KernelFamily::Tiled {
+        let kernel = Kernel::Quant(QuantOp::MatmulNtTiled, w.ty());
+        return record_tiled(prog, op, kernel, params, y, (2, x), w, (m, n, k));
+    }
     // 8×8 invocations of 8 rows × 4 columns: 32 columns of N and 64 rows of M per workgroup.
     let groups = [u32_of(op, n.div_ceil(32))?, u32_of(op, m.div_ceil(64))?, 1];
     prog.dispatch(Kernel::Quant(QuantOp::MatmulNt, w.ty()), &params, &[(1, y), (2, x), (3, w.data())], groups)
@@ -73,6 +104,10 @@ pub fn matmul_nn_quant(
     let (n, k) = (w.rows(), w.cols());
     expect_numel(op, "dx", dx, m * k)?;
     expect_numel(op, "dy", dy, m * n)?;
+    if prog.gpu().info.kernels == KernelFamily::Tiled {
+        let kernel = Kernel::Quant(QuantOp::MatmulNnTiled, w.ty());
+        return record_tiled(prog, op, kernel, params, dx, (4, dy), w, (m, k, n));
+    }
     // 8×8 invocations of 4 rows × 8 columns: 64 columns of K and 32 rows of M per workgroup.
     let groups = [u32_of(op, k.div_ceil(64))?, u32_of(op, m.div_ceil(32))?, 1];
     prog.dispatch(Kernel::Quant(QuantOp::MatmulNn, w.ty()), &params, &[(1, dx), (4, dy), (3, w.data())], groups)

@@ -21,7 +21,7 @@ pub use dora::{dora_dmag, dora_forward, dora_magnitude, dora_norm, dora_scale_dy
 pub use elementwise::{add_bias, add_inplace, dropout, swiglu_backward, swiglu_forward};
 pub use frozen::{frozen_nn, frozen_nt};
 pub use loss::{cross_entropy_backward, cross_entropy_forward, loss_sum, CE_STATS};
-pub use matmul::{matmul_nn, matmul_nt, matmul_tn, matvec_nt, K_SPAN, MATVEC_ROWS};
+pub use matmul::{matmul_nn, matmul_nt, matmul_tn, matvec_nt, split_k, K_SPAN, MATVEC_ROWS, SPLIT_K_MAX_PARTS};
 pub use matmul_quant::{gather_quant, matmul_nn_quant, matmul_nt_quant, matvec_nt_quant};
 pub use norm::{embedding_forward, rmsnorm_backward, rmsnorm_forward};
 pub use optim::{adamw, grad_norm, AdamwParams, StepParams, PARTIALS, STATS_LEN};
