@@ -7,13 +7,18 @@
 #
 # On a GPU machine it uses the release binary (WEBLORA_BIN, default target/release/weblora, built
 # beforehand: `cargo build --release -p weblora --bin weblora`) and the machine's Python with
-# torch, transformers and peft (PYTHON, default python3), at batch 4 × 256 on the SmolLM2-135M and
-# Qwen2.5-0.5B shapes. Vulkan loaders unpacked into .gl/ (*.deb) are installed first when present.
+# torch, transformers and peft (PYTHON, default python3), at batch 4 × 256 on the SmolLM2-135M,
+# Qwen2.5-0.5B and Llama-3.2-1B shapes (GPU_BENCH_CONFIGS, space-separated, names others), with
+# the projections kept as f32, f16 and Q8_0 (GPU_BENCH_QUANT, the GGML type of the last). Vulkan
+# loaders unpacked into .gl/ (*.deb) are installed first when present.
 # --local runs the same on this machine's adapter (lavapipe where there is no GPU) with small
 # settings: batch 1 × 32, one timed step, the SmolLM2-135M shape only, with the debug binary
 # when no release binary is built.
 # --matmuls measures only the FMA ceiling and the matmuls, ours and Burn's (no training, no
 # decoding, no PEFT: its baseline times matmuls only beside training).
+# WEBLORA_BASE_BIN names a baseline build (the previous main, say): it runs the same settings
+# right before ours (base-CONFIG.json), and the tables add ours over it. GPU_BENCH_PEFT=0 leaves
+# PEFT out (when its figures for these shapes are already at hand).
 # The Burn peer runs from a prebuilt binary (BURN_PEER_BIN, default
 # benchmarks/burn-peer/target/release/burn-peer, built where the registry is reachable:
 # `cd benchmarks/burn-peer && cargo build --release`), so a GPU machine without network needs no
@@ -26,6 +31,7 @@ cd "$root"
 
 local_run=0
 matmuls_only=0
+quant=()
 while [[ "${1:-}" == --* ]]; do
     case "$1" in
         --local) local_run=1 ;;
@@ -64,15 +70,18 @@ if [[ $local_run == 1 ]]; then
     shape=(--batch 1 --seq 32)
     settings=("${shape[@]}" --steps 1 --tokens 8)
 else
-    configs=(smollm2-135m qwen2.5-0.5b)
+    read -r -a configs <<<"${GPU_BENCH_CONFIGS:-smollm2-135m qwen2.5-0.5b llama-3.2-1b}"
     shape=(--batch 4 --seq 256)
     settings=("${shape[@]}" --steps 3 --tokens 48)
+    quant=(--quant "${GPU_BENCH_QUANT:-q8_0}")
 fi
 if [[ $matmuls_only == 1 ]]; then
     settings=("${shape[@]}" --steps 0 --tokens 0)
+    quant=()
 fi
+base_bin="${WEBLORA_BASE_BIN:-}"
 have_peft=1
-if [[ $matmuls_only == 1 ]]; then
+if [[ $matmuls_only == 1 || "${GPU_BENCH_PEFT:-1}" == 0 ]]; then
     have_peft=0
 elif ! "$python" -c "import torch, transformers, peft" 2>/dev/null; then
     have_peft=0
@@ -85,8 +94,13 @@ if [[ ! -x "$burn_bin" ]]; then
 fi
 
 for config in "${configs[@]}"; do
+    rm -f "$out/base-$config.json"
+    if [[ -n "$base_bin" ]]; then
+        echo "gpu-bench: $config, baseline $base_bin" >&2
+        "$base_bin" bench --json --config "$config" "${settings[@]}" "${quant[@]}" >"$out/base-$config.json"
+    fi
     echo "gpu-bench: $config, weblora" >&2
-    "$bin" bench --json --config "$config" "${settings[@]}" >"$out/weblora-$config.json"
+    "$bin" bench --json --config "$config" "${settings[@]}" "${quant[@]}" >"$out/weblora-$config.json"
     rm -f "$out/peft-$config.json" "$out/burn-$config.json"
     if [[ $have_peft == 1 ]]; then
         echo "gpu-bench: $config, PEFT" >&2
@@ -109,14 +123,16 @@ def load(name):
     return json.load(open(path)) if os.path.exists(path) else None
 for config in configs:
     ours, peft, burn = load(f"weblora-{config}.json"), load(f"peft-{config}.json"), load(f"burn-{config}.json")
+    base = load(f"base-{config}.json")
     print(f"\n{config}: {ours['device']['name']} ({ours['device']['backend']}, {ours['device']['kernels']} kernels)")
     torch_peak = f"; torch's large f32 matmul {peft['fma_peak_gflops']:.1f} GFLOP/s" if peft else ""
     print(f"FMA ceiling {ours['fma_peak_gflops']:.1f} GFLOP/s{torch_peak}")
-    print(f"{'matmul':<34} {'M×N×K':>18} {'GFLOP/s':>9} {'% peak':>7} {'torch':>9}")
+    print(f"{'matmul':<34} {'M×N×K':>18} {'GFLOP/s':>9} {'% peak':>7} {'torch':>9} {'vs base':>8}")
     for i, a in enumerate(ours["matmul"]):
         mnk = f"{a['m']}×{a['n']}×{a['k']}"
         torch = f"{peft['matmul'][i]['gflops']:>9.2f}" if peft else f"{'-':>9}"
-        print(f"{a['name']:<34} {mnk:>18} {a['gflops']:>9.2f} {a['percent_of_peak']:>6.1f}% {torch}")
+        vs = f"{a['gflops'] / base['matmul'][i]['gflops']:.2f}×" if base else "-"
+        print(f"{a['name']:<34} {mnk:>18} {a['gflops']:>9.2f} {a['percent_of_peak']:>6.1f}% {torch} {vs:>8}")
     if burn:
         d = burn["device"]
         print(f"beside Burn {burn['burn']} (wgpu {burn['wgpu']}) on {d['name']} ({d['backend']}), f32 matmul GFLOP/s")
@@ -128,16 +144,20 @@ for config in configs:
             print(f"{a['name']:<34} {mnk:>18} {a['gflops']:>9.2f} {b['gflops']:>9.2f} {a['gflops'] / b['gflops']:>9.2f}×")
     if ours["train"]:
         best = {(r["weights"], r["recompute"]): r["tokens_per_s"] for r in peft["train"]} if peft else {}
-        print(f"{'training':<28} {'tokens/s':>9} {'vs PEFT f32':>12} {'vs PEFT bf16':>13} {'GPU MB':>8}")
+        was = {(r["weights"], r["recompute"]): r["tokens_per_s"] for r in base["train"]} if base else {}
+        print(f"{'training':<28} {'tokens/s':>9} {'vs PEFT f32':>12} {'vs PEFT bf16':>13} {'vs base':>8} {'GPU MB':>8}")
         for r in ours["train"]:
             f32, bf16 = best.get(("f32", r["recompute"])), best.get(("bf16", r["recompute"]))
-            ratio = lambda base: f"{r['tokens_per_s'] / base:.2f}×" if base else "-"
+            old = was.get((r["weights"], r["recompute"]))
+            ratio = lambda other: f"{r['tokens_per_s'] / other:.2f}×" if other else "-"
             label = f"{r['weights']} recompute={r['recompute']}"
-            print(f"{label:<28} {r['tokens_per_s']:>9.1f} {ratio(f32):>12} {ratio(bf16):>13} {r['peak_gpu_bytes'] / 1e6:>8.0f}")
+            print(f"{label:<28} {r['tokens_per_s']:>9.1f} {ratio(f32):>12} {ratio(bf16):>13} {ratio(old):>8} "
+                  f"{r['peak_gpu_bytes'] / 1e6:>8.0f}")
     for r in peft["train"] if peft else []:
         label = f"PEFT {r['weights']} recompute={r['recompute']}"
         print(f"{label:<28} {r['tokens_per_s']:>9.1f}")
     if ours["decode"]:
         theirs = f"; PEFT f32 {peft['decode']['tokens_per_s']:.2f}" if peft else ""
+        theirs += f"; baseline {base['decode']['tokens_per_s']:.2f}" if base and base["decode"] else ""
         print(f"decode: {ours['decode']['tokens_per_s']:.2f} tokens/s{theirs}")
 PY

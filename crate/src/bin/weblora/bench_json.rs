@@ -79,7 +79,10 @@ pub fn run(gpu: &Gpu, opts: &JsonBench) -> Result<()> {
     }
     let i = &gpu.info;
     let report = json!({
-        "device": { "name": i.name, "backend": i.backend, "device_type": i.device_type, "kernels": i.kernels.name() },
+        "device": {
+            "name": i.name, "backend": i.backend, "device_type": i.device_type, "kernels": i.kernels.name(),
+            "shader_f16": i.shader_f16, "subgroups": i.subgroups, "max_storage_binding": i.max_storage_binding,
+        },
         "fma_peak_gflops": peak,
         "matmul": matmul,
         "train": train,
