@@ -91,9 +91,9 @@ test("the package trains through its API, stops, and resumes from its checkpoint
   assert.ok(gguf.bytes > peft.bytes / 2, `it holds the adapter (${gguf.bytes} bytes)`);
 
   // The tiled kernels (the family for GPUs) on SwiftShader give the loss of step 2 that the
-  // default family gave: that loss follows the first update, whose LoRA gradients and the
-  // adapter's products in the second forward are tiled matmuls (the demo model's projections,
-  // embedding and head use the quantized kernels both families share).
+  // default family gave: that loss follows the first update, and every product (the demo
+  // model's quantized projections, embedding and head too), the attention and the loss run the
+  // tiled family's kernels, which sum in other orders.
   await page.reload();
   await page.waitForFunction(() => window.embed);
   const tiledGpu = await page.evaluate(() => window.embed.connect({ kernels: "tiled" }));
@@ -106,8 +106,9 @@ test("the package trains through its API, stops, and resumes from its checkpoint
   assert.ok(tiled, `the tiled run reached step 2: ${JSON.stringify(tiledSteps)}`);
   const cpu = cpuLoss.get(2);
   t.diagnostic(`${JSON.stringify(gpu)}; loss of step 2: tiled kernels ${tiled.loss}, CPU kernels ${cpu} (|diff| ${Math.abs(tiled.loss - cpu)})`);
-  // Measured on SwiftShader: |diff| 2.9e-6 (4.077457 against 4.077455).
-  assert.ok(Math.abs(tiled.loss - cpu) <= 3e-5, `tiled kernels: loss ${tiled.loss}, CPU kernels ${cpu}`);
+  // Measured on SwiftShader: |diff| 1.9e-5 (4.0774717 against 4.0774527); 2.9e-6 while only
+  // the f32 matmuls were tiled.
+  assert.ok(Math.abs(tiled.loss - cpu) <= 2e-4, `tiled kernels: loss ${tiled.loss}, CPU kernels ${cpu}`);
   assert.notEqual(tiledSteps[0].loss, tiled.loss, "the first update changed the loss");
 
   for (const u of b.requests) assert.equal(new URL(u).origin, b.origin, `no request leaves the page's origin: ${u}`);
