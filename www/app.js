@@ -1,8 +1,8 @@
 // The WebLoRA page: pick a model and a dataset, train a LoRA adapter with a live loss chart, compare
 // answers with and without it, download it. All the work happens in the `weblora` package's worker;
 // the page's modules only wire the page to it: model.js, data.js, settings-form.js (built from the
-// engine's table of settings), train.js, checkpoint.js, generate.js, recover.js (after a lost
-// GPU), over page.js's shared state.
+// engine's table of settings), train.js, checkpoint.js, generate.js, library.js (the adapters
+// kept across reloads), recover.js (after a lost GPU), over page.js's shared state.
 // `window.weblora` keeps the run's events for tests.
 
 import { WebLoRA, checkWebGPU } from "/web/src/index.js";
@@ -10,6 +10,7 @@ import { chooseDataFile, onDataSettingChange } from "/data.js";
 import { $, buttonEl, canvasEl, inputEl, textareaEl } from "/dom.js";
 import { dropZone } from "/files.js";
 import { download, generate } from "/generate.js";
+import { compare, importFiles, importUrl, mix, refreshLibrary } from "/library.js";
 import { loadModel, onProgress, selectModelSource, setModelFiles } from "/model.js";
 import { hideError, hooks, messageOf, showError, showGpuLost, state, updateButtons } from "/page.js";
 import { reopenGpu } from "/recover.js";
@@ -71,6 +72,7 @@ async function openClient() {
     client.on("eval", onEval);
     client.on("error", (e) => showError(e.message, state.training ? $("train-card") : null));
     client.on("deviceLost", (e) => showGpuLost(e.message));
+    refreshLibrary().catch((e) => showError(e, $("library-card")));
     const g = client.gpu;
     setGpuStatus("ok", `WebGPU ready · ${[g?.name, g?.backend, g?.kernels && `${g.kernels} kernels`].filter(Boolean).join(" · ") || "GPU"}`);
     return client;
@@ -124,6 +126,21 @@ function bind() {
   });
   buttonEl("download-peft").addEventListener("click", () => download("peft"));
   buttonEl("download-gguf").addEventListener("click", () => download("gguf"));
+
+  buttonEl("compare").addEventListener("click", compare);
+  buttonEl("mix").addEventListener("click", mix);
+  buttonEl("import-adapter").addEventListener("click", importUrl);
+  inputEl("adapter-url").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !buttonEl("import-adapter").disabled) importUrl();
+  });
+  for (const id of ["adapter-files", "adapter-folder"]) {
+    const picker = inputEl(id);
+    picker.addEventListener("change", () => {
+      if (picker.files?.length) importFiles([...picker.files]);
+      picker.value = "";
+    });
+  }
+  dropZone($("library-drop"), importFiles, (err) => showError(err, $("library-card")));
 
   // A file dropped outside a drop zone must not navigate away from the run.
   for (const type of ["dragover", "drop"]) document.addEventListener(type, (e) => e.preventDefault());

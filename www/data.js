@@ -81,10 +81,10 @@ export function loadData() {
       }
       const summary = await client.loadData(data, settings, name);
       state.data = { key, name, summary };
-      // A new dataset ends the engine's run: the last adapter is gone.
+      // A new dataset ends the engine's run; its adapter was kept in the library when it ended.
       if (state.hasAdapter) {
         state.hasAdapter = false;
-        if (!state.training) setTrainStatus("New dataset read: train again to get an adapter.");
+        if (!state.training) setTrainStatus("New dataset read. The last run's adapter is kept in “Your adapters”; train again for a new one.");
       }
       if (token === state.dataToken) {
         renderSummary(summary);

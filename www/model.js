@@ -4,6 +4,7 @@
 import { hideCheckpoint } from "/checkpoint.js";
 import { loadData, setDataPending } from "/data.js";
 import { $, inputEl } from "/dom.js";
+import { refreshLibrary } from "/library.js";
 import { hideError, messageOf, needClient, showError, state, updateButtons } from "/page.js";
 import { fmtBytes, modelFacts } from "/render.js";
 
@@ -112,6 +113,7 @@ export async function loadModel() {
     const dl = $("model-info");
     dl.replaceChildren(...modelFacts(info));
     dl.hidden = false;
+    await refreshLibrary();
   } catch (err) {
     setModelStatus(`Failed: ${messageOf(err)}`, "bad");
     showError(err, card);

@@ -2,6 +2,7 @@
 // the error banner, the buttons' enabled states and the client.
 
 import { $, buttonEl } from "/dom.js";
+import { updateLibraryButtons } from "/library.js";
 
 /** @typedef {import("/web/src/index.js").WebLoRA} WebLoRA */
 /** @typedef {import("/web/src/index.js").ModelInfo} ModelInfo */
@@ -33,6 +34,8 @@ export const hooks = {
   client: null,
   /** How often the page opened the GPU again after losing it, counted once all is restored. */
   reopened: 0,
+  /** How often a run's adapter was kept in the library, counted once it is listed. */
+  kept: 0,
 };
 Object.assign(window, { weblora: hooks });
 
@@ -66,6 +69,11 @@ export const state = {
   runState: "idle",
   hasAdapter: false,
   generating: false,
+  /** The adapter library as the worker lists it.
+   * @type {import("/web/src/index.js").LibraryEntry[]} */
+  library: [],
+  /** A library action (keep, import, compare, mix, download, delete) is under way. */
+  libraryBusy: false,
   /** The GPU device is gone until the page opens it again. */
   gpuLost: false,
   exporting: false,
@@ -138,6 +146,7 @@ export function updateButtons() {
   buttonEl("download-peft").disabled = !canExport;
   buttonEl("download-gguf").disabled = !canExport || !state.model?.name?.toLowerCase().endsWith(".gguf");
   buttonEl("resume-checkpoint").disabled = !ready || busy;
+  updateLibraryButtons();
 }
 
 /** The client, once WebGPU and the worker are up; throws the page's explanation when they are not. */

@@ -5,6 +5,7 @@ import { drawLossChart } from "/chart.js";
 import { checkCheckpoint, hideCheckpoint } from "/checkpoint.js";
 import { ensureData } from "/data.js";
 import { $, canvasEl } from "/dom.js";
+import { keepTrained } from "/library.js";
 import { hideError, hooks, messageOf, needClient, setTrainStatus, showError, state, updateButtons } from "/page.js";
 import { fmtBytes, fmtCount, fmtDuration, fmtInt } from "/render.js";
 import { markSetting, trainSettings, writeSettings } from "/settings-form.js";
@@ -179,11 +180,13 @@ export function onStatus(s) {
       state.runState = "stopped";
       pauseClock();
       setTrainStatus(`Stopped at ${of}. The adapter keeps what it learned.`);
+      if (s.step > 0) keepTrained();
       break;
     case "done":
       state.runState = "done";
       pauseClock();
       setTrainStatus(`Done — step ${s.step} / ${s.totalSteps} in ${fmtDuration(activeSeconds())}`, "ok");
+      keepTrained();
       break;
   }
   updateButtons();

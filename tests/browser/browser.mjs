@@ -16,9 +16,12 @@ export function chromiumPath() {
   return found;
 }
 
-/** The server (with the embed test page at /embed/) and a browser; `close()` ends both. */
-export async function open() {
-  const server = await startServer({ port: 0, extra: { "/embed/": join(root, "tests", "browser", "embed") } });
+/**
+ * The server (with the embed test page at /embed/, and `extra`'s URL prefix → folder mounts) and
+ * a browser; `close()` ends both.
+ */
+export async function open({ extra = {} } = {}) {
+  const server = await startServer({ port: 0, extra: { "/embed/": join(root, "tests", "browser", "embed"), ...extra } });
   const browser = await chromium.launch({
     executablePath: chromiumPath(),
     headless: true,

@@ -164,6 +164,9 @@ test("page: load the demo model, drop data, train, generate, download; native gi
   await page.screenshot({ path: join(shots, "2-during.png"), fullPage: true });
   await page.waitForFunction(() => document.querySelector("#train-status")?.textContent.includes("Done"), null, { timeout: 1_200_000 });
   await page.screenshot({ path: join(shots, "3-after.png"), fullPage: true });
+  // The finished run's adapter is kept in the library, named after the dataset.
+  await page.waitForFunction(() => window.weblora.kept === 1, null, { timeout: 300_000 });
+  assert.equal(await page.getAttribute("#library-list li", "data-name"), "pirate8");
 
   const { steps, evals } = await page.evaluate(() => ({ steps: window.weblora.steps, evals: window.weblora.evals }));
   assert.deepEqual(steps.map((s) => s.step), [1, 2, 3]);
@@ -241,6 +244,10 @@ test("page: load the demo model, drop data, train, generate, download; native gi
   await page.click("#generate");
   await page.waitForSelector('#answer-adapter[data-done="true"]', { timeout: 900_000 });
   assert.equal(await page.textContent("#answer-adapter"), answer, "the restored adapter answers as the trained one did");
+  // The restored run is the same run: its adapter is kept under the same name, not again.
+  await page.waitForFunction(() => window.weblora.kept === 2, null, { timeout: 300_000 });
+  const kept = await page.evaluate(() => window.weblora.client.listAdapters());
+  assert.deepEqual(kept.map((a) => [a.name, a.error]), [["pirate8", null]], "one kept adapter, loaded on the model");
   await page.screenshot({ path: join(shots, "6-reopened.png"), fullPage: true });
 
   // The same run natively.

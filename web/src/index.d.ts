@@ -204,10 +204,42 @@ export interface GenerateOptions {
   topK?: number;
   topP?: number;
   seed?: number;
-  /** Use the adapter being trained. */
-  adapter?: boolean;
+  /** false (the default): the base model alone; true: the adapter being trained; a name: that
+   * adapter of the library. */
+  adapter?: boolean | string;
   /** Feed the prompt as it is, without the model's chat template. */
   raw?: boolean;
+}
+
+/** An adapter of the library, as `listAdapters` gives it. */
+export interface AdapterInfo {
+  name: string;
+  r: number;
+  alpha: number;
+  /** The adapted projections, as PEFT names them. */
+  targets: string[];
+  dora: boolean;
+  rslora: boolean;
+  parameters: number;
+  /** adapter_config.json's base_model_name_or_path. */
+  baseModel: string | null;
+}
+
+/** A kept adapter: loaded onto the base model (`error` null), or not, with why. */
+export interface LibraryEntry extends Partial<AdapterInfo> {
+  name: string;
+  /** Its PEFT files' size. */
+  bytes: number;
+  /** When it was kept (ms since 1970). */
+  added: number;
+  error: string | null;
+}
+
+/** One answer of `compare`: `adapter` null for the base model alone. */
+export interface Answer {
+  adapter: string | null;
+  text: string;
+  tokens: number;
 }
 
 export interface CheckpointInfo {
@@ -268,8 +300,8 @@ export class WebLoRA {
   on<K extends keyof Events>(type: K, listener: (data: Events[K]) => void): () => void;
   /** A `.gguf` URL, a Hugging Face repo id or `resolve/main/` URL, or local files. */
   loadModel(source: string | Blob | File[] | FileList, options?: { cache?: boolean }): Promise<ModelInfo>;
-  /** Reads a dataset with the loaded model's tokenizer. A new dataset ends the current run: its
-   * adapter is dropped (export it first), and the next `train` starts a fresh one. */
+  /** Reads a dataset with the loaded model's tokenizer. A new dataset ends the current run (keep
+   * its adapter in the library with `saveAdapter` first); the next `train` starts a fresh one. */
   loadData(data: Blob | string, settings?: DataSettings, name?: string): Promise<DataSummary>;
   /** The memory plan of a run with `settings` on the loaded model and data, before anything is
    * allocated (`weblora train --dry-run`'s). */
@@ -283,6 +315,23 @@ export class WebLoRA {
   stop(): Promise<void>;
   generate(prompt: string, options?: GenerateOptions): Promise<{ text: string; tokens: number }>;
   exportPeft(): Promise<{ "adapter_config.json": Blob; "adapter_model.safetensors": Blob }>;
+  /** Keeps the adapter being trained in the library as `name` (in place of one of that name). */
+  saveAdapter(name: string): Promise<AdapterInfo>;
+  /** Imports a PEFT adapter into the library: its folder's files (or adapter_config.json and
+   * adapter_model.safetensors), or a URL of its folder or a Hugging Face repo id. The name
+   * defaults to the folder's or repo's. */
+  loadAdapter(source: string | File[] | FileList, options?: { name?: string }): Promise<AdapterInfo>;
+  /** The library: every kept adapter, oldest first. */
+  listAdapters(): Promise<LibraryEntry[]>;
+  deleteAdapter(name: string): Promise<void>;
+  /** A kept adapter's PEFT files. */
+  adapterFiles(name: string): Promise<{ "adapter_config.json": Blob; "adapter_model.safetensors": Blob }>;
+  /** Answers `prompt` with each of `adapters` (names; null for the base alone) side by side, the
+   * base model read once; each answer equals `generate` with that adapter alone. */
+  compare(prompt: string, adapters: (string | null)[], options?: Omit<GenerateOptions, "adapter">): Promise<Answer[]>;
+  /** Mixes library adapters as PEFT's add_weighted_adapter(combination_type="cat") into a new
+   * library adapter `name`. */
+  mix(parts: { name: string; weight: number }[], name: string): Promise<AdapterInfo>;
   exportGguf(): Promise<Blob>;
   checkpointInfo(): Promise<CheckpointInfo | null>;
   clearCheckpoint(): Promise<void>;

@@ -125,9 +125,50 @@ export class WebLoRA {
     return this.#call("stop", {});
   }
 
-  /** Continues `prompt` with the base model, or with the adapter when `options.adapter` is set. */
+  /**
+   * Continues `prompt` with the base model, with the adapter being trained (`options.adapter`
+   * true), or with a library adapter (`options.adapter` its name).
+   */
   generate(prompt, options = {}) {
     return this.#call("generate", { prompt, options });
+  }
+
+  /** Keeps the adapter being trained in the library as `name`, across reloads. */
+  saveAdapter(name) {
+    return this.#call("saveAdapter", { name });
+  }
+
+  /**
+   * Imports a PEFT adapter into the library: its folder's files (or its adapter_config.json and
+   * adapter_model.safetensors), or the URL of its folder or a Hugging Face repo id.
+   */
+  loadAdapter(source, options = {}) {
+    const args = typeof source === "string" ? { url: source } : { files: Array.from(source) };
+    return this.#call("loadAdapter", { ...args, name: options.name });
+  }
+
+  /** The library: every kept adapter, oldest first, with why one did not load on this model. */
+  listAdapters() {
+    return this.#call("listAdapters", {});
+  }
+
+  deleteAdapter(name) {
+    return this.#call("deleteAdapter", { name });
+  }
+
+  /** A kept adapter's PEFT files, as Blobs. */
+  adapterFiles(name) {
+    return this.#call("adapterFiles", { name });
+  }
+
+  /** Answers `prompt` with each of `adapters` (names; null for the base) side by side. */
+  compare(prompt, adapters, options = {}) {
+    return this.#call("compare", { prompt, adapters, options });
+  }
+
+  /** Mixes library adapters (`[{ name, weight }]`) as PEFT's `cat` combination into `name`. */
+  mix(parts, name) {
+    return this.#call("mix", { parts, name });
   }
 
   /** The adapter as PEFT files: `{ "adapter_config.json": Blob, "adapter_model.safetensors": Blob }`. */

@@ -4,7 +4,9 @@
 // training runs between two steps.
 
 import init, { Engine } from "../pkg/weblora.js";
+import { PEFT_FILES, removeAdapter, storeAdapter, storedAdapters, storedFiles } from "./library.js";
 import { fetchText, openUrl, pump } from "./sources.js";
+import { readFile, topDir, writeFile } from "./store.js";
 
 const CHECKPOINT_DIR = "weblora-checkpoint";
 
@@ -15,6 +17,8 @@ let chain = Promise.resolve();
 let model = null; // { name, info }
 let dataName = null;
 const run = { active: false, paused: false, stopping: false, wake: null };
+/** Why a kept adapter did not load on the loaded model, by name. */
+let libraryErrors = new Map();
 
 /**
  * @template T
@@ -92,10 +96,7 @@ async function loadFiles(files) {
   return e.finishModel();
 }
 
-async function checkpointDir(create) {
-  const root = await navigator.storage.getDirectory();
-  return root.getDirectoryHandle(CHECKPOINT_DIR, { create });
-}
+const checkpointDir = (create) => topDir(CHECKPOINT_DIR, create);
 
 async function saveCheckpoint(meta) {
   const files = await needEngine().checkpoint();
@@ -109,31 +110,10 @@ async function saveCheckpoint(meta) {
   emit("checkpoint", { step: meta.step });
 }
 
-/** Writes a file whole or not at all: under a temporary name first, then renamed. */
-async function writeFile(dir, name, bytes) {
-  const partial = `${name}.partial`;
-  const handle = await dir.getFileHandle(partial, { create: true });
-  if (handle.createSyncAccessHandle) {
-    const access = await handle.createSyncAccessHandle();
-    access.truncate(0);
-    access.write(bytes, { at: 0 });
-    access.flush();
-    access.close();
-  } else {
-    const w = await handle.createWritable();
-    await w.write(bytes);
-    await w.close();
-  }
-  try {
-    await dir.removeEntry(name);
-  } catch {}
-  await handle.move(name);
-}
-
 async function readCheckpoint() {
   try {
     const dir = await checkpointDir(false);
-    const read = async (n) => new Uint8Array(await (await (await dir.getFileHandle(n)).getFile()).arrayBuffer());
+    const read = (n) => readFile(dir, n);
     const meta = JSON.parse(new TextDecoder().decode(await read("run.json")));
     const files = {};
     for (const n of Engine.checkpointFiles()) files[n] = await read(n);
@@ -193,6 +173,61 @@ function wake() {
   if (w) w();
 }
 
+/** Loads every kept adapter onto the loaded model; one that does not fit it is listed with why. */
+async function loadLibrary() {
+  libraryErrors = new Map();
+  if (!navigator.storage?.getDirectory) return;
+  for (const { name } of await storedAdapters()) {
+    try {
+      const files = await storedFiles(name);
+      needEngine().loadAdapter(name, new TextDecoder().decode(files["adapter_config.json"]), files["adapter_model.safetensors"]);
+    } catch (e) {
+      libraryErrors.set(name, e instanceof Error ? e.message : String(e));
+    }
+  }
+}
+
+/** The whole body of `url`. */
+async function fetchBytes(url) {
+  const src = await openUrl(url, { cache: false });
+  return new Uint8Array(await new Response(src.stream).arrayBuffer());
+}
+
+/** PEFT's two files from picked files (a folder or the two files) or a URL or Hugging Face repo id. */
+async function adapterSource({ files, url }) {
+  if (files) {
+    const byName = new Map(files.map((f) => [f.name, f]));
+    const missing = PEFT_FILES.filter((n) => !byName.has(n));
+    if (missing.length) {
+      throw new Error(`the chosen files have no ${missing.join(" nor ")}: pick a PEFT adapter folder, or its adapter_config.json and adapter_model.safetensors`);
+    }
+    const folder = files[0].webkitRelativePath?.split("/").slice(-2, -1)[0];
+    return {
+      name: folder || "imported",
+      config: await byName.get("adapter_config.json").text(),
+      safetensors: new Uint8Array(await byName.get("adapter_model.safetensors").arrayBuffer()),
+    };
+  }
+  const target = Engine.resolveModelUrl(url, self.location.href);
+  if (target.kind === "gguf") {
+    throw new Error(`${url}: a .gguf file; the library takes PEFT adapters (a folder or Hugging Face repo with adapter_config.json and adapter_model.safetensors)`);
+  }
+  const file = (n) => new URL(n, target.url).href;
+  return {
+    name: target.name.split("/").pop() || "imported",
+    config: await fetchText(file("adapter_config.json"), { cache: false }),
+    safetensors: await fetchBytes(file("adapter_model.safetensors")),
+  };
+}
+
+/** Puts PEFT files in the engine's library as `name`, then keeps them in this origin's storage. */
+async function keepAdapter(name, config, safetensors) {
+  const info = needEngine().loadAdapter(name, config, safetensors);
+  await storeAdapter(name, { "adapter_config.json": config, "adapter_model.safetensors": safetensors });
+  libraryErrors.delete(name);
+  return info;
+}
+
 function withBlobs(files) {
   const out = {};
   for (const [name, v] of Object.entries(files)) {
@@ -224,6 +259,7 @@ const ops = {
         info.name = target.name;
       }
       model = { name: info.name, info };
+      await loadLibrary();
       return info;
     });
   },
@@ -252,6 +288,47 @@ const ops = {
   },
   async generate({ prompt, options }) {
     return exclusive(() => needEngine().generate(prompt, options));
+  },
+  async saveAdapter({ name }) {
+    return exclusive(async () => {
+      const files = await needEngine().exportPeft();
+      return keepAdapter(name, files["adapter_config.json"], files["adapter_model.safetensors"]);
+    });
+  },
+  async loadAdapter({ files, url, name }) {
+    if (!model) throw new Error("load a model first: an adapter is loaded onto its base model");
+    const src = await adapterSource({ files, url });
+    return exclusive(() => keepAdapter(name || src.name, src.config, src.safetensors));
+  },
+  async listAdapters() {
+    const loaded = new Map((engine ? engine.listAdapters() : []).map((a) => [a.name, a]));
+    return (await storedAdapters()).map((s) => ({
+      ...(loaded.get(s.name) ?? { name: s.name }),
+      bytes: s.bytes,
+      added: s.added,
+      error: loaded.has(s.name) ? null : (libraryErrors.get(s.name) ?? "not loaded: load a model first"),
+    }));
+  },
+  async deleteAdapter({ name }) {
+    return exclusive(async () => {
+      engine?.deleteAdapter(name);
+      libraryErrors.delete(name);
+      await removeAdapter(name);
+    });
+  },
+  async adapterFiles({ name }) {
+    return withBlobs(await storedFiles(name));
+  },
+  async compare({ prompt, adapters, options }) {
+    return exclusive(() => needEngine().compare(prompt, adapters, options));
+  },
+  async mix({ parts, name }) {
+    return exclusive(async () => {
+      const { adapter, files } = await needEngine().mix(parts, name);
+      await storeAdapter(name, files);
+      libraryErrors.delete(name);
+      return adapter;
+    });
   },
   async exportPeft() {
     return withBlobs(await exclusive(() => needEngine().exportPeft()));

@@ -181,18 +181,26 @@ pub fn read_host_adapter(dir: &std::path::Path) -> Result<HostAdapter> {
     )
 }
 
+impl HostAdapter {
+    /// The adapter as PEFT's two files: adapter_config.json's text and adapter_model.safetensors'
+    /// bytes. Refuses an adapter whose values are not all finite.
+    pub fn peft_files(&self) -> Result<(String, Vec<u8>)> {
+        let tensors = self.tensors();
+        for (key, _, values) in &tensors {
+            check_finite(key, values)?;
+        }
+        let bytes = super::peft::safetensors_bytes(&tensors)?;
+        let base = self.base_model.as_deref().unwrap_or_default();
+        let config = super::peft::adapter_config_json(&self.config, base);
+        Ok((serde_json::to_string_pretty(&config).unwrap_or_default(), bytes))
+    }
+}
+
 /// Writes `adapter` as a PEFT folder, each file whole or not at all.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn write_host_adapter(adapter: &HostAdapter, dir: &std::path::Path) -> Result<()> {
-    let tensors = adapter.tensors();
-    for (key, _, values) in &tensors {
-        check_finite(key, values)?;
-    }
-    let bytes = super::peft::safetensors_bytes(&tensors)?;
+    let (config, bytes) = adapter.peft_files()?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let base = adapter.base_model.as_deref().unwrap_or_default();
-    let config = super::peft::adapter_config_json(&adapter.config, base);
-    let config = serde_json::to_string_pretty(&config).unwrap_or_default();
     crate::io::atomic::write_file(&dir.join("adapter_config.json"), config.as_bytes())?;
     crate::io::atomic::write_file(&dir.join("adapter_model.safetensors"), &bytes)
 }

@@ -123,7 +123,10 @@ impl Lora {
         if let Some(k) = tensors.keys().find(|k| !expected.contains(*k)) {
             return Err(Error::Lora(format!("{file}: unexpected tensor {k}")));
         }
-        self.load(gpu, |k| tensors.get(k).cloned()).map_err(|e| Error::Lora(format!("{file}: {e}")))
+        self.load(gpu, |k| tensors.get(k).cloned()).map_err(|e| match e {
+            Error::Lora(detail) => Error::Lora(format!("{file}: {detail}")),
+            other => other,
+        })
     }
 }
 
@@ -152,11 +155,23 @@ pub fn read_peft_folder(
 ) -> Result<Lora> {
     let path = |n: &str| dir.join(n);
     let read = |n: &str| std::fs::read(path(n)).map_err(|e| Error::io(path(n), e));
-    let cfg_file = path("adapter_config.json").display().to_string();
-    let config = parse_adapter_config(&String::from_utf8_lossy(&read("adapter_config.json")?), &cfg_file)?;
-    let st_file = path("adapter_model.safetensors").display().to_string();
-    let tensors = parse_adapter_tensors(&read("adapter_model.safetensors")?, &st_file)?;
+    let files =
+        [path("adapter_config.json").display().to_string(), path("adapter_model.safetensors").display().to_string()];
+    let config = String::from_utf8_lossy(&read("adapter_config.json")?).into_owned();
+    lora_from_peft_files(gpu, model, (&config, &files[0]), (&read("adapter_model.safetensors")?, &files[1]))
+}
+
+/// An adapter for `model` on the GPU from PEFT's two files: adapter_config.json's text and
+/// adapter_model.safetensors' bytes, each with the name errors give it.
+pub fn lora_from_peft_files(
+    gpu: &crate::gpu::Gpu,
+    model: &crate::model::ModelConfig,
+    (config, config_file): (&str, &str),
+    (tensors, tensors_file): (&[u8], &str),
+) -> Result<Lora> {
+    let config = parse_adapter_config(config, config_file)?;
+    let tensors = parse_adapter_tensors(tensors, tensors_file)?;
     let lora = Lora::new(gpu, model, config)?;
-    lora.load_peft(gpu, &tensors, &st_file)?;
+    lora.load_peft(gpu, &tensors, tensors_file)?;
     Ok(lora)
 }

@@ -9,6 +9,8 @@
 //! across its awaits.
 #![allow(clippy::await_holding_refcell_ref)]
 
+mod adapters;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -19,16 +21,15 @@ use wasm_bindgen_futures::future_to_promise;
 
 use crate::data::{self, ChatTemplate, Prepared, TemplateSource};
 use crate::error::{Error, Result};
-use crate::generate::{chat_prompt, generate, stop_tokens, Sampling};
 use crate::gpu::{DeviceLimits, Gpu, GpuOptions, KernelChoice};
 use crate::lora::{gguf::gguf_lora_bytes, peft, Lora};
-use crate::model::decode::Decoder;
 use crate::model::load::{tokenizer_from_gguf, tokenizer_from_hf, GgufLoader, HfLoader, LoadOptions};
 use crate::model::memory::Limits;
 use crate::model::{parse_model_url, Model, ModelMemory, RemoteKind};
 use crate::tokenizer::Tokenizer;
 use crate::train::settings::camel;
 use crate::train::{Checkpoint, DataSettings, Fingerprint, Run, RunMeta, TrainSettings};
+use adapters::{AdapterChoice, Stored};
 
 /// A model on its way in (one at a time, so the variants' sizes do not matter).
 #[allow(clippy::large_enum_variant)]
@@ -53,6 +54,8 @@ struct State {
     /// The dataset, the settings it was read with, and its file's fingerprint.
     data: Option<(Prepared, DataSettings, Fingerprint)>,
     run: Option<(Run, Lora)>,
+    /// The adapter library for the loaded base, apart from the run (see [`adapters`]).
+    adapters: Vec<Stored>,
 }
 
 impl State {
@@ -90,6 +93,14 @@ fn from_js<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<T
     serde_wasm_bindgen::from_value(value).map_err(|e| Error::Input(format!("{what}: {e}")))
 }
 
+/// A JavaScript array as a list of `T`; nothing given is an empty list.
+fn from_js_list<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<Vec<T>> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(Vec::new());
+    }
+    serde_wasm_bindgen::from_value(value).map_err(|e| Error::Input(format!("{what}: {e}")))
+}
+
 #[derive(Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 struct GenerateSettings {
@@ -98,8 +109,9 @@ struct GenerateSettings {
     top_k: usize,
     top_p: f32,
     seed: u64,
-    /// Use the adapter being trained.
-    adapter: bool,
+    /// `false`: the base alone; `true`: the adapter being trained; a name: that adapter of the
+    /// library.
+    adapter: AdapterChoice,
     /// Feed the prompt as it is, without the chat template.
     raw: bool,
 }
@@ -112,7 +124,7 @@ impl Default for GenerateSettings {
             top_k: 0,
             top_p: 1.0,
             seed: 0,
-            adapter: false,
+            adapter: AdapterChoice::default(),
             raw: false,
         }
     }
@@ -220,7 +232,7 @@ impl Engine {
             .into();
             e
         })?;
-        let state = State { gpu, loading: None, base: None, data: None, run: None };
+        let state = State { gpu, loading: None, base: None, data: None, run: None, adapters: Vec::new() };
         Ok(Engine { state: Rc::new(RefCell::new(state)) })
     }
 
@@ -254,6 +266,7 @@ impl Engine {
         self.with(|st| {
             st.run = None;
             st.base = None;
+            st.adapters.clear();
             st.loading = Some(Loading::Gguf(GgufLoader::new(name, total.map(|t| t as u64))));
             Ok(())
         })
@@ -275,6 +288,7 @@ impl Engine {
         self.with(|st| {
             st.run = None;
             st.base = None;
+            st.adapters.clear();
             let (tokenizer, mut template) = tokenizer_from_hf(
                 &format!("{name}/tokenizer.json"),
                 tokenizer_json,
@@ -460,32 +474,16 @@ impl Engine {
         })
     }
 
-    /// Continues `prompt` with the base model, or with the adapter being trained; resolves to
-    /// `{text, tokens}`.
+    /// Continues `prompt` with the base model, the adapter being trained, or a library adapter
+    /// (`settings.adapter`: false, true or a name); resolves to `{text, tokens}`.
     pub fn generate(&self, prompt: String, settings: JsValue) -> Promise {
         self.spawn(|state| async move {
             let s: GenerateSettings = from_js(settings, "generation settings")?;
             let st = busy(&state)?;
-            let base = st.base()?;
-            let lora = match (s.adapter, &st.run) {
-                (false, _) => None,
-                (true, Some((_, lora))) => Some(lora),
-                (true, None) => return Err(Error::State("there is no adapter yet: start training first".into())),
-            };
-            let template = if s.raw { None } else { base.template.as_ref() };
-            let ids = chat_prompt(&base.tokenizer, template, &prompt)?;
-            let decoder = Decoder::new(&st.gpu, &base.model, lora, ids.len() + s.max_new_tokens)?;
-            let sampling = Sampling {
-                max_new_tokens: s.max_new_tokens,
-                temperature: s.temperature,
-                top_k: s.top_k,
-                top_p: s.top_p,
-                seed: s.seed,
-                stop: stop_tokens(&base.tokenizer),
-            };
-            let out = generate(&decoder, &ids, &sampling).await?;
-            let text = base.tokenizer.decode(&out, true).map_err(|e| Error::Tokenizer(e.to_string()))?;
-            serialize(&serde_json::json!({ "text": text, "tokens": out.len() }))
+            let lora = st.chosen(&s.adapter)?;
+            let answers = adapters::answers(&st.gpu, st.base()?, &[lora], &prompt, &s).await?;
+            let (text, tokens) = &answers[0];
+            serialize(&serde_json::json!({ "text": text, "tokens": tokens }))
         })
     }
 
