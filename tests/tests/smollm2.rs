@@ -189,28 +189,34 @@ fn gguf_lora_adapter_for_the_real_model() {
     }
 }
 
-/// An adapter written by `weblora train` (`tests/fixtures/peft_eval/adapter/`) loads in PEFT with
-/// no missing or unexpected keys, and PEFT's loss with it (expected.json, from make_fixture.py)
-/// is the engine's evaluation loss with it.
+/// Adapters written by `weblora train` (`tests/fixtures/peft_eval/`: `adapter/` LoRA,
+/// `adapter_dora/` DoRA) load in PEFT with no missing or unexpected keys, and PEFT's loss with
+/// each (expected*.json, from make_fixture.py) is the engine's evaluation loss with it.
 #[test]
-fn peft_agrees_on_the_loss_of_our_adapter() {
+fn peft_agrees_on_the_loss_of_our_adapters() {
     let g = gpu();
     let model = load::load_gguf(g, &gguf_path()).unwrap();
     let dir = weblora_tests::fixture::fixture_dir("peft_eval");
-    let lora = weblora::lora::peft::read_peft_folder(g, &model.config, &dir.join("adapter")).unwrap();
-    let expected: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
-    assert_eq!((expected["unexpected_keys"].as_u64(), expected["missing_adapter_keys"].as_u64()), (Some(0), Some(0)));
     let batches: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(reference("peft_run/batches.json")).unwrap()).unwrap();
     let rows: Vec<Vec<i64>> = serde_json::from_value(batches[0]["input_ids"].clone()).unwrap();
     let labels: Vec<Vec<i64>> = serde_json::from_value(batches[0]["labels"].clone()).unwrap();
     let t = rows[0].len();
     let batch = Batch::from_labels(rows.iter().flatten().map(|&x| x as u32).collect(), &labels.concat(), t);
-    let plan = Plan::new(g, &model, &lora, rows.len(), t, PlanOptions::default()).unwrap();
-    let loss = pollster::block_on(plan.eval_loss(&batch)).unwrap();
-    let want = expected["loss"].as_f64().unwrap() as f32;
-    assert!((loss - want).abs() <= 1e-4 * want, "engine {loss} vs PEFT {want}");
+    for (adapter, expected, dora) in [("adapter", "expected.json", false), ("adapter_dora", "expected_dora.json", true)] {
+        let lora = weblora::lora::peft::read_peft_folder(g, &model.config, &dir.join(adapter)).unwrap();
+        assert_eq!(lora.config.use_dora, dora, "{adapter}");
+        let expected: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(expected)).unwrap()).unwrap();
+        let keys = (expected["unexpected_keys"].as_u64(), expected["missing_adapter_keys"].as_u64());
+        assert_eq!(keys, (Some(0), Some(0)), "{adapter}");
+        let plan = Plan::new(g, &model, &lora, rows.len(), t, PlanOptions::default()).unwrap();
+        let loss = pollster::block_on(plan.eval_loss(&batch)).unwrap();
+        let want = expected["loss"].as_f64().unwrap() as f32;
+        println!("{adapter}: engine {loss}, PEFT {want}, relative difference {:.2e}", (loss - want).abs() / want);
+        // Measured: 6.1e-6 (LoRA) and 4.8e-6 (DoRA) relative.
+        assert!((loss - want).abs() <= 6e-5 * want, "{adapter}: engine {loss} vs PEFT {want}");
+    }
 }
 
 /// Packing keeps examples apart: `weblora eval`'s path (a [`Run`] over eval examples) gives the
