@@ -203,7 +203,8 @@ fn peft_agrees_on_the_loss_of_our_adapters() {
     let labels: Vec<Vec<i64>> = serde_json::from_value(batches[0]["labels"].clone()).unwrap();
     let t = rows[0].len();
     let batch = Batch::from_labels(rows.iter().flatten().map(|&x| x as u32).collect(), &labels.concat(), t);
-    for (adapter, expected, dora) in [("adapter", "expected.json", false), ("adapter_dora", "expected_dora.json", true)] {
+    let adapters = [("adapter", "expected.json", false), ("adapter_dora", "expected_dora.json", true)];
+    for (adapter, expected, dora) in adapters {
         let lora = weblora::lora::peft::read_peft_folder(g, &model.config, &dir.join(adapter)).unwrap();
         assert_eq!(lora.config.use_dora, dora, "{adapter}");
         let expected: serde_json::Value =

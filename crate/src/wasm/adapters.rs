@@ -75,7 +75,8 @@ impl Stored {
         let bytes = self.lora.peft_safetensors(gpu).await?;
         let config = peft::adapter_config_json(&self.lora.config, self.base_model.as_deref().unwrap_or_default());
         let config = serde_json::to_string(&config).map_err(|e| Error::Internal(e.to_string()))?;
-        HostAdapter::parse(&self.name, &config, "adapter_config.json", &bytes, "adapter_model.safetensors")
+        let files = (format!("{}/adapter_config.json", self.name), format!("{}/adapter_model.safetensors", self.name));
+        HostAdapter::parse(&self.name, &config, &files.0, &bytes, &files.1)
     }
 }
 

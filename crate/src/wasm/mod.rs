@@ -1,8 +1,9 @@
 //! The browser build's JavaScript interface: a thin, typed facade over the same library the CLI
-//! uses. One [`Engine`] holds the GPU, the base model, the data and the training run; the
-//! `weblora` npm package drives it from a Web Worker. Model bytes are pushed in chunks as they
-//! arrive from a `ReadableStream` (a `fetch` body or `Blob.stream()`), so the page never holds a
-//! whole model file. Errors become JavaScript `Error`s with the library's messages.
+//! uses. One [`Engine`] holds the GPU, the base model, the data, the training run and the adapter
+//! library ([`adapters`]); the `weblora` npm package drives it from a Web Worker. Model bytes are
+//! pushed in chunks as they arrive from a `ReadableStream` (a `fetch` body or `Blob.stream()`), so
+//! the page never holds a whole model file. Errors become JavaScript `Error`s with the library's
+//! messages.
 //!
 //! Calls must not overlap: the worker runs them one at a time (an overlapping call fails with
 //! a "busy" error rather than corrupting state). That is why an async call may hold the state
