@@ -36,6 +36,7 @@ function freeName(base) {
 /** One line on what an adapter is: rank, alpha, targets, DoRA, size; or why it did not load. */
 function describe(/** @type {import("/web/src/index.js").LibraryEntry} */ a) {
   if (a.error) return `${fmtBytes(a.bytes)} · ${a.error}`;
+  if (!a.loaded) return `${fmtBytes(a.bytes)} · loads with the model`;
   const targets = a.targets?.length === 7 ? "all linear" : (a.targets ?? []).join(", ");
   return [`r ${a.r}`, `α ${a.alpha}`, targets, a.dora && "DoRA", fmtBytes(a.bytes)].filter(Boolean).join(" · ");
 }
@@ -53,8 +54,8 @@ export async function refreshLibrary() {
       const pick = el("input", "pick");
       pick.type = "checkbox";
       pick.value = a.name;
-      pick.checked = checked.has(a.name) && !a.error;
-      pick.disabled = !!a.error;
+      pick.checked = checked.has(a.name) && a.loaded;
+      pick.disabled = !a.loaded;
       pick.addEventListener("change", updateButtons);
       const label = el("label", "library-name");
       label.append(pick, " ", el("span", null, a.name));

@@ -225,13 +225,15 @@ export interface AdapterInfo {
   baseModel: string | null;
 }
 
-/** A kept adapter: loaded onto the base model (`error` null), or not, with why. */
+/** A kept adapter: loaded onto the base model, or not (no model yet, or `error` says why). */
 export interface LibraryEntry extends Partial<AdapterInfo> {
   name: string;
   /** Its PEFT files' size. */
   bytes: number;
   /** When it was kept (ms since 1970). */
   added: number;
+  loaded: boolean;
+  /** Why it does not load onto the loaded model (another base's adapter), or null. */
   error: string | null;
 }
 

@@ -306,7 +306,8 @@ const ops = {
       ...(loaded.get(s.name) ?? { name: s.name }),
       bytes: s.bytes,
       added: s.added,
-      error: loaded.has(s.name) ? null : (libraryErrors.get(s.name) ?? "not loaded: load a model first"),
+      loaded: loaded.has(s.name),
+      error: libraryErrors.get(s.name) ?? null,
     }));
   },
   async deleteAdapter({ name }) {
