@@ -118,6 +118,15 @@ test("library: two trained, one imported, side by side, mixed, kept across a rel
   assert.match(lib.shout, /^r 4 · α \d+ · all linear · DoRA · /);
   assert.match(lib["peft-import"], /^r 4 · α 8 · (q_proj, v_proj|v_proj, q_proj) · /);
 
+  // The same adapter from its two files, as the file picker gives them: the same adapter, then deleted.
+  await page.fill("#adapter-name", "peft-files");
+  await page.setInputFiles("#adapter-files", [join(IMPORTED, "adapter_config.json"), join(IMPORTED, "adapter_model.safetensors")]);
+  await page.waitForSelector('#library-list li[data-name="peft-files"]', { timeout: 120_000 });
+  assert.equal((await listed(page))["peft-files"], lib["peft-import"]);
+  page.once("dialog", (d) => d.accept());
+  await page.click('#library-list li[data-name="peft-files"] button:has-text("Delete")');
+  await page.waitForSelector('#library-list li[data-name="peft-files"]', { state: "detached", timeout: 60_000 });
+
   // An adapter of another base (the tiny Llama's) is refused with the file and tensor named.
   const refused = await page.evaluate(
     (url) => window.weblora.client.loadAdapter(url).then(() => null, (e) => ({ kind: e.kind, message: e.message })),
