@@ -5,7 +5,8 @@
 // block; backward replaces each block of logits in place by dlogits = (softmax − onehot) ·
 // inv_count. Blocks are dispatched in vocabulary order starting at 0. Rows whose target is
 // negative (-100, as Hugging Face) are ignored: zero loss, zero gradient. Forward takes one
-// workgroup per row, backward one invocation per logit.
+// workgroup per row (its reductions are reduce.wgsl's or reduce_subgroup.wgsl's, placed before
+// this file), backward one invocation per logit.
 
 struct Params {
     rows: u32,    // rows in this chunk
@@ -31,23 +32,6 @@ const WG: u32 = 256u;   // forward: one workgroup per row
 @group(0) @binding(4) var<storage, read> step: Step;
 @group(0) @binding(5) var<storage, read_write> stats: array<f32>;    // (rows, 4): m, Σ exp(x − m), target logit, unused
 
-var<workgroup> partial: array<f32, WG>;
-
-fn workgroup_reduce(lid: u32, value: f32, is_max: bool) -> f32 {
-    partial[lid] = value;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        if (lid < stride) {
-            let other = partial[lid + stride];
-            partial[lid] = select(partial[lid] + other, max(partial[lid], other), is_max);
-        }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    workgroupBarrier();
-    return total;
-}
-
 fn is_ignored(label: i32) -> bool {
     return label < 0 || u32(label) >= p.vocab;
 }
@@ -56,8 +40,9 @@ fn is_ignored(label: i32) -> bool {
 fn cross_entropy_forward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
+    lane: Lane,
 ) {
+    let lid = lane.lid;
     let row = wid.x + wid.y * nwg.x;
     if (row >= p.rows) {
         return;
@@ -75,8 +60,8 @@ fn cross_entropy_forward(
             s += exp(x - m);
         }
     }
-    let row_m = workgroup_reduce(lid, m, true);
-    s = workgroup_reduce(lid, s * exp(m - row_m), false);
+    let row_m = workgroup_reduce(lane, m, true);
+    s = workgroup_reduce(lane, s * exp(m - row_m), false);
     m = row_m;
     if (lid == 0u) {
         let label = targets[row];

@@ -1,5 +1,6 @@
 // RMSNorm, as Llama computes it in f32: out = weight · x · rstd, rstd = 1 / sqrt(mean(x²) + eps).
-// One workgroup per row. The weight is frozen, so backward gives only the input gradient.
+// One workgroup per row. The weight is frozen, so backward gives only the input gradient. The
+// row sums are reduce.wgsl's (or reduce_subgroup.wgsl's), placed before this file.
 
 struct Params {
     N: u32,   // rows (B·T)
@@ -16,33 +17,17 @@ const WG: u32 = 64u;
 @group(0) @binding(4) var<storage, read> weight: array<f32>;       // (C)
 @group(0) @binding(5) var<storage, read> dout: array<f32>;         // backward only: (N, C)
 
-var<workgroup> partial: array<f32, WG>;
-
 fn row_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + wid.y * nwg.x;
-}
-
-// Sums `value` over the workgroup; every invocation gets the total.
-fn workgroup_sum(lid: u32, value: f32) -> f32 {
-    partial[lid] = value;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-        if (lid < stride) {
-            partial[lid] += partial[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    workgroupBarrier();
-    return total;
 }
 
 @compute @workgroup_size(WG)
 fn rmsnorm_forward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
+    lane: Lane,
 ) {
+    let lid = lane.lid;
     let row = row_index(wid, nwg);
     if (row >= p.N) {
         return;
@@ -53,7 +38,7 @@ fn rmsnorm_forward(
         let x = inp[base + i];
         ss += x * x;
     }
-    let r = inverseSqrt(workgroup_sum(lid, ss) / f32(p.C) + p.eps);
+    let r = inverseSqrt(workgroup_reduce(lane, ss, false) / f32(p.C) + p.eps);
     for (var i = lid; i < p.C; i += WG) {
         out[base + i] = weight[i] * (inp[base + i] * r);
     }
@@ -67,8 +52,9 @@ fn rmsnorm_forward(
 fn rmsnorm_backward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
+    lane: Lane,
 ) {
+    let lid = lane.lid;
     let row = row_index(wid, nwg);
     if (row >= p.N) {
         return;
@@ -79,7 +65,7 @@ fn rmsnorm_backward(
     for (var i = lid; i < p.C; i += WG) {
         acc += weight[i] * dout[base + i] * inp[base + i];
     }
-    let mean_dot = workgroup_sum(lid, acc) / f32(p.C);
+    let mean_dot = workgroup_reduce(lane, acc, false) / f32(p.C);
     for (var i = lid; i < p.C; i += WG) {
         let g = r * weight[i] * dout[base + i] - inp[base + i] * r * r * r * mean_dot;
         out[base + i] += g;

@@ -9,36 +9,40 @@ fn f32_tensor(name: &str, data: &[f32]) -> Tensor {
     Tensor::from_f32(gpu(), name, &[data.len()], data).unwrap()
 }
 
-fn step_tensor(step: StepParams) -> Tensor {
-    let t = Tensor::zeros(gpu(), "step", &[8], DType::U32).unwrap();
-    t.write_u32(gpu(), bytemuck::cast_slice(bytemuck::bytes_of(&step))).unwrap();
+fn step_tensor(g: &weblora::gpu::Gpu, step: StepParams) -> Tensor {
+    let t = Tensor::zeros(g, "step", &[8], DType::U32).unwrap();
+    t.write_u32(g, bytemuck::cast_slice(bytemuck::bytes_of(&step))).unwrap();
     t
 }
 
+/// RMSNorm in both kernel families: the tiled family's row sums use subgroup operations where the
+/// device offers them (lavapipe does), the CPU family's workgroup memory alone.
 #[test]
 fn rmsnorm_forward_and_backward() {
-    let g = gpu();
-    for &(n, c) in &[(1, 4), (3, 37), (17, 64), (5, 300)] {
-        let mut rng = Rng::new(n as u64 * 31 + c as u64);
-        let x = rng.vec(n * c, 2.0);
-        let w: Vec<f32> = rng.vec(c, 0.5).iter().map(|v| v + 1.0).collect();
-        let dy = rng.vec(n * c, 1.0);
-        let acc = rng.vec(n * c, 1.0);
-        let (tx, tw, tdy) = (f32_tensor("x", &x), f32_tensor("w", &w), f32_tensor("dy", &dy));
-        let (tx, tdy) = (tx.reshape(&[n, c]).unwrap(), tdy.reshape(&[n, c]).unwrap());
-        let out = Tensor::zeros(g, "out", &[n, c], DType::F32).unwrap();
-        let rstd = Tensor::zeros(g, "rstd", &[n], DType::F32).unwrap();
-        let dx = Tensor::from_f32(g, "dx", &[n, c], &acc).unwrap();
-        let mut prog = Program::new(g);
-        ops::rmsnorm_forward(&mut prog, &out, &rstd, &tx, &tw, n, c, 1e-5).unwrap();
-        ops::rmsnorm_backward(&mut prog, &dx, &tdy, &tx, &rstd, &tw, n, c).unwrap();
-        g.submit(&prog, None);
-        let (want, want_rstd) = cpu::rmsnorm_forward(&x, &w, n, c, 1e-5);
-        assert_close("rmsnorm out", &read(&out), &want, F32);
-        assert_close("rmsnorm rstd", &read(&rstd), &want_rstd, F32);
-        let dwant: Vec<f32> =
-            cpu::rmsnorm_backward(&dy, &x, &w, n, c, 1e-5).iter().zip(&acc).map(|(d, a)| d + a).collect();
-        assert_close("rmsnorm dinp (accumulated)", &read(&dx), &dwant, F32);
+    for family in [KernelFamily::Cpu, KernelFamily::Tiled] {
+        let g = family_gpu(family);
+        let tensor = |name: &str, data: &[f32], shape: &[usize]| Tensor::from_f32(g, name, shape, data).unwrap();
+        for &(n, c) in &[(1, 4), (3, 37), (17, 64), (5, 300)] {
+            let mut rng = Rng::new(n as u64 * 31 + c as u64);
+            let x = rng.vec(n * c, 2.0);
+            let w: Vec<f32> = rng.vec(c, 0.5).iter().map(|v| v + 1.0).collect();
+            let dy = rng.vec(n * c, 1.0);
+            let acc = rng.vec(n * c, 1.0);
+            let (tx, tw, tdy) = (tensor("x", &x, &[n, c]), tensor("w", &w, &[c]), tensor("dy", &dy, &[n, c]));
+            let out = Tensor::zeros(g, "out", &[n, c], DType::F32).unwrap();
+            let rstd = Tensor::zeros(g, "rstd", &[n], DType::F32).unwrap();
+            let dx = tensor("dx", &acc, &[n, c]);
+            let mut prog = Program::new(g);
+            ops::rmsnorm_forward(&mut prog, &out, &rstd, &tx, &tw, n, c, 1e-5).unwrap();
+            ops::rmsnorm_backward(&mut prog, &dx, &tdy, &tx, &rstd, &tw, n, c).unwrap();
+            g.submit(&prog, None);
+            let (want, want_rstd) = cpu::rmsnorm_forward(&x, &w, n, c, 1e-5);
+            assert_close(&format!("{family:?} rmsnorm out"), &read_from(g, &out), &want, F32);
+            assert_close(&format!("{family:?} rmsnorm rstd"), &read_from(g, &rstd), &want_rstd, F32);
+            let dwant: Vec<f32> =
+                cpu::rmsnorm_backward(&dy, &x, &w, n, c, 1e-5).iter().zip(&acc).map(|(d, a)| d + a).collect();
+            assert_close(&format!("{family:?} rmsnorm dinp (accumulated)"), &read_from(g, &dx), &dwant, F32);
+        }
     }
 }
 
@@ -202,7 +206,7 @@ fn dropout_keeps_the_expected_fraction_with_one_mask() {
     let n = 20000;
     let p = 0.25;
     let ones = vec![1.0f32; n];
-    let step = step_tensor(StepParams { dropout_seed: 1234, ..Default::default() });
+    let step = step_tensor(gpu(), StepParams { dropout_seed: 1234, ..Default::default() });
     let (a, b) = (Tensor::zeros(g, "a", &[n], DType::F32).unwrap(), Tensor::zeros(g, "b", &[n], DType::F32).unwrap());
     let c = Tensor::zeros(g, "c", &[n], DType::F32).unwrap();
     let mut prog = Program::new(g);
@@ -218,9 +222,16 @@ fn dropout_keeps_the_expected_fraction_with_one_mask() {
     assert!(a.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6), "kept values are scaled by 1/(1-p)");
 }
 
+/// The fused cross-entropy in both kernel families (the tiled family's row reductions use
+/// subgroup operations where offered).
 #[test]
 fn cross_entropy_loss_and_gradient_over_vocabulary_blocks() {
-    let g = gpu();
+    for family in [KernelFamily::Cpu, KernelFamily::Tiled] {
+        cross_entropy_case(family_gpu(family));
+    }
+}
+
+fn cross_entropy_case(g: &weblora::gpu::Gpu) {
     // (rows, V, block sizes): one block, then blocks of unequal sizes with the online log-sum-exp.
     let cases: &[(usize, usize, &[usize])] =
         &[(1, 5, &[5]), (9, 96, &[96]), (9, 96, &[40, 56]), (4, 1000, &[1, 998, 1]), (3, 4099, &[2048, 1024, 1027])];
@@ -242,7 +253,7 @@ fn cross_entropy_loss_and_gradient_over_vocabulary_blocks() {
         let losses = Tensor::zeros(g, "losses", &[rows], DType::F32).unwrap();
         let ce = Tensor::zeros(g, "ce stats", &[rows, ops::CE_STATS], DType::F32).unwrap();
         let stats = Tensor::zeros(g, "stats", &[ops::STATS_LEN], DType::F32).unwrap();
-        let step = step_tensor(StepParams { inv_count: inv, ..Default::default() });
+        let step = step_tensor(g, StepParams { inv_count: inv, ..Default::default() });
         let mut prog = Program::new(g);
         for (v0, tl) in &blocks {
             ops::cross_entropy_forward(&mut prog, &ce, &losses, tl, &tt, rows, *v0, v).unwrap();
@@ -253,17 +264,17 @@ fn cross_entropy_loss_and_gradient_over_vocabulary_blocks() {
         ops::loss_sum(&mut prog, &stats, &losses, &step).unwrap();
         g.submit(&prog, None);
         let (wl, wd) = cpu::cross_entropy(&logits, &targets, v, inv);
-        assert_close("ce losses", &read(&losses), &wl, F32);
+        assert_close("ce losses", &read_from(g, &losses), &wl, F32);
         let mut got = vec![0.0; rows * v];
         for (v0, tl) in &blocks {
             let vb = tl.shape()[1];
-            for (r, values) in read(tl).chunks(vb).enumerate() {
+            for (r, values) in read_from(g, tl).chunks(vb).enumerate() {
                 got[r * v + v0..][..vb].copy_from_slice(values);
             }
         }
         assert_close("ce dlogits", &got, &wd, F32);
         let mean: f32 = wl.iter().sum::<f32>() * inv;
-        assert_close("mean loss", &read(&stats)[..1], &[mean], F32);
+        assert_close("mean loss", &read_from(g, &stats)[..1], &[mean], F32);
     }
 }
 
@@ -279,12 +290,15 @@ fn grad_norm_clip_and_adamw() {
         let stats = Tensor::zeros(g, "stats", &[ops::STATS_LEN], DType::F32).unwrap();
         let partials = Tensor::zeros(g, "partials", &[ops::PARTIALS], DType::F32).unwrap();
         let (lr, b1, b2, eps, wd, t): (f32, f32, f32, f32, f32, i32) = (1e-2, 0.9, 0.999, 1e-8, 0.01, 3);
-        let step = step_tensor(StepParams {
-            lr,
-            bias_correction1: 1.0 - b1.powi(t),
-            bias_correction2_sqrt: (1.0 - b2.powi(t)).sqrt(),
-            ..Default::default()
-        });
+        let step = step_tensor(
+            gpu(),
+            StepParams {
+                lr,
+                bias_correction1: 1.0 - b1.powi(t),
+                bias_correction2_sqrt: (1.0 - b2.powi(t)).sqrt(),
+                ..Default::default()
+            },
+        );
         let hp = ops::AdamwParams { beta1: b1, beta2: b2, eps, weight_decay: wd };
         let mut prog = Program::new(g);
         ops::grad_norm(&mut prog, &stats, &partials, &tg, max_norm).unwrap();

@@ -192,11 +192,18 @@ impl Gpu {
             }
             *sink.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
         });
+        // Subgroup reductions only in the GPU-class family (a CPU implementation's subgroups are
+        // its SIMD lanes, where the workgroup-memory reductions serve as well), and not yet in
+        // browsers: their WGSL wants `enable subgroups;`, which no browser test can check here
+        // (SwiftShader offers no subgroups), so a browser keeps the reductions every GPU runs.
+        let subgroups =
+            info.subgroups && info.kernels == super::KernelFamily::Tiled && cfg!(not(target_arch = "wasm32"));
+        let kernels = KernelCache::new(subgroups);
         Ok(Gpu {
             device,
             queue,
             info: Arc::new(info),
-            kernels: Arc::new(KernelCache::default()),
+            kernels: Arc::new(kernels),
             errors,
             lost_signal: Arc::new(Mutex::new(Some(told))),
         })

@@ -27,10 +27,20 @@ enum Shader {
 }
 
 impl Shader {
-    fn source(self) -> &'static str {
+    /// The module's WGSL; with `subgroups`, the row reductions of RMSNorm and cross-entropy use
+    /// subgroup operations (`shaders/reduce_subgroup.wgsl`) instead of workgroup memory alone.
+    fn source(self, subgroups: bool) -> &'static str {
         match self {
             Shader::Embedding => include_str!("../../../shaders/embedding.wgsl"),
-            Shader::Rmsnorm => include_str!("../../../shaders/rmsnorm.wgsl"),
+            Shader::Rmsnorm if subgroups => {
+                concat!(
+                    include_str!("../../../shaders/reduce_subgroup.wgsl"),
+                    include_str!("../../../shaders/rmsnorm.wgsl")
+                )
+            }
+            Shader::Rmsnorm => {
+                concat!(include_str!("../../../shaders/reduce.wgsl"), include_str!("../../../shaders/rmsnorm.wgsl"))
+            }
             Shader::Matmul => include_str!("../../../shaders/matmul.wgsl"),
             Shader::MatmulTiled => include_str!("../../../shaders/matmul_tiled.wgsl"),
             Shader::MatmulQuant => include_str!("../../../shaders/matmul_quant.wgsl"),
@@ -48,7 +58,16 @@ impl Shader {
             ),
             Shader::Swiglu => include_str!("../../../shaders/swiglu.wgsl"),
             Shader::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
-            Shader::CrossEntropy => include_str!("../../../shaders/cross_entropy.wgsl"),
+            Shader::CrossEntropy if subgroups => concat!(
+                include_str!("../../../shaders/reduce_subgroup.wgsl"),
+                include_str!("../../../shaders/cross_entropy.wgsl")
+            ),
+            Shader::CrossEntropy => {
+                concat!(
+                    include_str!("../../../shaders/reduce.wgsl"),
+                    include_str!("../../../shaders/cross_entropy.wgsl")
+                )
+            }
             Shader::Optimizer => include_str!("../../../shaders/optimizer.wgsl"),
             Shader::Peak => include_str!("../../../shaders/peak.wgsl"),
             Shader::Dora => include_str!("../../../shaders/dora.wgsl"),
@@ -239,14 +258,21 @@ impl QuantOp {
 }
 
 /// Shader modules and pipelines, built on first use and kept for the device's life.
-#[derive(Default)]
 pub(crate) struct KernelCache {
+    /// Whether the modules use subgroup operations (see [`Shader::source`]).
+    subgroups: bool,
     modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
     /// Keyed by the kernel and the value of its [`Kernel::constant`] (0 for none).
     pipelines: Mutex<HashMap<(Kernel, u32), Arc<wgpu::ComputePipeline>>>,
 }
 
 impl KernelCache {
+    /// An empty cache whose modules use subgroup operations when `subgroups` (the device must
+    /// have the `subgroups` feature then).
+    pub(crate) fn new(subgroups: bool) -> KernelCache {
+        KernelCache { subgroups, modules: Mutex::default(), pipelines: Mutex::default() }
+    }
+
     pub(crate) fn pipeline(&self, device: &wgpu::Device, kernel: Kernel, value: u32) -> Arc<wgpu::ComputePipeline> {
         let mut pipelines = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = pipelines.get(&(kernel, value)) {
@@ -259,7 +285,7 @@ impl KernelCache {
         let module = modules.entry(shader).or_insert_with(|| {
             device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(&entry),
-                source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+                source: wgpu::ShaderSource::Wgsl(shader.source(self.subgroups).into()),
             })
         });
         let pipeline = Arc::new(device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
