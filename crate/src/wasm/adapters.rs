@@ -6,11 +6,11 @@
 //! again per adapter. Loading another base model empties the library; the package keeps its
 //! files (in the origin's private storage) and loads them again.
 
-use js_sys::{Promise, Uint8Array};
+use js_sys::Promise;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
-use super::{busy, js_err, serialize, Base, Engine, GenerateSettings, JsResult, State};
+use super::{busy, js_err, js_object, peft_files_js, serialize, Base, Engine, GenerateSettings, JsResult, State};
 use crate::error::{Error, Result};
 use crate::generate::{chat_prompt, generate, stop_tokens, Sampling};
 use crate::gpu::Gpu;
@@ -75,9 +75,15 @@ impl Stored {
         let bytes = self.lora.peft_safetensors(gpu).await?;
         let config = peft::adapter_config_json(&self.lora.config, self.base_model.as_deref().unwrap_or_default());
         let config = serde_json::to_string(&config).map_err(|e| Error::Internal(e.to_string()))?;
-        let files = (format!("{}/adapter_config.json", self.name), format!("{}/adapter_model.safetensors", self.name));
+        let files = file_names(&self.name);
         HostAdapter::parse(&self.name, &config, &files.0, &bytes, &files.1)
     }
+}
+
+/// The names an adapter's two files go by in errors: `name/adapter_config.json`,
+/// `name/adapter_model.safetensors`.
+fn file_names(name: &str) -> (String, String) {
+    (format!("{name}/adapter_config.json"), format!("{name}/adapter_model.safetensors"))
 }
 
 /// An adapter's name in the library: what a file system takes as a folder name, since the
@@ -170,7 +176,7 @@ impl Engine {
         let info = self.with(|st| {
             check_name(name)?;
             let base = st.base()?;
-            let files = (format!("{name}/adapter_config.json"), format!("{name}/adapter_model.safetensors"));
+            let files = file_names(name);
             let config = (config_json, files.0.as_str());
             let lora = peft::lora_from_peft_files(&st.gpu, &base.model.config, config, (safetensors, &files.1))?;
             let stored = Stored { name: name.to_string(), lora, base_model: peft::adapter_base_model(config_json) };
@@ -240,19 +246,11 @@ impl Engine {
             let mixed = mix_cat(&hosts.iter().map(|(h, w)| (h, *w)).collect::<Vec<_>>())?;
             let (config, bytes) = mixed.peft_files()?;
             let model = &st.base()?.model.config;
-            let files = (format!("{name}/adapter_config.json"), format!("{name}/adapter_model.safetensors"));
+            let files = file_names(&name);
             let lora = peft::lora_from_peft_files(&st.gpu, model, (&config, &files.0), (&bytes, &files.1))?;
             st.keep(Stored { name: name.clone(), lora, base_model: mixed.base_model.clone() });
             let info = serialize(&st.stored(&name)?.info())?;
-            let files = js_sys::Object::new();
-            let set = |k: &str, v: &JsValue| js_sys::Reflect::set(&files, &k.into(), v).map(|_| ());
-            set("adapter_config.json", &config.into()).map_err(|_| Error::Internal("mix".into()))?;
-            set("adapter_model.safetensors", &Uint8Array::from(bytes.as_slice()).into())
-                .map_err(|_| Error::Internal("mix".into()))?;
-            let out = js_sys::Object::new();
-            js_sys::Reflect::set(&out, &"adapter".into(), &info).map_err(|_| Error::Internal("mix".into()))?;
-            js_sys::Reflect::set(&out, &"files".into(), &files).map_err(|_| Error::Internal("mix".into()))?;
-            Ok(out.into())
+            js_object(&[("adapter", info), ("files", peft_files_js(&config, &bytes)?)])
         })
     }
 }

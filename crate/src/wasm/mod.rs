@@ -94,6 +94,25 @@ fn from_js<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<T
     serde_wasm_bindgen::from_value(value).map_err(|e| Error::Input(format!("{what}: {e}")))
 }
 
+/// A plain JavaScript object of `entries`.
+fn js_object(entries: &[(&str, JsValue)]) -> Result<JsValue> {
+    let out = js_sys::Object::new();
+    for (key, value) in entries {
+        js_sys::Reflect::set(&out, &(*key).into(), value)
+            .map_err(|_| Error::Internal(format!("could not set {key} on a JavaScript object")))?;
+    }
+    Ok(out.into())
+}
+
+/// PEFT's two files as the package hands them on: `{"adapter_config.json": string,
+/// "adapter_model.safetensors": Uint8Array}`.
+fn peft_files_js(config: &str, safetensors: &[u8]) -> Result<JsValue> {
+    js_object(&[
+        ("adapter_config.json", config.into()),
+        ("adapter_model.safetensors", Uint8Array::from(safetensors).into()),
+    ])
+}
+
 /// A JavaScript array as a list of `T`; nothing given is an empty list.
 fn from_js_list<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<Vec<T>> {
     if value.is_undefined() || value.is_null() {
@@ -499,13 +518,7 @@ impl Engine {
             let (_, lora) = st.run()?;
             let config = serde_json::to_string_pretty(&peft::adapter_config_json(&lora.config, &name))
                 .map_err(|e| Error::Internal(e.to_string()))?;
-            let bytes = lora.peft_safetensors(&gpu).await?;
-            let out = js_sys::Object::new();
-            let set = |k: &str, v: &JsValue| js_sys::Reflect::set(&out, &k.into(), v).map(|_| ());
-            set("adapter_config.json", &config.into()).map_err(|_| Error::Internal("export".into()))?;
-            set("adapter_model.safetensors", &Uint8Array::from(bytes.as_slice()).into())
-                .map_err(|_| Error::Internal("export".into()))?;
-            Ok(out.into())
+            peft_files_js(&config, &lora.peft_safetensors(&gpu).await?)
         })
     }
 
@@ -534,12 +547,12 @@ impl Engine {
             let name = st.base()?.name.clone();
             let (run, _) = st.run()?;
             let ckpt = run.checkpoint(&name).await?;
-            let out = js_sys::Object::new();
-            for (i, file) in Checkpoint::FILES.iter().enumerate() {
-                js_sys::Reflect::set(&out, &(*file).into(), &Uint8Array::from(ckpt.file(i)).into())
-                    .map_err(|_| Error::Internal("checkpoint".into()))?;
-            }
-            Ok(out.into())
+            let files: Vec<_> = Checkpoint::FILES
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (*f, Uint8Array::from(ckpt.file(i)).into()))
+                .collect();
+            js_object(&files)
         })
     }
 
