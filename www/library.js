@@ -81,10 +81,12 @@ export async function refreshLibrary() {
 }
 
 /**
- * Runs `fn` as the library's one action at a time, with errors shown in its card.
+ * Runs `fn` as the library's one action at a time, with errors shown in its card; then lists the
+ * library again, unless `changes` says the action leaves it as it was.
  * @param {() => Promise<void>} fn
+ * @param {{ changes?: boolean }} [how]
  */
-async function act(fn) {
+async function act(fn, { changes = true } = {}) {
   hideError();
   state.libraryBusy = true;
   updateButtons();
@@ -94,7 +96,8 @@ async function act(fn) {
     showError(err, $("library-card"));
   } finally {
     state.libraryBusy = false;
-    await refreshLibrary().catch(() => {});
+    if (changes) await refreshLibrary().catch(() => {});
+    else updateButtons();
   }
 }
 
@@ -178,7 +181,7 @@ export function compare() {
     } finally {
       state.generating = false;
     }
-  });
+  }, { changes: false });
 }
 
 /** Mixes the checked adapters with their weights into a new adapter. */
@@ -206,7 +209,7 @@ function downloadAdapter(name) {
     const client = await needClient();
     const files = await client.adapterFiles(name);
     for (const [file, blob] of Object.entries(files)) setTimeout(() => URL.revokeObjectURL(saveBlob(blob, file)), 60_000);
-  });
+  }, { changes: false });
 }
 
 /** @param {string} name */
