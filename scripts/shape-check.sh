@@ -11,6 +11,8 @@
 #   4. runs `weblora bench --load` (load time, peak host memory, GPU bytes, kept and as f32).
 #
 # usage: scripts/shape-check.sh [OUT_DIR] [SHAPE ...]   (default OUT_DIR: target/shapes)
+# SHAPE: qwen2.5-0.5b and llama-3.2-1b by default; qwen2.5-7b-2-layers (two of Qwen2.5-7B's
+# layers, whose MLP projections are stored in parts of their output rows) when named.
 # Takes a while on a software GPU: the 1B model's update is about 0.5 TFLOP.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -1,10 +1,16 @@
-// Small element-wise kernels: residual and bias adds, and dropout.
+// Small element-wise kernels: residual and bias adds, dropout, and a block of columns copied
+// between two row-major matrices.
 
 struct Params {
-    n: u32,       // elements of out
-    width: u32,   // add_bias: row width (bias length)
+    n: u32,       // elements of out (copy_columns: elements copied)
+    width: u32,   // add_bias: row width (bias length); copy_columns: columns copied
     p_drop: f32,  // dropout probability
     stream: u32,  // dropout: which module's mask (mixed with the step's seed)
+    beta: f32,        // copy_columns: out = inp + beta · out (0: out is not read)
+    src_width: u32,   // copy_columns: inp's row length and first column copied
+    src_col: u32,
+    dst_width: u32,   // copy_columns: out's row length and first column written
+    dst_col: u32,
 }
 
 struct Step {
@@ -39,6 +45,26 @@ fn add_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     let i = index(gid, nwg);
     if (i < p.n) {
         out[i] += inp[i % p.width];
+    }
+}
+
+// out (rows, dst_width)[:, dst_col..+width] = inp (rows, src_width)[:, src_col..+width] + beta · out
+// there: a product over one part of a weight split by output rows moved into its columns of the
+// whole product, or the columns of a gradient that belong to one part gathered for its product.
+@compute @workgroup_size(64)
+fn copy_columns(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(gid, nwg);
+    if (i >= p.n) {
+        return;
+    }
+    let row = i / p.width;
+    let col = i % p.width;
+    let o = row * p.dst_width + p.dst_col + col;
+    let v = inp[row * p.src_width + p.src_col + col];
+    if (p.beta == 0.0) {
+        out[o] = v;
+    } else {
+        out[o] = v + p.beta * out[o];
     }
 }
 

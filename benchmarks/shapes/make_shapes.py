@@ -2,7 +2,7 @@
 loss on them.
 
 For each shape (Qwen2.5-0.5B, Llama-3.2-1B: their config.json values, vocabulary and tied
-embeddings included) this makes a folder with float16 safetensors as transformers saves them
+embeddings included; two of Qwen2.5-7B's layers with its untied vocabulary) this makes a folder with float16 safetensors as transformers saves them
 (weights drawn by transformers' own initialisation from seed 0) and the SmolLM2-135M-Instruct
 tokenizer from the test GGUF (its 49152 ids fit both vocabularies), then records in
 expected.json the loss transformers computes in float32 on sample.txt, tokenized as
@@ -57,6 +57,22 @@ SHAPES = {
         },
         vocab_size=128256,
         tie_word_embeddings=True,
+        bos_token_id=1,
+        eos_token_id=2,
+    ),
+    # Qwen2.5-7B's layers (two of its 28) and untied vocabulary: its float16 MLP projections
+    # (135.8 MB each) are over WebGPU's 128 MiB binding, so they are stored in parts.
+    "qwen2.5-7b-2-layers": lambda: Qwen2Config(
+        hidden_size=3584,
+        intermediate_size=18944,
+        num_hidden_layers=2,
+        num_attention_heads=28,
+        num_key_value_heads=4,
+        max_position_embeddings=32768,
+        rms_norm_eps=1e-6,
+        rope_theta=1000000.0,
+        vocab_size=152064,
+        tie_word_embeddings=False,
         bos_token_id=1,
         eos_token_id=2,
     ),

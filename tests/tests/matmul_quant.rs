@@ -1,8 +1,9 @@
 //! Matmuls with a frozen weight kept in its GGML format (f16, bf16, Q8_0, Q4_0, Q4_1, Q4_K,
 //! Q6_K), forward (x·Wᵀ), its mat-vec for decoding (M ≤ 4) and input gradient (dy·W), against the
 //! CPU matmul over `io::ggml`'s dequantization of the same bytes; the embedding gather from
-//! vocabulary parts of each type; the dequantized values themselves, exactly; the memory the
-//! weights take on the GPU; and the errors of bad shapes.
+//! vocabulary parts of each type; products over a weight split by output rows; the dequantized
+//! values themselves, exactly; the memory the weights take on the GPU; and the errors of bad
+//! shapes.
 
 use half::{bf16, f16};
 use weblora::gpu::KernelFamily;
@@ -340,5 +341,62 @@ fn row_sums_of_squares_match_the_cpu() {
         let want: Vec<f32> =
             wf.chunks(k).map(|row| row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() as f32).collect();
         assert_close(&format!("row_sumsq {}", ty.name()), &read(&out), &want, F32);
+    }
+}
+
+/// A projection split by output rows (`Weight::Split`, parts of 64 rows: 64, 64, 24): the
+/// forward and its mat-vec, each part's product moved into its columns of y, the input gradient
+/// summed over the parts' columns of dy, and ‖W‖² per row, in both kernel families, for an f32,
+/// a 16-bit and a quantized weight, against the CPU over the whole weight.
+#[test]
+fn products_over_a_weight_split_by_rows_match_the_cpu() {
+    use weblora::gpu::Weight;
+    let (n, k) = (152, 96);
+    for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0] {
+        for family in FAMILIES {
+            let g = family_gpu(family);
+            let mut rng = Rng::new(ty.id() as u64 + 29);
+            let split = SplitTensor::zeros_in_parts_as(g, "w", ty, n, k, 64).unwrap();
+            let wf = if ty == GgmlType::F32 {
+                let wf = rng.vec(n * k, 1.0);
+                split.write_f32_at(g, 0, &wf).unwrap();
+                wf
+            } else {
+                let bytes = random_ggml(&mut rng, ty, n, k);
+                split.write_ggml(g, "w", ty, &bytes).unwrap();
+                dequantize_to_vec("w", ty, &bytes, n * k).unwrap()
+            };
+            assert_eq!(split.num_parts(), 3);
+            let w = Weight::Split(split);
+            for (m, alpha, beta) in [(70, 1.0, 0.0), (70, -0.5, 1.0), (3, 1.0, 0.0), (3, -0.5, 1.0)] {
+                let what = format!("split {} {family:?} m={m} beta={beta}", ty.name());
+                // Forward: y (M, N) = alpha · x · Wᵀ + beta · y.
+                let (x, y0) = (rng.vec(m * k, 1.0), rng.vec(m * n, 1.0));
+                let (tx, ty_) =
+                    (Tensor::from_f32(g, "x", &[m, k], &x).unwrap(), Tensor::from_f32(g, "y", &[m, n], &y0).unwrap());
+                // Input gradient: dx (M, K) = alpha · dy · W + beta · dx.
+                let (dy, dx0) = (rng.vec(m * n, 1.0), rng.vec(m * k, 1.0));
+                let (tdy, tdx) = (
+                    Tensor::from_f32(g, "dy", &[m, n], &dy).unwrap(),
+                    Tensor::from_f32(g, "dx", &[m, k], &dx0).unwrap(),
+                );
+                let mut prog = Program::new(g);
+                ops::frozen_nt(&mut prog, &ty_, &tx, &w, m, alpha, beta).unwrap();
+                ops::frozen_nn(&mut prog, &tdx, &tdy, &w, m, alpha, beta).unwrap();
+                g.submit(&prog, None);
+                let (mut want_y, mut want_dx) = (y0, dx0);
+                cpu::matmul_nt(&mut want_y, &x, &wf, m, n, k, alpha, beta);
+                cpu::matmul_nn(&mut want_dx, &dy, &wf, m, k, n, alpha, beta);
+                assert_close(&format!("{what} x·Wᵀ"), &read_from(g, &ty_), &want_y, F32_LONG);
+                assert_close(&format!("{what} dy·W"), &read_from(g, &tdx), &want_dx, F32_LONG);
+            }
+            let out = Tensor::zeros(g, "out", &[n], DType::F32).unwrap();
+            let mut prog = Program::new(g);
+            ops::row_sumsq(&mut prog, &out, &w).unwrap();
+            g.submit(&prog, None);
+            let want: Vec<f32> =
+                wf.chunks(k).map(|row| row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() as f32).collect();
+            assert_close(&format!("split row_sumsq {} {family:?}", ty.name()), &read_from(g, &out), &want, F32);
+        }
     }
 }

@@ -54,6 +54,9 @@ pub enum DeviceLimits {
     /// Only WebGPU's defaults (128 MiB storage bindings, 256 MiB buffers, 16 KiB workgroup
     /// storage, 256 invocations per workgroup): what many phones and integrated GPUs offer.
     WebgpuDefault,
+    /// WebGPU's defaults with smaller storage bindings and buffers (bytes): a device that makes
+    /// small models split their tensors, for tests.
+    Smaller { max_storage_binding: u64, max_buffer: u64 },
 }
 
 impl DeviceLimits {
@@ -85,6 +88,14 @@ impl DeviceLimits {
         match self {
             DeviceLimits::Adapter => adapter.limits(),
             DeviceLimits::WebgpuDefault => wgpu::Limits::default(),
+            DeviceLimits::Smaller { max_storage_binding, max_buffer } => {
+                let default = wgpu::Limits::default();
+                wgpu::Limits {
+                    max_storage_buffer_binding_size: max_storage_binding.min(default.max_storage_buffer_binding_size),
+                    max_buffer_size: max_buffer.min(default.max_buffer_size),
+                    ..default
+                }
+            }
         }
     }
 }

@@ -22,6 +22,9 @@ pub struct Program {
     /// Working memory for a step between two dispatches (split-K partial products), shared by
     /// all of them: the dispatches run in order.
     scratch: Option<Tensor>,
+    /// Working memory of the same kind for a product over one part of a weight split by output
+    /// rows, apart from `scratch`, which that product's own matmul may use.
+    part_scratch: Option<Tensor>,
 }
 
 /// The most workgroups in one grid dimension (WebGPU's maxComputeWorkgroupsPerDimension).
@@ -29,12 +32,13 @@ const MAX_GROUPS: u32 = 65535;
 
 impl Program {
     pub fn new(gpu: &Gpu) -> Program {
-        Program { gpu: gpu.clone(), commands: Vec::new(), scratch: None }
+        Program { gpu: gpu.clone(), commands: Vec::new(), scratch: None, part_scratch: None }
     }
 
-    /// A program whose scratch memory starts as `scratch` (a plan's, counted in its memory plan).
-    pub fn with_scratch(gpu: &Gpu, scratch: Tensor) -> Program {
-        Program { gpu: gpu.clone(), commands: Vec::new(), scratch: Some(scratch) }
+    /// A program whose scratch memories start as `scratch` and `part_scratch` (a plan's,
+    /// counted in its memory plan).
+    pub fn with_scratch(gpu: &Gpu, scratch: Tensor, part_scratch: Option<Tensor>) -> Program {
+        Program { gpu: gpu.clone(), commands: Vec::new(), scratch: Some(scratch), part_scratch }
     }
 
     /// `numel` f32s of the program's scratch memory, for a dispatch that hands its result to
@@ -47,9 +51,19 @@ impl Program {
         self.scratch.as_ref().expect("allocated above").view(0, &[numel])
     }
 
+    /// A (rows, cols) f32 view of the program's scratch for products over a part of a split
+    /// weight ([`Program::scratch`]'s rules, in a buffer of its own).
+    pub fn part_scratch(&mut self, rows: usize, cols: usize) -> Result<Tensor> {
+        let numel = rows * cols;
+        if self.part_scratch.as_ref().is_none_or(|s| s.numel() < numel) {
+            self.part_scratch = Some(Tensor::zeros(&self.gpu, "part_scratch", &[numel.max(1)], DType::F32)?);
+        }
+        self.part_scratch.as_ref().expect("allocated above").view(0, &[rows, cols])
+    }
+
     /// The bytes of the program's scratch memory.
     pub fn scratch_bytes(&self) -> u64 {
-        self.scratch.as_ref().map_or(0, Tensor::byte_size)
+        [&self.scratch, &self.part_scratch].into_iter().flatten().map(Tensor::byte_size).sum()
     }
 
     /// The device the program records for.

@@ -1,7 +1,7 @@
 //! Split tensors: a frozen matrix (rows, cols) stored as consecutive row ranges ("parts"), each
 //! a [`Weight`] of its own (f32, or kept in a GGML format), so that no part is larger than the
 //! device's storage binding or buffer limit. The token embedding and the output head are split
-//! this way by vocabulary range.
+//! this way by vocabulary range, and a projection larger than those limits by output rows.
 
 use super::tensor::VIEW_ALIGN;
 use super::{DType, Gpu, QuantTensor, Tensor, Weight};
@@ -151,6 +151,11 @@ impl SplitTensor {
     /// The parts in row order, each with its first row.
     pub fn parts(&self) -> impl Iterator<Item = (usize, &Weight)> {
         self.parts.iter().enumerate().map(|(i, t)| (i * self.part_rows, t))
+    }
+
+    /// The rows of every part but the last.
+    pub fn part_rows(&self) -> usize {
+        self.part_rows
     }
 
     pub fn num_parts(&self) -> usize {

@@ -6,6 +6,7 @@
 use super::Lora;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Program, Tensor};
+use crate::io::GgmlType;
 use crate::model::{Model, Weight};
 use crate::ops;
 
@@ -21,13 +22,28 @@ pub fn merge_into(gpu: &Gpu, model: &Model, lora: &Lora) -> Result<()> {
     };
     for m in &lora.modules {
         let lin = super::dora::projection(model, m)?;
-        let Weight::F32(w) = &lin.weight else {
-            return Err(Error::Lora(format!(
-                "layer {} {}: the base weight is kept as {} on the GPU; merging needs the model loaded dequantized",
-                m.layer,
-                m.target.hf_name(),
-                lin.weight.ty().name()
-            )));
+        let where_ = || format!("layer {} {}", m.layer, m.target.hf_name());
+        // (first row, f32 rows) of the base weight: one, or one per part of a split weight.
+        let parts: Vec<(usize, Tensor)> = match &lin.weight {
+            Weight::F32(w) => vec![(0, w.clone())],
+            Weight::Split(s) if s.ty() == GgmlType::F32 && dora.is_none() => s
+                .parts()
+                .map(|(first, p)| p.f32().map(|t| (first, t.clone())).expect("an f32 split weight has f32 parts"))
+                .collect(),
+            Weight::Split(s) if s.ty() == GgmlType::F32 => {
+                return Err(Error::Lora(format!(
+                    "{}: the base weight is split into {} parts on this device; merging DoRA needs it whole",
+                    where_(),
+                    s.num_parts()
+                )))
+            }
+            w => {
+                return Err(Error::Lora(format!(
+                    "{}: the base weight is kept as {} on the GPU; merging needs the model loaded dequantized",
+                    where_(),
+                    w.ty().name()
+                )))
+            }
         };
         let sc = match &dora {
             Some((scratch, sc)) => {
@@ -37,10 +53,14 @@ pub fn merge_into(gpu: &Gpu, model: &Model, lora: &Lora) -> Result<()> {
             }
             None => None,
         };
-        // W (out, in) += s · B (out, Rp) · A (Rp, in)
-        ops::matmul_nn(&mut prog, w, &m.b, &m.a, m.out_features, m.in_features, rp, s, 1.0)?;
-        if let Some(sc) = sc {
-            ops::dora_scale_rows(&mut prog, w, &sc, m.out_features, m.in_features)?;
+        for (first, w) in parts {
+            // W (out, in) += s · B (out, Rp) · A (Rp, in), a part's rows of W and B at a time.
+            let rows = w.shape()[0];
+            let b = m.b.view(first * rp, &[rows, rp])?;
+            ops::matmul_nn(&mut prog, &w, &b, &m.a, rows, m.in_features, rp, s, 1.0)?;
+            if let Some(sc) = &sc {
+                ops::dora_scale_rows(&mut prog, &w, sc, m.out_features, m.in_features)?;
+            }
         }
     }
     gpu.submit(&prog, None);

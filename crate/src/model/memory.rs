@@ -95,6 +95,9 @@ pub struct WeightMemory {
     /// The output projection's parts: rows, and whether f32 (the loss head's blocks follow them).
     #[serde(skip)]
     output_parts: Vec<(usize, bool)>,
+    /// The most rows of a part of a projection split by output rows; 0 when none is split.
+    #[serde(skip)]
+    projection_part_rows: usize,
 }
 
 impl WeightMemory {
@@ -111,20 +114,35 @@ impl WeightMemory {
             ))
         };
         let mut buffers = Vec::new();
-        let mut projections = 0;
-        let split = |name: &str, buffers: &mut Vec<Buffer>| -> Result<Vec<(usize, bool)>> {
+        // A (rows, cols) tensor as the device stores it: whole, or in parts of its rows within
+        // the limits (as `SplitTensor::zeros_as` splits it); its bytes and its part rows.
+        let store = |buffers: &mut Vec<Buffer>, name: &str, rows: usize, cols: usize| -> Result<(u64, Option<usize>)> {
+            let ty = kept(name).unwrap_or(GgmlType::F32);
+            let bytes =
+                |rows| if ty == GgmlType::F32 { Ok(f32_bytes(rows * cols)) } else { quant_bytes(name, ty, rows, cols) };
+            let part_rows = SplitTensor::part_rows_for(name, ty, rows, cols, limits.max_binding())?;
+            if part_rows >= rows {
+                let b = bytes(rows)?;
+                buffers.push(Buffer { name: name.into(), bytes: b });
+                return Ok((b, None));
+            }
+            let mut total = 0;
+            for (i, start) in (0..rows).step_by(part_rows).enumerate() {
+                let b = bytes(part_rows.min(rows - start))?;
+                buffers.push(Buffer { name: format!("{name}[{i}]"), bytes: b });
+                total += b;
+            }
+            Ok((total, Some(part_rows)))
+        };
+        let parts_of = |name: &str| {
             let ty = kept(name).unwrap_or(GgmlType::F32);
             let part_rows = SplitTensor::part_rows_for(name, ty, v, c, limits.max_binding())?;
-            let mut parts = Vec::new();
-            for (i, start) in (0..v.max(1)).step_by(part_rows).enumerate() {
-                let rows = part_rows.min(v - start);
-                let bytes = if ty == GgmlType::F32 { f32_bytes(rows * c) } else { quant_bytes(name, ty, rows, c)? };
-                buffers.push(Buffer { name: format!("{name}[{i}]"), bytes });
-                parts.push((rows, ty == GgmlType::F32));
-            }
-            Ok(parts)
+            let rows = (0..v.max(1)).step_by(part_rows).map(|start| (part_rows.min(v - start), ty == GgmlType::F32));
+            Ok::<_, Error>(rows.collect::<Vec<_>>())
         };
-        let mut output_parts = split("model.embed_tokens.weight", &mut buffers)?;
+        store(&mut buffers, "model.embed_tokens.weight", v, c)?;
+        let mut output_parts = parts_of("model.embed_tokens.weight")?;
+        let (mut projections, mut projection_part_rows) = (0, 0);
         let (qkv_bias, o_bias) = (config.qkv_bias(), config.o_bias());
         for l in 0..config.num_hidden_layers {
             let p = format!("model.layers.{l}");
@@ -144,13 +162,9 @@ impl WeightMemory {
                     buffers.push(Buffer { name: format!("{p}.{norm}.weight"), bytes: f32_bytes(c) });
                 }
                 let name = format!("{p}.{name}");
-                let weight = format!("{name}.weight");
-                let bytes = match kept(&weight) {
-                    Some(ty) => quant_bytes(&weight, ty, out, inp)?,
-                    None => f32_bytes(out * inp),
-                };
+                let (bytes, part_rows) = store(&mut buffers, &format!("{name}.weight"), out, inp)?;
                 projections += bytes;
-                buffers.push(Buffer { name: weight, bytes });
+                projection_part_rows = projection_part_rows.max(part_rows.unwrap_or(0));
                 if bias {
                     buffers.push(Buffer { name: format!("{name}.bias"), bytes: f32_bytes(out) });
                 }
@@ -158,10 +172,11 @@ impl WeightMemory {
         }
         buffers.push(Buffer { name: "model.norm.weight".into(), bytes: f32_bytes(c) });
         if !config.tie_word_embeddings {
-            output_parts = split("lm_head.weight", &mut buffers)?;
+            store(&mut buffers, "lm_head.weight", v, c)?;
+            output_parts = parts_of("lm_head.weight")?;
         }
         let bytes = buffers.iter().map(|b| b.bytes).sum();
-        Ok(WeightMemory { bytes, projections, largest: largest(buffers), output_parts })
+        Ok(WeightMemory { bytes, projections, largest: largest(buffers), output_parts, projection_part_rows })
     }
 
     /// The weights of a loaded model.
@@ -169,7 +184,7 @@ impl WeightMemory {
         let mut buffers = Vec::new();
         for (name, w) in weights.named() {
             match &w {
-                Weight::Split(s) => buffers.extend(
+                Weight::Split(s) if s.num_parts() > 1 => buffers.extend(
                     s.parts()
                         .enumerate()
                         .map(|(i, (_, p))| Buffer { name: format!("{name}[{i}]"), bytes: p.gpu_bytes() }),
@@ -183,6 +198,7 @@ impl WeightMemory {
             projections: weights.projection_gpu_bytes(),
             largest: largest(buffers),
             output_parts,
+            projection_part_rows: weights.projection_part_rows(),
         }
     }
 }
@@ -218,7 +234,8 @@ pub fn activation_buffers(
     let blocks = SplitTensor::block_rows(&model.weights.output_parts, max_head_block(limits.max_binding()))?;
     let head: Vec<usize> = blocks.into_iter().map(|(_, rows)| rows).collect();
     let sizes = Sizes::new(&model.config, b, t, &lora.targets, lora.r_padded(), lora.use_dora);
-    Buffers::<()>::allocate(&record, &sizes, model.config.num_hidden_layers, recompute, &head)?;
+    let part_rows = model.weights.projection_part_rows;
+    Buffers::<()>::allocate(&record, &sizes, model.config.num_hidden_layers, recompute, &head, part_rows)?;
     Ok(list.into_inner())
 }
 

@@ -129,6 +129,9 @@ pub(super) struct Buffers<T = Tensor> {
     stats: T,           // (STATS_LEN) loss, gradient norm, clip factor
     partials: T,        // (PARTIALS)
     matmul_partials: T, // (SPLIT_K_MAX_PARTS) the programs' scratch: split-K partial products
+    /// (max(N, Rp), rows of a part) the programs' part scratch, when a projection is split by
+    /// output rows: a product over one part before it goes into its columns
+    part_products: Option<T>,
     acts: Vec<LayerActs<T>>,
     x_final: T, // (N, C)
     lnf: T,     // (N, C)
@@ -142,12 +145,24 @@ pub(super) struct Buffers<T = Tensor> {
 
 impl<T: Clone> Buffers<T> {
     /// Allocates through `z` for `sizes`: every layer's activations, or under `recompute` one
-    /// shared set plus each layer's input; `head_rows`: the rows of each block of the loss head.
-    pub fn allocate(z: &Alloc<T>, sizes: &Sizes, layers: usize, recompute: bool, head_rows: &[usize]) -> Result<Self> {
+    /// shared set plus each layer's input; `head_rows`: the rows of each block of the loss head;
+    /// `part_rows`: the most rows of a part of a projection split by output rows (0: none is).
+    pub fn allocate(
+        z: &Alloc<T>,
+        sizes: &Sizes,
+        layers: usize,
+        recompute: bool,
+        head_rows: &[usize],
+        part_rows: usize,
+    ) -> Result<Self> {
         let (n, c) = (sizes.b * sizes.t, sizes.c);
         let stats = z("stats", &[STATS_LEN])?;
         let partials = z("partials", &[PARTIALS])?;
         let matmul_partials = z("matmul_partials", &[ops::SPLIT_K_MAX_PARTS])?;
+        let part_products = match part_rows {
+            0 => None,
+            rows => Some(z("part_products", &[n.max(sizes.rp), rows])?),
+        };
         let mut acts: Vec<LayerActs<T>> = Vec::with_capacity(layers);
         for l in 0..layers {
             let x = z("x", &[n, c])?;
@@ -163,7 +178,21 @@ impl<T: Clone> Buffers<T> {
         let chunk_rows = n.min(CE_CHUNK);
         let logits = head_rows.iter().map(|&vb| z("logits_chunk", &[chunk_rows, vb])).collect::<Result<_>>()?;
         let ce_stats = z("ce_stats", &[chunk_rows, CE_STATS])?;
-        Ok(Buffers { stats, partials, matmul_partials, acts, x_final, lnf, rstdf, s, dlnf, losses, logits, ce_stats })
+        Ok(Buffers {
+            stats,
+            partials,
+            matmul_partials,
+            part_products,
+            acts,
+            x_final,
+            lnf,
+            rstdf,
+            s,
+            dlnf,
+            losses,
+            logits,
+            ce_stats,
+        })
     }
 }
 
@@ -208,7 +237,8 @@ impl Arena {
         let sizes = Sizes::new(&model.config, b, t, &lora.config.targets, lora.config.r_padded(), lora.config.use_dora);
         let head = model.weights.output().blocks(max_head_block(gpu.info.max_tensor_bytes()))?;
         let rows: Vec<usize> = head.iter().map(|(_, w)| w.shape()[0]).collect();
-        Buffers::allocate(&z, &sizes, model.config.num_hidden_layers, recompute, &rows)?;
+        let part_rows = model.weights.projection_part_rows();
+        Buffers::allocate(&z, &sizes, model.config.num_hidden_layers, recompute, &rows, part_rows)?;
         Ok(Arena { b, t, recompute, tensors: tensors.into_inner() })
     }
 
@@ -307,10 +337,24 @@ impl Plan {
         // small enough that a chunk of its logits fits one binding.
         let head = model.weights.output().blocks(max_head_block(gpu.info.max_tensor_bytes()))?;
         let rows: Vec<usize> = head.iter().map(|(_, w)| w.shape()[0]).collect();
-        let bufs = Buffers::allocate(&z, &sizes, cfg.num_hidden_layers, opts.recompute, &rows)?;
-        let Buffers { stats, partials, matmul_partials, acts, x_final, lnf, rstdf, s, dlnf, losses, logits, ce_stats } =
-            bufs;
-        let program = || Program::with_scratch(gpu, matmul_partials.clone());
+        let part_rows = model.weights.projection_part_rows();
+        let bufs = Buffers::allocate(&z, &sizes, cfg.num_hidden_layers, opts.recompute, &rows, part_rows)?;
+        let Buffers {
+            stats,
+            partials,
+            matmul_partials,
+            part_products,
+            acts,
+            x_final,
+            lnf,
+            rstdf,
+            s,
+            dlnf,
+            losses,
+            logits,
+            ce_stats,
+        } = bufs;
+        let program = || Program::with_scratch(gpu, matmul_partials.clone(), part_products.clone());
 
         let cx = Ctx {
             n,
@@ -390,6 +434,7 @@ impl Plan {
 
         let mut keep = vec![partials, matmul_partials, cos, sin, x_final, rstdf, dlnf, losses, ce_stats];
         keep.extend(logits);
+        keep.extend(part_products);
         Ok(Plan {
             gpu: gpu.clone(),
             b,

@@ -3,7 +3,8 @@
 //! of each layer, the embedding and the output head may be kept in a GGML type ([`QuantTensor`]:
 //! f16, bf16 or quantized) instead of f32; norms and biases are f32. The embedding and the
 //! output head are split by vocabulary range into parts that fit the device's limits
-//! ([`SplitTensor`]); a tied head is the embedding.
+//! ([`SplitTensor`]); a tied head is the embedding. A projection larger than those limits is
+//! split the same way, by output rows.
 
 use super::ModelConfig;
 use crate::error::{Error, Result};
@@ -72,9 +73,13 @@ fn linear(
     quant: &dyn Fn(&str) -> Option<GgmlType>,
 ) -> Result<Linear> {
     let wname = format!("{name}.weight");
-    let weight = match quant(&wname) {
-        Some(ty) => Weight::Quant(QuantTensor::zeros(gpu, &wname, ty, out, inp)?),
-        None => Weight::F32(zeros(gpu, &wname, &[out, inp])?),
+    let ty = quant(&wname).unwrap_or(GgmlType::F32);
+    // Larger than one binding or buffer: split by output rows.
+    let part_rows = SplitTensor::part_rows_for(&wname, ty, out, inp, gpu.info.max_tensor_bytes())?;
+    let weight = match ty {
+        _ if part_rows < out => Weight::Split(SplitTensor::zeros_in_parts_as(gpu, &wname, ty, out, inp, part_rows)?),
+        GgmlType::F32 => Weight::F32(zeros(gpu, &wname, &[out, inp])?),
+        _ => Weight::Quant(QuantTensor::zeros(gpu, &wname, ty, out, inp)?),
     };
     Ok(Linear {
         weight,
@@ -214,11 +219,22 @@ impl ModelWeights {
         self.named().iter().map(|(_, w)| w.gpu_bytes()).sum()
     }
 
-    /// Bytes the seven projections of every layer take on the GPU.
-    pub fn projection_gpu_bytes(&self) -> u64 {
+    fn projections(&self) -> impl Iterator<Item = &Linear> {
         let l = self.layers.iter();
         l.flat_map(|l| [&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj])
-            .map(|lin| lin.weight.gpu_bytes())
-            .sum()
+    }
+
+    /// Bytes the seven projections of every layer take on the GPU.
+    pub fn projection_gpu_bytes(&self) -> u64 {
+        self.projections().map(|lin| lin.weight.gpu_bytes()).sum()
+    }
+
+    /// The most rows of a part of a projection split by output rows; 0 when none is split.
+    pub fn projection_part_rows(&self) -> usize {
+        let parts = self.projections().filter_map(|lin| match &lin.weight {
+            Weight::Split(s) => Some(s.part_rows()),
+            _ => None,
+        });
+        parts.max().unwrap_or(0)
     }
 }

@@ -6,7 +6,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{expect_numel, groups_for, u32_of, K_SPAN};
-use crate::error::{shape_err, Result};
+use crate::error::Result;
 use crate::gpu::{grid, Kernel, Program, Tensor, Weight};
 
 #[repr(C)]
@@ -25,7 +25,7 @@ fn params(op: &'static str, m: usize, n: usize, k: usize, r: usize, s: f32, beta
 }
 
 /// out (N) = Σ_k W[n, k]² for a frozen weight W (N, K) of any storage type: f32, or kept in a
-/// GGML type (dequantized in the kernel, as the matmuls do).
+/// GGML type (dequantized in the kernel, as the matmuls do), or split by rows into parts of either.
 pub fn row_sumsq(prog: &mut Program, out: &Tensor, w: &Weight) -> Result<()> {
     let op = "row_sumsq";
     let shape = w.shape();
@@ -37,7 +37,12 @@ pub fn row_sumsq(prog: &mut Program, out: &Tensor, w: &Weight) -> Result<()> {
             prog.dispatch(Kernel::RowSumsq, &p, &[(1, out), (2, t)], grid(groups_for(n)))
         }
         Weight::Quant(q) => super::matmul_quant::row_sumsq_quant(prog, out, q),
-        Weight::Split(_) => Err(shape_err(op, "a weight split into parts")),
+        Weight::Split(w) => {
+            for (first, part) in w.parts() {
+                row_sumsq(prog, &out.view(first, &[part.shape()[0]])?, part)?;
+            }
+            Ok(())
+        }
     }
 }
 

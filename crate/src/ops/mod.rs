@@ -18,7 +18,7 @@ pub use attention::{
     attention_backward, attention_decode, attention_forward, kv_append, rope_backward, rope_forward, AttentionShape,
 };
 pub use dora::{dora_dmag, dora_forward, dora_magnitude, dora_norm, dora_scale_dy, dora_scale_rows, row_sumsq};
-pub use elementwise::{add_bias, add_inplace, dropout, swiglu_backward, swiglu_forward};
+pub use elementwise::{add_bias, add_inplace, copy_columns, dropout, swiglu_backward, swiglu_forward};
 pub use frozen::{frozen_nn, frozen_nt};
 pub use loss::{cross_entropy_backward, cross_entropy_forward, loss_sum, CE_STATS};
 pub use matmul::{matmul_nn, matmul_nt, matmul_tn, matvec_nt, split_k, K_SPAN, MATVEC_ROWS, SPLIT_K_MAX_PARTS};
