@@ -128,8 +128,8 @@ fn matvec_nt_matches_cpu() {
     }
 }
 
-/// Products whose K is longer than one dispatch walks ([`ops::K_SPAN`]): the
-/// head's input gradient reduces over a vocabulary part (~76K for Qwen2's vocabulary in two
+/// Products whose K is longer than one dispatch walks ([`ops::K_SPAN`]; the CPU family's dy·W
+/// walks spans of 2048): the head's input gradient reduces over a vocabulary part (~76K for Qwen2's vocabulary in two
 /// parts). On lavapipe one dispatch over all of such a K came back cut short (the CPU family's
 /// tn past K = 65535, the tiled family past ~58000).
 #[test]

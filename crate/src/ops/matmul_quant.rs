@@ -3,7 +3,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::matmul::{record_passes, split_k, Pass};
+use super::matmul::{record_passes, split_k, Pass, K_SPAN};
 use super::{expect_numel, groups_for, u32_of, MATVEC_ROWS};
 use crate::error::{shape_err, Result};
 use crate::gpu::{grid, Kernel, KernelFamily, Program, QuantOp, QuantTensor, Tensor};
@@ -56,7 +56,7 @@ fn record_tiled(
 ) -> Result<()> {
     let split = split_k(m.div_ceil(64) * cols.div_ceil(64), m * cols, len);
     let (gx, gy) = (u32_of(op, cols.div_ceil(64))?, u32_of(op, m.div_ceil(64))?);
-    record_passes(prog, op, out, (m, cols, len), split, params.alpha, params.beta, |prog, target, pass| {
+    record_passes(prog, op, out, (m, cols, len), split, K_SPAN, params.alpha, params.beta, |prog, target, pass| {
         let Pass { begin, end, slice, slices, alpha, beta } = pass;
         let params = Params { alpha, beta, c_begin: begin, c_end: end, c_slice: slice, ..params };
         prog.dispatch(kernel, &params, &[(1, target), (act_slot, act), (3, w.data())], [gx, gy, slices])
