@@ -4,8 +4,9 @@
 
 use std::collections::HashMap;
 
-use weblora::lora::Target;
-use weblora::model::{Batch, ModelConfig};
+use weblora::gpu::Gpu;
+use weblora::lora::{Lora, Target};
+use weblora::model::{Batch, Model, ModelConfig};
 
 use crate::cpu;
 
@@ -19,6 +20,31 @@ pub struct Adapter {
     pub r: usize,
     pub scaling: f32,
     pub modules: LoraPairs,
+}
+
+/// A model's weights read back from the GPU (f32 or split into f32 parts).
+pub fn read_weights(gpu: &Gpu, model: &Model) -> Weights {
+    let read = |(name, w): (String, weblora::gpu::Weight)| {
+        let values = pollster::block_on(w.read_f32(gpu, &name)).unwrap();
+        (name, values)
+    };
+    model.weights.named().into_iter().map(read).collect()
+}
+
+/// The adapter's A/B pairs (or their gradients) from its flat buffer, by (layer, target).
+pub fn lora_pairs(lora: &Lora, flat: &[f32]) -> LoraPairs {
+    let tensors = lora.unpack(flat);
+    lora.modules
+        .iter()
+        .zip(tensors.chunks(2))
+        .map(|(m, ab)| ((m.layer, m.target), (ab[0].2.clone(), ab[1].2.clone())))
+        .collect()
+}
+
+/// An adapter on the GPU, read back for the reference.
+pub fn read_adapter(gpu: &Gpu, lora: &Lora) -> Adapter {
+    let flat = pollster::block_on(lora.params.read_f32(gpu)).unwrap();
+    Adapter { r: lora.config.r, scaling: lora.config.scaling(), modules: lora_pairs(lora, &flat) }
 }
 
 /// What the reference computes for one batch.

@@ -6,7 +6,6 @@
 //! run across the parts; the logits, the loss and the LoRA gradients must equal the CPU reference
 //! (`cpu_model`), and DoRA's must equal the same model on a device where nothing is split.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use weblora::gpu::{DeviceLimits, Gpu, GpuOptions, KernelChoice, Weight};
@@ -15,7 +14,7 @@ use weblora::model::decode::Decoder;
 use weblora::model::memory::Limits;
 use weblora::model::{MemoryPlan, Model, ModelConfig, ModelMemory, Plan, PlanOptions, WeightMemory};
 use weblora::ops::StepParams;
-use weblora_tests::cpu_model::{self, Adapter, LoraPairs};
+use weblora_tests::cpu_model;
 use weblora_tests::tiny::{random_batch, random_lora, random_model};
 use weblora_tests::{assert_close, gpu, rel_l2, Tolerance};
 
@@ -55,16 +54,6 @@ fn config() -> ModelConfig {
 
 fn lora_config(use_dora: bool) -> LoraConfig {
     LoraConfig { r: 4, alpha: 8.0, dropout: 0.0, targets: Target::ALL.to_vec(), use_rslora: false, use_dora }
-}
-
-/// The adapter's A/B pairs (or their gradients) from its flat buffer, by (layer, target).
-fn pairs(lora: &Lora, flat: &[f32]) -> LoraPairs {
-    let tensors = lora.unpack(flat);
-    lora.modules
-        .iter()
-        .zip(tensors.chunks(2))
-        .map(|(m, ab)| ((m.layer, m.target), (ab[0].2.clone(), ab[1].2.clone())))
-        .collect()
 }
 
 /// The number of parts of each of layer 0's MLP projections.
@@ -126,23 +115,10 @@ fn lora_over_projections_in_parts_matches_the_cpu_reference_and_merges() {
     drop(plan);
 
     let got = run(g, &model, &lora, b, t);
-    let weights: HashMap<String, Vec<f32>> = model
-        .weights
-        .named()
-        .into_iter()
-        .map(|(name, w)| {
-            let values = pollster::block_on(w.read_f32(g, &name)).unwrap();
-            (name, values)
-        })
-        .collect();
-    let adapter = Adapter {
-        r: lora.config.r,
-        scaling: lora.config.scaling(),
-        modules: pairs(&lora, &pollster::block_on(lora.params.read_f32(g)).unwrap()),
-    };
+    let (weights, adapter) = (cpu_model::read_weights(g, &model), cpu_model::read_adapter(g, &lora));
     let batch = random_batch(b, t, V as u32, 1, 9);
     let want = cpu_model::forward_backward(&cfg, &weights, &adapter, &batch);
-    let grads = pairs(&lora, &got.grads);
+    let grads = cpu_model::lora_pairs(&lora, &got.grads);
     let grad_err = want.grads.iter().map(|(key, (ga, gb))| {
         let (a, b) = &grads[key];
         rel_l2(a, ga).max(rel_l2(b, gb))

@@ -4,15 +4,14 @@
 //! the cross-entropy's online log-sum-exp and the decoder run across the parts, and the logits,
 //! the loss and the LoRA gradients must equal the CPU reference (`cpu_model`).
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use weblora::gpu::{DeviceLimits, Gpu, GpuOptions, KernelChoice};
-use weblora::lora::{Lora, LoraConfig, Target};
+use weblora::lora::{LoraConfig, Target};
 use weblora::model::decode::Decoder;
 use weblora::model::{ModelConfig, Plan, PlanOptions};
 use weblora::ops::StepParams;
-use weblora_tests::cpu_model::{self, Adapter, LoraPairs};
+use weblora_tests::cpu_model;
 use weblora_tests::tiny::{random_batch, random_lora, random_model};
 use weblora_tests::{assert_close, rel_l2, Tolerance};
 
@@ -49,16 +48,6 @@ fn config(tied: bool) -> ModelConfig {
     ModelConfig::from_json(&json.to_string(), "qwen2 vocabulary config").unwrap()
 }
 
-/// The adapter's A/B pairs (or their gradients) from its flat buffer, by (layer, target).
-fn pairs(lora: &Lora, flat: &[f32]) -> LoraPairs {
-    let tensors = lora.unpack(flat);
-    lora.modules
-        .iter()
-        .zip(tensors.chunks(2))
-        .map(|(m, ab)| ((m.layer, m.target), (ab[0].2.clone(), ab[1].2.clone())))
-        .collect()
-}
-
 fn check(tied: bool) {
     let g = gpu();
     assert_eq!((g.info.max_storage_binding, g.info.max_buffer), (128 << 20, 256 << 20), "WebGPU's defaults");
@@ -77,7 +66,7 @@ fn check(tied: bool) {
         use_rslora: false,
         use_dora: false,
     };
-    let lora = random_lora(g, &cfg, lora_cfg.clone(), 5);
+    let lora = random_lora(g, &cfg, lora_cfg, 5);
     let (b, t) = (2, 5);
     let mut batch = random_batch(b, t, V as u32, 1, 9);
     // Tokens and targets on both sides of the first part boundary, and at the vocabulary's ends.
@@ -89,25 +78,13 @@ fn check(tied: bool) {
     plan.set_batch(&batch).unwrap();
     let params = StepParams { inv_count: 1.0 / batch.supervised() as f32, ..Default::default() };
     let loss = pollster::block_on(plan.step(params, true, false)).unwrap().loss;
-    let grads = pairs(&lora, &pollster::block_on(plan.state().grads.read_f32(g)).unwrap());
+    let grads = cpu_model::lora_pairs(&lora, &pollster::block_on(plan.state().grads.read_f32(g)).unwrap());
     let logits = pollster::block_on(plan.logits(&batch)).unwrap();
     let decoder = Decoder::new(g, &model, Some(&lora), t).unwrap();
     let decoded: Vec<f32> =
         (0..t).flat_map(|pos| pollster::block_on(decoder.next_logits(batch.ids[pos], pos)).unwrap()).collect();
 
-    let weights: HashMap<String, Vec<f32>> = w
-        .named()
-        .into_iter()
-        .map(|(name, wt)| {
-            let values = pollster::block_on(wt.read_f32(g, &name)).unwrap();
-            (name, values)
-        })
-        .collect();
-    let adapter = Adapter {
-        r: lora_cfg.r,
-        scaling: lora_cfg.scaling(),
-        modules: pairs(&lora, &pollster::block_on(lora.params.read_f32(g)).unwrap()),
-    };
+    let (weights, adapter) = (cpu_model::read_weights(g, &model), cpu_model::read_adapter(g, &lora));
     let want = cpu_model::forward_backward(&cfg, &weights, &adapter, &batch);
 
     let name = if tied { "tied" } else { "untied" };
