@@ -134,14 +134,13 @@ impl WeightMemory {
             }
             Ok((total, Some(part_rows)))
         };
-        let parts_of = |name: &str| {
-            let ty = kept(name).unwrap_or(GgmlType::F32);
-            let part_rows = SplitTensor::part_rows_for(name, ty, v, c, limits.max_binding())?;
-            let rows = (0..v.max(1)).step_by(part_rows).map(|start| (part_rows.min(v - start), ty == GgmlType::F32));
-            Ok::<_, Error>(rows.collect::<Vec<_>>())
+        // The output projection's parts (rows, whether f32) from its part rows (None: whole).
+        let vocab_parts = |name: &str, part_rows: Option<usize>| {
+            let (f32, part_rows) = (kept(name).is_none_or(|ty| ty == GgmlType::F32), part_rows.unwrap_or(v).max(1));
+            (0..v.max(1)).step_by(part_rows).map(|start| (part_rows.min(v - start), f32)).collect::<Vec<_>>()
         };
-        store(&mut buffers, "model.embed_tokens.weight", v, c)?;
-        let mut output_parts = parts_of("model.embed_tokens.weight")?;
+        let (_, embed_part_rows) = store(&mut buffers, "model.embed_tokens.weight", v, c)?;
+        let mut output_parts = vocab_parts("model.embed_tokens.weight", embed_part_rows);
         let (mut projections, mut projection_part_rows) = (0, 0);
         let (qkv_bias, o_bias) = (config.qkv_bias(), config.o_bias());
         for l in 0..config.num_hidden_layers {
@@ -172,8 +171,8 @@ impl WeightMemory {
         }
         buffers.push(Buffer { name: "model.norm.weight".into(), bytes: f32_bytes(c) });
         if !config.tie_word_embeddings {
-            store(&mut buffers, "lm_head.weight", v, c)?;
-            output_parts = parts_of("lm_head.weight")?;
+            let (_, head_part_rows) = store(&mut buffers, "lm_head.weight", v, c)?;
+            output_parts = vocab_parts("lm_head.weight", head_part_rows);
         }
         let bytes = buffers.iter().map(|b| b.bytes).sum();
         Ok(WeightMemory { bytes, projections, largest: largest(buffers), output_parts, projection_part_rows })
