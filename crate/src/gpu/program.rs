@@ -27,6 +27,16 @@ pub struct Program {
     part_scratch: Option<Tensor>,
 }
 
+/// A view of `shape` f32s at the start of the buffer in `slot`, which is replaced by a large
+/// enough one when it is missing or smaller.
+fn grown(gpu: &Gpu, slot: &mut Option<Tensor>, label: &str, shape: &[usize]) -> Result<Tensor> {
+    let numel: usize = shape.iter().product();
+    if slot.as_ref().is_none_or(|s| s.numel() < numel) {
+        *slot = Some(Tensor::zeros(gpu, label, &[numel.max(1)], DType::F32)?);
+    }
+    slot.as_ref().expect("allocated above").view(0, shape)
+}
+
 /// The most workgroups in one grid dimension (WebGPU's maxComputeWorkgroupsPerDimension).
 const MAX_GROUPS: u32 = 65535;
 
@@ -45,25 +55,13 @@ impl Program {
     /// the next one only. A larger request replaces the buffer; dispatches recorded earlier keep
     /// the one they bound.
     pub fn scratch(&mut self, numel: usize) -> Result<Tensor> {
-        if self.scratch.as_ref().is_none_or(|s| s.numel() < numel) {
-            self.scratch = Some(Tensor::zeros(&self.gpu, "scratch", &[numel], DType::F32)?);
-        }
-        self.scratch.as_ref().expect("allocated above").view(0, &[numel])
+        grown(&self.gpu, &mut self.scratch, "scratch", &[numel])
     }
 
     /// A (rows, cols) f32 view of the program's scratch for products over a part of a split
     /// weight ([`Program::scratch`]'s rules, in a buffer of its own).
     pub fn part_scratch(&mut self, rows: usize, cols: usize) -> Result<Tensor> {
-        let numel = rows * cols;
-        if self.part_scratch.as_ref().is_none_or(|s| s.numel() < numel) {
-            self.part_scratch = Some(Tensor::zeros(&self.gpu, "part_scratch", &[numel.max(1)], DType::F32)?);
-        }
-        self.part_scratch.as_ref().expect("allocated above").view(0, &[rows, cols])
-    }
-
-    /// The bytes of the program's scratch memory.
-    pub fn scratch_bytes(&self) -> u64 {
-        [&self.scratch, &self.part_scratch].into_iter().flatten().map(Tensor::byte_size).sum()
+        grown(&self.gpu, &mut self.part_scratch, "part_scratch", &[rows, cols])
     }
 
     /// The device the program records for.
