@@ -7,7 +7,7 @@
 
 use half::{bf16, f16};
 use weblora::gpu::KernelFamily;
-use weblora::gpu::{DType, Program, QuantTensor, SplitTensor, Tensor};
+use weblora::gpu::{DType, Gpu, Program, QuantTensor, SplitTensor, Tensor};
 use weblora::io::ggml::{dequantize_to_vec, GgmlType};
 use weblora::ops;
 use weblora_tests::{assert_close, cpu, family_gpu, gpu, read, read_from, Rng, F32, F32_LONG};
@@ -307,6 +307,17 @@ fn bad_shapes_are_errors() {
     assert!(prog.is_empty());
 }
 
+/// `ops::row_sumsq` of `w` against the CPU's sum of squares of each row of `wf` (its values,
+/// rows of `k`).
+fn check_row_sumsq(g: &Gpu, what: &str, w: &weblora::gpu::Weight, wf: &[f32], k: usize) {
+    let out = Tensor::zeros(g, "out", &[wf.len() / k], DType::F32).unwrap();
+    let mut prog = Program::new(g);
+    ops::row_sumsq(&mut prog, &out, w).unwrap();
+    g.submit(&prog, None);
+    let want: Vec<f32> = wf.chunks(k).map(|row| row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() as f32).collect();
+    assert_close(what, &read_from(g, &out), &want, F32);
+}
+
 /// DoRA's ‖W‖² per row, for a weight of every type (f32 included) against the CPU's sum over
 /// the dequantized values; 37 rows (not a workgroup multiple).
 #[test]
@@ -334,13 +345,7 @@ fn row_sums_of_squares_match_the_cpu() {
             let w = QuantTensor::from_ggml(g, "w", ty, n, k, &bytes).unwrap();
             (Weight::Quant(w), dequantize_to_vec("w", ty, &bytes, n * k).unwrap())
         };
-        let out = Tensor::zeros(g, "out", &[n], DType::F32).unwrap();
-        let mut prog = Program::new(g);
-        ops::row_sumsq(&mut prog, &out, &w).unwrap();
-        g.submit(&prog, None);
-        let want: Vec<f32> =
-            wf.chunks(k).map(|row| row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() as f32).collect();
-        assert_close(&format!("row_sumsq {}", ty.name()), &read(&out), &want, F32);
+        check_row_sumsq(g, &format!("row_sumsq {}", ty.name()), &w, &wf, k);
     }
 }
 
@@ -390,13 +395,7 @@ fn products_over_a_weight_split_by_rows_match_the_cpu() {
                 assert_close(&format!("{what} x·Wᵀ"), &read_from(g, &ty_), &want_y, F32_LONG);
                 assert_close(&format!("{what} dy·W"), &read_from(g, &tdx), &want_dx, F32_LONG);
             }
-            let out = Tensor::zeros(g, "out", &[n], DType::F32).unwrap();
-            let mut prog = Program::new(g);
-            ops::row_sumsq(&mut prog, &out, &w).unwrap();
-            g.submit(&prog, None);
-            let want: Vec<f32> =
-                wf.chunks(k).map(|row| row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() as f32).collect();
-            assert_close(&format!("split row_sumsq {} {family:?}", ty.name()), &read_from(g, &out), &want, F32);
+            check_row_sumsq(g, &format!("split row_sumsq {} {family:?}", ty.name()), &w, &wf, k);
         }
     }
 }
